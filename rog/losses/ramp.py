@@ -1,0 +1,132 @@
+"""Exact sums of the smoothed step H over score ranges, without a [P, N] matrix.
+
+The ranking losses (GAP, AP loss, RS loss) compare each positive score s_i with many other scores
+through the ramp
+
+    H(x) = clamp(x / (2 delta) + 1/2, 0, 1),    x = s_j - s_i        (delta = 0: the step 1[x >= 0]).
+
+H is piecewise linear with kinks at s_i - delta and s_i + delta. Sorting the 2P kinks of all positives
+once splits the real line into 2P + 1 buckets. Inside one bucket every H(s_n - s_i) is either 0, 1 or
+linear in s_n with a known slope, so
+
+- the sum over points of H(x_n - c_i), for every centre c_i, needs only each bucket's point count and
+  point sum (bincount), and prefix sums over buckets;
+- the sum over centres of u_i H(x_n - c_i), for every point x_n, is A_k + (x_n B_k - D_k) / (2 delta)
+  with three per-bucket constants obtained by one cumulative sweep over the sorted kinks.
+
+Both cost O(N log P + P log P) for N points and P centres. Range sums accumulate in float64: at LVIS
+scale (millions of points) float32 prefix sums cancel catastrophically.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def ramp(x: torch.Tensor, delta: float) -> torch.Tensor:
+    """H(x) elementwise (the reference definition, used on small tensors)."""
+    if delta == 0:
+        return (x >= 0).to(x.dtype)
+    return (x / (2 * delta) + 0.5).clamp(0.0, 1.0)
+
+
+def ramp_at_zero(delta: float) -> float:
+    """H(0): what a score's comparison with itself contributes (0.5, or 1 for the step)."""
+    return 1.0 if delta == 0 else 0.5
+
+
+class RampBuckets:
+    """The 2P kinks c_i -/+ delta of P centres, sorted, with every point assigned to its bucket.
+
+    centres: [P] float64.  points: [N] float64.
+    """
+
+    def __init__(self, centres: torch.Tensor, points: torch.Tensor, delta: float):
+        self.delta = float(delta)
+        self.centres = centres
+        self.points = points
+        num_centres = centres.numel()
+        kinks = torch.cat([centres - delta, centres + delta])
+        self.kinks, order = torch.sort(kinks)
+        # position of each centre's lower and upper kink in the sorted order
+        position = torch.empty_like(order)
+        position[order] = torch.arange(order.numel(), device=order.device)
+        self.lower_pos = position[:num_centres]
+        self.upper_pos = position[num_centres:]
+        self.order = order
+        # bucket k holds points with kinks[k-1] <= x < kinks[k] (k = number of kinks <= x)
+        self.point_bucket = torch.searchsorted(self.kinks, points, right=True)
+
+    def sum_over_points(self, point_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """[P] G_i = sum_n w_n H(x_n - c_i) for every centre (w = 1 when None)."""
+        num_buckets = self.kinks.numel() + 1
+        w = torch.ones_like(self.points) if point_weight is None else point_weight
+        count = torch.bincount(self.point_bucket, weights=w, minlength=num_buckets)
+        total = torch.bincount(self.point_bucket, weights=w * self.points, minlength=num_buckets)
+        # prefix[k] = sum over buckets < k
+        zero = count.new_zeros(1)
+        count_prefix = torch.cat([zero, count.cumsum(0)])
+        total_prefix = torch.cat([zero, total.cumsum(0)])
+        # points >= upper kink: buckets upper_pos+1 .. end; ramp part: buckets lower_pos+1 .. upper_pos
+        above = count_prefix[-1] - count_prefix[self.upper_pos + 1]
+        if self.delta == 0:
+            return above
+        lo, hi = self.lower_pos + 1, self.upper_pos + 1
+        ramp_count = count_prefix[hi] - count_prefix[lo]
+        ramp_total = total_prefix[hi] - total_prefix[lo]
+        lower_kink = self.centres - self.delta
+        return above + (ramp_total - lower_kink * ramp_count) / (2 * self.delta)
+
+    def sum_over_centres(self, centre_weight: torch.Tensor) -> torch.Tensor:
+        """[N] F_n = sum_i u_i H(x_n - c_i) for every point, u = centre_weight [P]."""
+        lower_kink = self.centres - self.delta
+        # events in sorted kink order: entering a ramp adds (u, u * lower) to (B, D); leaving it
+        # removes them and adds u to the saturated part A.
+        slope = torch.cat([centre_weight, -centre_weight])[self.order]
+        offset = torch.cat([centre_weight * lower_kink, -centre_weight * lower_kink])[self.order]
+        saturated = torch.cat([torch.zeros_like(centre_weight), centre_weight])[self.order]
+        zero = centre_weight.new_zeros(1)
+        per_bucket_a = torch.cat([zero, saturated.cumsum(0)])
+        k = self.point_bucket
+        if self.delta == 0:
+            return per_bucket_a[k]
+        per_bucket_b = torch.cat([zero, slope.cumsum(0)])
+        per_bucket_d = torch.cat([zero, offset.cumsum(0)])
+        return per_bucket_a[k] + (self.points * per_bucket_b[k] - per_bucket_d[k]) / (2 * self.delta)
+
+
+def grouped(scores: torch.Tensor, groups: torch.Tensor, delta: float) -> torch.Tensor:
+    """Shift each group's scores into its own interval, so that one sorted pass handles all groups.
+
+    scores: [P] float64, groups: [P] int64 >= 0. Returns [P] float64 in which any score of a higher
+    group exceeds any score of a lower group by more than delta: across groups H is exactly 0 or 1.
+    """
+    span = float(scores.max() - scores.min()) + 4 * delta + 1.0
+    return scores + groups.to(scores.dtype) * span
+
+
+class GroupedRampBuckets:
+    """Ramp sums restricted to pairs within the same group (e.g. the positives of one class).
+
+    scores: [P] float64, groups: [P] int64 >= 0; each score is both a point and a centre, so the self
+    pair is included and contributes H(0). Groups are shifted apart (`grouped`); a higher group then
+    sits wholly above a lower one, and that saturated cross-group part is subtracted with per-group
+    totals.
+    """
+
+    def __init__(self, scores: torch.Tensor, groups: torch.Tensor, delta: float):
+        shifted = grouped(scores, groups, delta)
+        self.buckets = RampBuckets(shifted, shifted, delta)
+        self.groups = groups
+        self.num_groups = int(groups.max()) + 1 if groups.numel() else 0
+
+    def sum_over_points(self) -> torch.Tensor:
+        """[P] count_i = sum_{q in group(i)} H(s_q - s_i)."""
+        size = torch.bincount(self.groups, minlength=self.num_groups).to(self.buckets.points.dtype)
+        in_higher_groups = size.flip(0).cumsum(0).flip(0) - size
+        return self.buckets.sum_over_points() - in_higher_groups[self.groups]
+
+    def sum_over_centres(self, centre_weight: torch.Tensor) -> torch.Tensor:
+        """[P] weighted_q = sum_{i in group(q)} u_i H(s_q - s_i), u = centre_weight [P]."""
+        weight = torch.bincount(self.groups, weights=centre_weight, minlength=self.num_groups)
+        in_lower_groups = weight.cumsum(0) - weight
+        return self.buckets.sum_over_centres(centre_weight) - in_lower_groups[self.groups]
