@@ -29,3 +29,43 @@ class CategoryCounts:
     def image_frequency(self) -> torch.Tensor:
         """[C] fraction of annotated training images that contain each category (EQL, GOL, RFS)."""
         return self.image_count.double() / max(self.num_images, 1)
+
+    @classmethod
+    def from_lvis(cls, dataset: dict, category_ids: list[int] | None = None) -> "CategoryCounts":
+        """Count an LVIS-format training dict {images, annotations, categories}.
+
+        category_ids: the categories in contiguous-label order (default: the dict's category ids,
+        sorted). An annotation whose category is not among them is an error.
+        """
+        if category_ids is None:
+            category_ids = sorted(int(c["id"]) for c in dataset["categories"])
+        index = {cid: i for i, cid in enumerate(category_ids)}
+        instance_count = [0] * len(category_ids)
+        images_of: list[set] = [set() for _ in category_ids]
+        annotated_images = set()
+        for ann in dataset["annotations"]:
+            cid = int(ann["category_id"])
+            if cid not in index:
+                raise ValueError(f"annotation {ann.get('id')}: category_id {cid} is not a known category")
+            instance_count[index[cid]] += 1
+            images_of[index[cid]].add(ann["image_id"])
+            annotated_images.add(ann["image_id"])
+        image_count = [len(s) for s in images_of]
+        return cls(
+            instance_count=torch.tensor(instance_count, dtype=torch.int64),
+            image_count=torch.tensor(image_count, dtype=torch.int64),
+            num_images=len(annotated_images),
+            frequency=tuple(frequency_group(n) for n in image_count),
+        )
+
+
+def frequency_group(image_count: int) -> str:
+    """LVIS frequency group of a category seen in `image_count` training images: r 1-10, c 11-100, f >100.
+
+    A category with no training image is counted as rare ('r'), as LVIS does for its unseen ones.
+    """
+    if image_count <= 10:
+        return "r"
+    if image_count <= 100:
+        return "c"
+    return "f"
