@@ -24,5 +24,10 @@ repro: $(STAMP)
 	@echo "make repro: the DVC pipeline (dvc.yaml) does not exist yet; see issue 6." >&2
 	@exit 2
 
+# The raw inputs of LT-Glyphs (corpus text, fonts): pulled offline from the in-repo DVC remote (dvc-remote/).
+.PHONY: data
+data: $(STAMP)
+	DVC_NO_ANALYTICS=1 $(PY) -m dvc pull data.dvc
+
 clean-venv:
 	rm -rf $(VENV)
