@@ -1,0 +1,127 @@
+"""Build a Mask R-CNN or Faster R-CNN from the `model` section of params.yaml.
+
+`build_detector(model_params, num_classes, class_counts)` returns a torchvision `MaskRCNN` /
+`FasterRCNN` whose `roi_heads` is an `ObjectiveRoIHeads`. Targets: boxes [N, 4] xyxy float, labels [N]
+in 0..C-1, masks [N, H, W] uint8 (Mask R-CNN); detections use the same labels 0..C-1.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+from torch import nn
+from torchvision.models.detection import FasterRCNN, MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.ops import MultiScaleRoIAlign
+
+from rog.models.backbones import build_backbone
+from rog.models.roi_heads import ObjectivePredictor, ObjectiveRoIHeads
+
+ARCHS = ("mask_rcnn", "faster_rcnn")
+
+
+def build_objective_module(params: dict, num_classes: int, class_counts=None) -> nn.Module:
+    """The `objective` mapping {name, params} -> an objective of `rog.losses.objectives`."""
+    from rog.losses.objectives import build_objective
+
+    return build_objective(params["name"], num_classes, class_counts=class_counts, **(params.get("params") or {}))
+
+
+def build_gap(params: dict, num_classes: int, class_counts=None) -> nn.Module | None:
+    """The `gap` mapping {enabled, loss_weight, delta, gamma, weighting, exclude_fg, rank_offset, ...}."""
+    if not params.get("enabled", False):
+        return None
+    from rog.losses.gap import GAPLoss
+
+    options = {k: v for k, v in params.items() if k != "enabled"}
+    if options.get("weighting") == "dataset":
+        if class_counts is None:
+            raise ValueError("gap: weighting 'dataset' needs the training set's class counts")
+        options["class_counts"] = torch.as_tensor(class_counts, dtype=torch.float64)
+    return GAPLoss(num_classes, **options)
+
+
+def _counts_tensor(class_counts):
+    """CategoryCounts or a tensor of [C] instance counts -> (objective's counts, GAP's counts)."""
+    if class_counts is None:
+        return None, None
+    instance = getattr(class_counts, "instance_count", class_counts)
+    return class_counts, instance
+
+
+def model_signature(model_params: dict, num_classes: int) -> dict:
+    """What must match between a checkpoint and the model it is loaded into: architecture and classes."""
+    spec = {"arch": model_params["arch"], "backbone": model_params["backbone"],
+            "objective": model_params["objective"]["name"], "num_classes": int(num_classes),
+            "mask": model_params["arch"] == "mask_rcnn"}
+    spec["hash"] = hashlib.sha256(json.dumps(model_params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return spec
+
+
+def build_detector(model_params: dict, num_classes: int, class_counts=None,
+                   objective: nn.Module | None = None) -> nn.Module:
+    """model_params: the resolved `model` section; class_counts: CategoryCounts of the training split.
+
+    `objective` replaces the one named in params (tests use it to inject a small objective).
+    """
+    arch = model_params["arch"]
+    if arch not in ARCHS:
+        raise ValueError(f"unknown model arch '{arch}'; valid: {', '.join(ARCHS)}")
+    counts, instance_counts = _counts_tensor(class_counts)
+    if objective is None:
+        objective = build_objective_module(model_params["objective"], num_classes, counts)
+    gap = build_gap(model_params.get("gap") or {}, num_classes, instance_counts)
+    backbone = build_backbone(model_params["backbone"])
+    channels = backbone.out_channels
+    levels = [str(i) for i in range(len(backbone.strides) - 1)]  # RoI pooling on all but the max-pool level
+
+    anchors = AnchorGenerator(sizes=tuple((int(s),) for s in model_params["anchor_sizes"]),
+                              aspect_ratios=(tuple(float(a) for a in model_params["aspect_ratios"]),)
+                              * len(model_params["anchor_sizes"]))
+    if len(model_params["anchor_sizes"]) != len(backbone.strides):
+        raise ValueError(f"model.anchor_sizes: {len(model_params['anchor_sizes'])} sizes for "
+                         f"{len(backbone.strides)} pyramid levels")
+    rpn = model_params["rpn"]
+    roi = model_params["roi"]
+    test = model_params["test"]
+    common = dict(
+        min_size=int(model_params["min_size"]), max_size=int(model_params["max_size"]), image_mean=list(model_params["image_mean"]),
+        image_std=list(model_params["image_std"]), rpn_anchor_generator=anchors,
+        rpn_pre_nms_top_n_train=rpn["pre_nms_top_n_train"], rpn_post_nms_top_n_train=rpn["post_nms_top_n_train"],
+        rpn_pre_nms_top_n_test=rpn["pre_nms_top_n_test"], rpn_post_nms_top_n_test=rpn["post_nms_top_n_test"],
+        rpn_batch_size_per_image=rpn["batch_size_per_image"],
+        box_roi_pool=MultiScaleRoIAlign(levels, output_size=7, sampling_ratio=roi["sampling_ratio"]),
+        box_head=TwoMLPHead(channels * 49, roi["representation_size"]),
+        box_predictor=nn.Identity(),  # placeholder: the RoI heads are replaced below
+    )
+    if arch == "mask_rcnn":
+        model = MaskRCNN(backbone, mask_roi_pool=MultiScaleRoIAlign(levels, output_size=14,
+                                                                  sampling_ratio=roi["sampling_ratio"]),
+                         mask_head=MaskRCNNHeads(channels, [roi["mask_head_channels"]] * roi["mask_head_layers"], 1),
+                         mask_predictor=MaskRCNNPredictor(roi["mask_head_channels"], roi["mask_head_channels"],
+                                                          num_classes), **common)
+    else:
+        model = FasterRCNN(backbone, **common)
+    old = model.roi_heads
+    predictor = ObjectivePredictor(objective.make_classifier(roi["representation_size"]),
+                                   roi["representation_size"], num_classes)
+    model.roi_heads = ObjectiveRoIHeads(
+        objective=objective, gap=gap, num_classes=num_classes, box_loss=roi.get("box_loss", "l1"),
+        box_roi_pool=old.box_roi_pool, box_head=old.box_head, box_predictor=predictor,
+        fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=roi["batch_size_per_image"],
+        positive_fraction=roi["positive_fraction"], bbox_reg_weights=(10.0, 10.0, 5.0, 5.0),
+        score_thresh=test["score_thresh"], nms_thresh=test["nms_thresh"],
+        detections_per_img=test["detections_per_img"],
+        mask_roi_pool=old.mask_roi_pool, mask_head=old.mask_head, mask_predictor=old.mask_predictor,
+    )
+    model.signature = model_signature(model_params, num_classes)
+    return model
+
+
+def classifier(model: nn.Module) -> nn.Linear:
+    """The classification layer (weight [K, D]) of a detector built here, DDP-wrapped or not."""
+    model = getattr(model, "module", model)
+    return model.roi_heads.box_predictor.cls_score

@@ -1,0 +1,152 @@
+"""The RoI box head with a pluggable classification objective, GAP on top, and its own inference.
+
+Label conventions, mapped once here:
+- the detector's targets and detections use contiguous foreground labels 0..C-1 (as `LVISDataset`);
+- torchvision's proposal matching uses 0 = background, 1..C foreground (targets are shifted by +1
+  before `select_training_samples`);
+- objectives and GAP take labels 0..C with C = background (mmdet/detectron2's convention), converted
+  by `objective_labels` right after sampling.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.detection.roi_heads import RoIHeads, maskrcnn_inference, maskrcnn_loss
+from torchvision.ops import boxes as box_ops
+
+
+def objective_labels(matched: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """torchvision labels [R] (0 = background, 1..C) -> objective labels [R] (0..C-1, C = background)."""
+    return torch.where(matched > 0, matched - 1, torch.full_like(matched, num_classes))
+
+
+class ObjectivePredictor(nn.Module):
+    """features [R, D] -> class logits [R, K] (the objective's classifier) and box deltas [R, C * 4].
+
+    There is no background box column: positives regress with their own class's 4 deltas.
+    """
+
+    def __init__(self, cls_score: nn.Module, in_features: int, num_classes: int):
+        super().__init__()
+        self.cls_score = cls_score  # the objective's own layer (Linear or NormedLinear, initialised by it)
+        self.bbox_pred = nn.Linear(in_features, num_classes * 4)
+        nn.init.normal_(self.bbox_pred.weight, std=0.001)
+        nn.init.zeros_(self.bbox_pred.bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.flatten(start_dim=1)
+        return self.cls_score(x), self.bbox_pred(x)
+
+
+def box_regression_loss(deltas: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor,
+                        num_classes: int, kind: str = "l1") -> torch.Tensor:
+    """Sum over positive RoIs of the 4-coordinate loss, divided by all R sampled RoIs (mmdet, torchvision).
+
+    deltas [R, C * 4], labels [R] in 0..C (C = background), targets [R, 4] encoded deltas.
+    """
+    pos = torch.where(labels < num_classes)[0]
+    pred = deltas.reshape(deltas.shape[0], num_classes, 4)[pos, labels[pos]]
+    if kind == "l1":
+        loss = F.l1_loss(pred, targets[pos], reduction="sum")
+    elif kind == "smooth_l1":
+        loss = F.smooth_l1_loss(pred, targets[pos], beta=1 / 9, reduction="sum")
+    else:
+        raise ValueError(f"unknown box loss '{kind}'; valid: l1, smooth_l1")
+    return loss / max(labels.numel(), 1)
+
+
+def select_detections(boxes: torch.Tensor, scores: torch.Tensor, score_thresh: float, nms_thresh: float,
+                      max_dets: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One image's candidates -> its detections.
+
+    boxes [N, C, 4] (clipped, one per class), scores [N, C] -> boxes [D, 4], scores [D], labels [D] in
+    0..C-1, sorted by score, D <= max_dets: score > score_thresh, non-empty box, class-wise NMS.
+    """
+    num_classes = scores.shape[1]
+    labels = torch.arange(num_classes, device=scores.device).expand_as(scores).reshape(-1)
+    boxes, scores = boxes.reshape(-1, 4), scores.reshape(-1)
+    keep = torch.where(scores > score_thresh)[0]
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    keep = box_ops.remove_small_boxes(boxes, min_size=1e-2)
+    boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+    keep = box_ops.batched_nms(boxes, scores, labels, nms_thresh)[:max_dets]  # sorted by score
+    return boxes[keep], scores[keep], labels[keep]
+
+
+class ObjectiveRoIHeads(RoIHeads):
+    """torchvision's RoIHeads with an objective's loss and scores instead of the softmax CE.
+
+    objective: nn.Module with `num_outputs`, `loss(logits, labels) -> dict`, `scores(logits) -> [R, C]`.
+    gap: GAPLoss or None; applied to the same logits (it reads the first C columns).
+    Training losses: the objective's terms, `loss_gap`, `loss_box_reg` and (Mask R-CNN) `loss_mask`.
+    """
+
+    def __init__(self, *, objective: nn.Module, gap: nn.Module | None, num_classes: int,
+                 box_loss: str = "l1", **kwargs):
+        super().__init__(**kwargs)
+        self.objective = objective
+        self.gap = gap
+        self.num_classes = num_classes
+        self.box_loss = box_loss
+        self.grad_stats = None  # a diagnostics.GradientStats, attached by the engine when wanted
+
+    def classification_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """logits [R, K], labels [R] in 0..C -> the objective's loss terms plus `loss_gap`."""
+        obj_in, gap_in = logits, logits
+        if self.grad_stats is not None:
+            obj_in, gap_in = self.grad_stats.tap(logits, labels)
+        losses = dict(self.objective.loss(obj_in, labels))
+        if self.gap is not None:
+            losses["loss_gap"] = self.gap(gap_in, labels)
+        return losses
+
+    def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
+        """Logits [R, K], deltas [R, C*4], proposals per image -> per-image boxes, scores, labels (0..C-1)."""
+        scores = self.objective.scores(class_logits)
+        boxes = self.box_coder.decode(box_regression, proposals)  # [R, C, 4]
+        counts = [len(p) for p in proposals]
+        out_boxes, out_scores, out_labels = [], [], []
+        for b, s, shape in zip(boxes.split(counts), scores.split(counts), image_shapes):
+            b, s, label = select_detections(box_ops.clip_boxes_to_image(b, shape), s, self.score_thresh,
+                                            self.nms_thresh, self.detections_per_img)
+            out_boxes.append(b)
+            out_scores.append(s)
+            out_labels.append(label)
+        return out_boxes, out_scores, out_labels
+
+    def forward(self, features, proposals, image_shapes, targets=None):
+        """Training: (empty list, losses). Inference: (per-image dicts of boxes, scores, labels[, masks]), {}."""
+        if self.training:
+            if targets is None:
+                raise ValueError("ObjectiveRoIHeads: training needs targets")
+            shifted = [dict(t, labels=t["labels"] + 1) for t in targets]  # torchvision: 0 = background
+            proposals, matched_idxs, matched_labels, regression_targets = self.select_training_samples(
+                proposals, shifted)
+        features_rois = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+        class_logits, box_regression = self.box_predictor(features_rois)
+
+        if not self.training:
+            boxes, scores, labels = self.postprocess_detections(class_logits, box_regression, proposals,
+                                                                image_shapes)
+            result = [{"boxes": b, "scores": s, "labels": label} for b, s, label in zip(boxes, scores, labels)]
+            if self.has_mask():
+                # masks only for the detections kept by the top-K cut; labels 0..C-1 index the mask channels
+                mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, boxes, image_shapes)))
+                for probs, r in zip(maskrcnn_inference(mask_logits, labels), result):
+                    r["masks"] = probs
+            return result, {}
+
+        labels = objective_labels(torch.cat(matched_labels), self.num_classes)
+        losses = self.classification_losses(class_logits, labels)
+        losses["loss_box_reg"] = box_regression_loss(box_regression, labels, torch.cat(regression_targets),
+                                                     self.num_classes, self.box_loss)
+        if self.has_mask():
+            positive = [torch.where(m > 0)[0] for m in matched_labels]
+            mask_proposals = [p[i] for p, i in zip(proposals, positive)]
+            mask_matched = [m[i] for m, i in zip(matched_idxs, positive)]
+            mask_logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, mask_proposals,
+                                                                                image_shapes)))
+            losses["loss_mask"] = maskrcnn_loss(mask_logits, mask_proposals, [t["masks"] for t in targets],
+                                                [t["labels"] for t in targets], mask_matched)
+        return [], losses
