@@ -9,7 +9,8 @@
    ``not_exhaustive_category_ids`` are ignored.
 5. COCO-style matching at IoU 0.50:0.05:0.95, 101-point interpolated precision, per category and
    area range, then averages: AP, AP50, AP75, APs/APm/APl (area < 32², < 96², rest), APr/APc/APf
-   (categories by ``frequency``).
+   (categories by ``frequency``); AR, recall averaged over IoU thresholds and categories with at
+   most ``max_dets`` results per image (lvis-api's AR@300 for the default).
 
 Two backends compute steps 4-5:
 
@@ -39,14 +40,14 @@ import numpy as np
 
 from rog.evaluation.results import DEFAULT_MAX_DETS, check_results, read_results_json, top_k_per_image
 
-METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf", "AR")
 IOU_TYPES = ("bbox", "segm")
 BACKENDS = ("lvis", "fast")
 DEFAULT_BACKEND = "fast"
 
 # faster-coco-eval's stats_as_dict key for each of our metric names
 _FAST_KEYS = {"AP": "AP_all", "AP50": "AP_50", "AP75": "AP_75", "APs": "AP_small", "APm": "AP_medium",
-              "APl": "AP_large", "APr": "APr", "APc": "APc", "APf": "APf"}
+              "APl": "AP_large", "APr": "APr", "APc": "APc", "APf": "APf", "AR": "AR_all"}
 
 
 class GroundTruth:
@@ -190,7 +191,7 @@ def _run_lvis_api(gt: GroundTruth, results: list[dict], iou_type: str, max_dets:
         ev = LVISEval(gt.lvis, dt, iou_type=iou_type)
         ev.params.max_dets = max_dets
         ev.run()
-    metrics = {name: float(ev.results[name]) for name in METRICS}
+    metrics = {name: float(ev.results[name if name != "AR" else f"AR@{max_dets}"]) for name in METRICS}
     return metrics, np.asarray(ev.eval["precision"], dtype=np.float64)
 
 

@@ -163,15 +163,15 @@ def check_results(results: Sequence[dict], image_ids: Iterable[int], category_id
                 raise ValueError(f"result {i}: segmentation must be an RLE dict with 'size' and 'counts'")
 
 
-def write_results_json(path: str | os.PathLike, results: Sequence[dict]) -> Path:
-    """Write results to path atomically (a temporary file in the same folder, then a rename):
+def write_json_atomic(path: str | os.PathLike, obj) -> Path:
+    """Write obj as json to path atomically (a temporary file in the same folder, then a rename):
     a reader never sees half a file and a crash leaves any previous file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(list(results), f)
+            json.dump(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -180,6 +180,11 @@ def write_results_json(path: str | os.PathLike, results: Sequence[dict]) -> Path
             os.unlink(tmp)
         raise
     return path
+
+
+def write_results_json(path: str | os.PathLike, results: Sequence[dict]) -> Path:
+    """Write an LVIS results file (a json list of records) atomically; returns the path."""
+    return write_json_atomic(path, list(results))
 
 
 def read_results_json(path: str | os.PathLike) -> list[dict]:
