@@ -67,14 +67,20 @@ class NorCal(nn.Module):
         self.objective.init_classifier(layer)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.objective.loss(logits, labels)
+        try:
+            return self.objective.loss(logits, labels)
+        except ValueError as err:
+            raise ValueError(f"{self.name}: {err}") from None
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.loss(logits, labels)
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """[R, K] logits -> [R, C] calibrated scores."""
-        self.objective.check_columns(logits)
+        try:
+            self.objective.check_columns(logits)
+        except ValueError as err:
+            raise ValueError(f"{self.name}: {err}") from None
         shift = (self.gamma * self.log_counts).to(logits.dtype)
         if not self.renormalize:
             return self.objective.scores(logits) * torch.exp(-shift)
