@@ -1,0 +1,122 @@
+"""LVISDataset: targets, label mapping, real-LVIS records (coco_url), bad input, transforms."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from data_helpers import box_annotation, category, image, tiny_glyph_params, write_lvis
+from rog.data import ImageReadError, LVISDataset, LVISFormatError, build_dataset, collate
+from rog.data.glyphs import generate
+from rog.data.transforms import hflip, resize
+
+
+@pytest.fixture()
+def small(tmp_path):
+    images = [image(1), image(2), image(5)]
+    anns = [box_annotation(10, 1, 1203, (2, 3, 10, 5)), box_annotation(11, 1, 1, (0, 0, 4, 4)),
+            box_annotation(12, 2, 1203, (5, 5, 0, 7))]  # degenerate: width 0
+    return write_lvis(tmp_path, images, anns, [category(1203), category(1), category(50)])
+
+
+def test_targets_labels_and_mapping(small):
+    with pytest.warns(UserWarning, match="dropped 1 degenerate box"):
+        ds = LVISDataset(small)
+    assert ds.category_ids == [1, 50, 1203] and ds.num_classes == 3
+    img, t = ds[0]
+    assert img.shape == (3, 32, 48) and img.dtype == torch.float32 and 0 <= img.min() <= img.max() <= 1
+    assert t["boxes"].tolist() == [[2, 3, 12, 8], [0, 0, 4, 4]]
+    assert t["labels"].tolist() == [2, 0]  # contiguous, ids sorted
+    assert ds.labels_to_category_ids(t["labels"]) == [1203, 1]
+    assert ds.category_ids_to_labels([1203, 50]).tolist() == [2, 1]
+    assert t["masks"].shape == (2, 32, 48) and t["masks"].dtype == torch.uint8
+    assert t["masks"][0].sum() > 0 and int(t["image_id"]) == 1
+    # an image left without boxes keeps an empty target; filter_empty drops it (training)
+    _, empty = ds[1]
+    assert empty["boxes"].shape == (0, 4) and empty["labels"].shape == (0,) and empty["masks"].shape == (0, 32, 48)
+    with pytest.warns(UserWarning):
+        assert [r["id"] for r in LVISDataset(small, filter_empty=True).images] == [1]
+    images, targets = collate([ds[0], ds[2]])
+    assert len(images) == len(targets) == 2
+
+
+def test_real_lvis_records_use_coco_url(tmp_path):
+    rec = {"id": 391895, "coco_url": "http://images.cocodataset.org/train2017/000000391895.jpg",
+           "height": 20, "width": 30, "neg_category_ids": [], "not_exhaustive_category_ids": []}
+    coco = tmp_path / "coco"
+    write_lvis(coco, [dict(rec, file_name="train2017/000000391895.jpg")], [], [category(1)], draw=True)
+    path = tmp_path / "lvis_v1_val.json"
+    path.write_text(json.dumps({"images": [rec], "annotations": [box_annotation(1, 391895, 1, (1, 1, 5, 5))],
+                                "categories": [category(1)]}))
+    ds = LVISDataset(path, coco)
+    assert ds.image_path(0) == coco / "train2017" / "000000391895.jpg"
+    assert ds[0][0].shape == (3, 20, 30)
+
+
+@pytest.mark.parametrize("mutate, problem", [
+    (lambda d: d.pop("annotations"), "missing top-level key 'annotations'"),
+    (lambda d: d.update(images={}), "'images' must be a list"),
+    (lambda d: d["images"][0].update(height="32"), "'height' must be an integer"),
+    (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), "'bbox' must be 4 numbers"),
+    (lambda d: d["annotations"][0].update(image_id=99), "image_id 99 is not an image of this file"),
+    (lambda d: d["annotations"][0].update(category_id=7), "category_id 7 is not a category of this file"),
+    (lambda d: d["categories"].append(category(1)), "duplicate category id 1"),
+])
+def test_not_lvis_is_named(tmp_path, mutate, problem):
+    data = {"images": [image(1)], "annotations": [box_annotation(1, 1, 1, (0, 0, 3, 3))], "categories": [category(1)]}
+    mutate(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(LVISFormatError) as err:
+        LVISDataset(path, check_files=False)
+    assert str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_bad_json_and_missing_or_unreadable_images(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"images": [')
+    with pytest.raises(LVISFormatError, match="broken.json: not valid JSON"):
+        LVISDataset(broken)
+    path = write_lvis(tmp_path / "a", [image(1), image(2)], [], [category(1)])
+    (tmp_path / "a" / "img" / "2.png").unlink()
+    with pytest.raises(ImageReadError, match=r"img/2.png: image file not found \(1 of 2"):
+        LVISDataset(path)
+    ds = LVISDataset(path, check_files=False)
+    with pytest.raises(ImageReadError, match="2.png: image file not found"):
+        ds[1]
+    (tmp_path / "a" / "img" / "2.png").write_bytes(b"not a png")
+    with pytest.raises(ImageReadError, match="2.png: cannot read image"):
+        ds[1]
+
+
+def test_glyph_dataset_through_params(tmp_path):
+    generate(tiny_glyph_params(num_train=6, num_val=2, min_val_images=0), tmp_path)
+    params = {"root": str(tmp_path), "train_json": "train.json", "val_json": "val.json", "image_root": ".",
+              "cache_images": True, "with_masks": True, "filter_empty_train": True, "min_box_size": 1.0,
+              "horizontal_flip": False, "resize_min_size": [], "resize_max_size": 1333}
+    train = build_dataset(params, "train")
+    assert train.transforms is None and len(train) == 6
+    a, ta = train[3]
+    b, _ = train[3]
+    assert torch.equal(a, b) and 3 in train._cache  # decoded once, kept as uint8
+    assert train._cache[3].dtype == torch.uint8
+    for k in range(len(ta["boxes"])):  # masks agree with boxes after loading
+        ys, xs = torch.nonzero(ta["masks"][k], as_tuple=True)
+        assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == ta["boxes"][k].tolist()
+    assert train.category_counts().image_count.tolist() == [c["image_count"] for c in train.categories]
+
+
+def test_flip_and_resize_keep_masks_and_boxes_together():
+    img = torch.zeros(3, 10, 20)
+    masks = torch.zeros(1, 10, 20, dtype=torch.uint8)
+    masks[0, 2:5, 1:4] = 1
+    target = {"boxes": torch.tensor([[1.0, 2.0, 4.0, 5.0]]), "masks": masks, "area": torch.tensor([9.0])}
+    _, flipped = hflip(img, target)
+    ys, xs = torch.nonzero(flipped["masks"][0], as_tuple=True)
+    assert flipped["boxes"].tolist() == [[16.0, 2.0, 19.0, 5.0]] == [[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]]
+    big, scaled = resize(img, target, 20, 1000)
+    assert big.shape == (3, 20, 40) and scaled["masks"].shape == (1, 20, 40)
+    assert scaled["boxes"].tolist() == [[2.0, 4.0, 8.0, 10.0]] and scaled["area"].item() == 36.0
+    ys, xs = torch.nonzero(scaled["masks"][0], as_tuple=True)
+    assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == [2, 4, 8, 10]
