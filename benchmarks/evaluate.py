@@ -3,8 +3,9 @@
     python benchmarks/evaluate.py [--images 300] [--categories 100] [--seed 0]
 
 Prints, for bbox and segm, the seconds each backend takes (ground truth json load included, as
-``evaluate(path, ...)`` does it; then with the ground truth already loaded; best of --repeat runs) and the largest absolute
-difference between their metrics and precision arrays. Both run in this one process, same results.
+``evaluate(path, ...)`` does it; then with the ground truth already loaded; best of --repeat runs)
+and the largest absolute difference between their metrics and precision arrays. Both backends run
+in this one process on the same results.
 """
 from __future__ import annotations
 

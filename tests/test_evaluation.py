@@ -197,6 +197,8 @@ def test_evaluation_leaves_the_callers_records_alone(gt_path):
     ({"score": float("inf")}, "score"),
     ({"bbox": [0, 0, float("nan"), 1]}, "bbox"),
     ({"bbox": [0, 0, 1]}, "bbox"),
+    ({"bbox": [5, 5, -2, 3]}, "negative width"),
+    ({"score": "0.5"}, "score"),
 ])
 def test_bad_results_are_refused(gt_path, backend, bad, message):
     dets = perfect()
@@ -213,6 +215,9 @@ def test_bad_arguments_are_refused(gt_path, tmp_path):
         evaluate(gt_path, dets, "bbox", backend="coco")
     with pytest.raises(ValueError, match="max_dets"):
         evaluate(gt_path, dets, "bbox", max_dets=0)
+    del dets[1]["bbox"]
+    with pytest.raises(ValueError, match="every segm record has a bbox or none"):
+        evaluate(gt_path, dets, "segm")
     del dets[0]["segmentation"]
     with pytest.raises(ValueError, match="segmentation"):
         evaluate(gt_path, dets, "segm")

@@ -4,7 +4,8 @@ lvis 0.5.3, the last release, calls ``np.float`` in ``LVISEval.accumulate``; num
 in 1.24. The fix is on lvis-api's GitHub master (PR #42) but was never released, so we restore the
 alias here, once, before lvis is imported. Two more side effects of lvis are undone here: its
 ``__init__`` calls ``logging.basicConfig`` (configuring the application's root logger), and
-``LVISResults`` logs a warning every time it is given a list rather than a file. Everything else in rog imports lvis through this module:
+``LVISResults`` logs a warning every time it is given a list rather than a file.
+Everything else in rog imports lvis through this module:
 
     from rog.evaluation.lvis_compat import LVIS, LVISEval, LVISResults
 """

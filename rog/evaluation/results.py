@@ -134,7 +134,7 @@ def check_results(results: Sequence[dict], image_ids: Iterable[int], category_id
 
     Checks: the record is a dict with image_id, category_id, score and (bbox) a 4-number "bbox" /
     (segm) an RLE "segmentation"; image and category ids exist in the ground truth; score and box
-    are finite numbers.
+    are finite numbers, box width and height >= 0; segm records all have a bbox or none has.
     """
     if iou_type not in ("bbox", "segm"):
         raise ValueError(f"iou_type must be 'bbox' or 'segm', got {iou_type!r}")
@@ -157,7 +157,12 @@ def check_results(results: Sequence[dict], image_ids: Iterable[int], category_id
             box = r["bbox"]
             if not isinstance(box, (list, tuple)) or len(box) != 4 or not all(map(_finite_number, box)):
                 raise ValueError(f"result {i}: bbox {box!r} is not 4 finite numbers [x, y, w, h]")
+            if box[2] < 0 or box[3] < 0:
+                raise ValueError(f"result {i}: bbox {box!r} has a negative width or height")
         if iou_type == "segm":
+            if ("bbox" in r) != ("bbox" in results[0]):
+                # both libraries decide from the first record whether areas come from boxes or masks
+                raise ValueError(f"result {i}: either every segm record has a bbox or none has")
             seg = r["segmentation"]
             if not (isinstance(seg, dict) and "size" in seg and "counts" in seg):
                 raise ValueError(f"result {i}: segmentation must be an RLE dict with 'size' and 'counts'")
