@@ -1,0 +1,108 @@
+"""Checkpoints: written atomically, read with clear errors, checked against the model they load into.
+
+A checkpoint is a dict::
+
+    format        FORMAT
+    signature     rog.models.builder.model_signature(...): arch, backbone, objective, num_classes, hash
+    params        the resolved params the run was started with
+    iteration     optimizer steps done
+    model         state_dict, buffers included (BN statistics, GAP counts, objective statistics)
+    optimizer, scheduler, sampler, rng (one entry per process), diagnostics  (training state)
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT = "rog-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, or belongs to another model."""
+
+
+def save(path: str | Path, state: dict) -> Path:
+    """Write `state` to `path` atomically: a killed write never leaves a half-written checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(dict(state, format=FORMAT), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path, map_location="cpu") -> dict:
+    """Read a checkpoint written by `save`; CheckpointError if it is missing, corrupted or foreign."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path}: not a readable checkpoint (corrupted or truncated?): "
+                              f"{type(err).__name__}: {err}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a rog checkpoint (expected format '{FORMAT}')")
+    for key in ("signature", "params", "iteration", "model"):
+        if key not in state:
+            raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
+    return state
+
+
+def check_signature(state: dict, signature: dict, path: str | Path = "checkpoint") -> None:
+    """CheckpointError listing every difference in architecture, backbone, objective, classes, mask head."""
+    saved = state["signature"]
+    keys = ("arch", "backbone", "objective", "num_classes", "mask")
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs model {signature.get(k)!r}" for k in keys
+             if saved.get(k) != signature.get(k)]
+    if diffs:
+        raise CheckpointError(f"{path}: checkpoint is from another model: " + "; ".join(diffs))
+
+
+def counts_to_state(counts) -> dict | None:
+    """CategoryCounts -> a weights_only-safe dict (objectives that need counts are rebuilt from it)."""
+    if counts is None:
+        return None
+    return {"instance_count": counts.instance_count, "image_count": counts.image_count,
+            "num_images": int(counts.num_images), "frequency": list(counts.frequency)}
+
+
+def counts_from_state(state: dict):
+    """The CategoryCounts saved in a checkpoint dict (None if it has none)."""
+    from rog.data.counts import CategoryCounts
+
+    saved = state.get("class_counts")
+    if saved is None:
+        return None
+    return CategoryCounts(instance_count=saved["instance_count"], image_count=saved["image_count"],
+                          num_images=int(saved["num_images"]), frequency=tuple(saved["frequency"]))
+
+
+def rng_state() -> dict:
+    """This process's RNG states (torch CPU and CUDA, numpy, python), in a weights_only-safe form."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": _python_state_to_lists(random.getstate()),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _python_state_to_lists(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]

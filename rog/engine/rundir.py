@@ -1,0 +1,58 @@
+"""A run's output folder: which experiment it belongs to, and refusal to mix two experiments in one.
+
+DIR/params.yaml   the resolved params of the run
+DIR/run.json      {"params_hash": ..., "signature": ...}: what identifies the run
+DIR/checkpoints/last.pt, DIR/model_final.pt, DIR/losses.jsonl, DIR/diagnostics.json
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+# knobs that change how a run executes, not what it computes
+EXECUTION_ONLY = {"train": ("threads", "device", "checkpoint_every")}
+HASHED_SECTIONS = ("dataset", "model", "train")
+
+
+class RunDirError(ValueError):
+    """The output folder holds another experiment's results (or unrelated files)."""
+
+
+def params_hash(params: dict) -> str:
+    """sha256 (16 hex digits) of the sections that determine a trained model."""
+    relevant = {k: copy.deepcopy(params.get(k)) for k in HASHED_SECTIONS}
+    for section, keys in EXECUTION_ONLY.items():
+        for key in keys:
+            (relevant.get(section) or {}).pop(key, None)
+    text = json.dumps(relevant, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check(out_dir: Path, params: dict) -> str:
+    """Raise RunDirError unless `out_dir` is absent, empty, or holds this same experiment; return the hash."""
+    digest = params_hash(params)
+    info_path = out_dir / "run.json"
+    if info_path.is_file():
+        try:
+            info = json.loads(info_path.read_text())
+        except json.JSONDecodeError as err:
+            raise RunDirError(f"{info_path}: unreadable ({err}); refusing to write into {out_dir}") from None
+        if info.get("params_hash") != digest:
+            raise RunDirError(
+                f"{out_dir} holds another experiment's results (params hash {info.get('params_hash')} "
+                f"vs {digest} now); choose another --out, or delete the folder to start over")
+    elif out_dir.exists() and any(out_dir.iterdir()):
+        raise RunDirError(f"{out_dir} is not empty and holds no run.json: refusing to write a run into it")
+    return digest
+
+
+def initialise(out_dir: Path, params: dict, signature: dict) -> None:
+    """Write params.yaml and run.json (rank 0, after `check`)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    info = {"params_hash": params_hash(params), "signature": signature}
+    (out_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")  # first: it claims the folder
+    (out_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

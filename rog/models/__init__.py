@@ -1,0 +1,1 @@
+"""Detectors: backbones, the RoI head with a pluggable objective, the builder."""
