@@ -98,6 +98,8 @@ def test_same_params_byte_identical_other_seed_differs(tiny, tmp_path):
     files = sorted(p.relative_to(out) for p in out.rglob("*.png"))
     assert files == sorted(p.relative_to(again) for p in again.rglob("*.png"))
     assert all((out / f).read_bytes() == (again / f).read_bytes() for f in files)
+    generate(tiny_glyph_params(num_train=3, num_val=1, min_val_images=0), again)  # re-render, smaller
+    assert len(list((again / "train").glob("*.png"))) == 3  # no stale PNGs of the larger render
     other = tmp_path / "other"
     generate(tiny_glyph_params(seed=1), other)
     assert (other / "train.json").read_bytes() != (out / "train.json").read_bytes()

@@ -15,6 +15,10 @@ Output (`generate(params, out_dir)`)::
     out_dir/val/001000000001.png ...
     out_dir/stats.json                        counts per split and per frequency group
 
+The json files are written last, each to a temporary file renamed into place; any earlier
+train.json/val.json/stats.json and train/, val/ folders in out_dir are removed first, so a failed
+or interrupted render leaves no dataset that looks complete.
+
 Masks are the rendered glyph pixels (antialiased alpha >= 0.5) as RLE, which keeps the holes of
 glyphs; boxes are the tight boxes of the masks. Annotation is exhaustive: every category absent
 from an image is in its neg_category_ids, not_exhaustive_category_ids is empty.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import unicodedata
 from pathlib import Path
 from typing import Callable, Iterable
@@ -192,6 +197,9 @@ def generate(params: dict, out_dir: str | Path, progress: Callable[[int], None] 
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in ("train.json", "val.json", "stats.json"):  # a crash must not leave a stale dataset
         (out_dir / name).unlink(missing_ok=True)
+    for split_dir in ("train", "val"):  # nor PNGs of an earlier, larger render
+        if (out_dir / split_dir).is_dir():
+            shutil.rmtree(out_dir / split_dir)
     text = load_corpus(params["snapshot"])
     fonts = load_fonts(params["snapshot"], params["fonts"])
     train_text, val_text = (TextSource(t) for t in split_text(text, params["val_text_fraction"]))
