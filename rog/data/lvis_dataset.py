@@ -57,6 +57,15 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def _check_record(path, where: str, record, int_keys: tuple[str, ...]) -> None:
+    """`record` (images[k], annotations[k]) must be an object whose `int_keys` hold integers."""
+    if not isinstance(record, dict):
+        _fail(path, f"{where}: expected an object, got {type(record).__name__}")
+    for key in int_keys:
+        if not _is_int(record.get(key)):
+            _fail(path, f"{where}: '{key}' must be an integer, got {record.get(key)!r}")
+
+
 def validate_lvis(data, path="<dict>") -> None:
     """Check the parts of the LVIS v1 schema this project reads; raise LVISFormatError on the first problem."""
     if not isinstance(data, dict):
@@ -75,11 +84,7 @@ def validate_lvis(data, path="<dict>") -> None:
         category_ids.add(cat["id"])
     image_ids = set()
     for k, img in enumerate(data["images"]):
-        if not isinstance(img, dict):
-            _fail(path, f"images[{k}]: expected an object, got {type(img).__name__}")
-        for key in ("id", "height", "width"):
-            if not _is_int(img.get(key)):
-                _fail(path, f"images[{k}]: '{key}' must be an integer, got {img.get(key)!r}")
+        _check_record(path, f"images[{k}]", img, ("id", "height", "width"))
         if not isinstance(img.get("file_name", img.get("coco_url")), str):
             _fail(path, f"images[{k}] (id {img['id']}): needs a string 'file_name' or 'coco_url'")
         for key in ("neg_category_ids", "not_exhaustive_category_ids"):
@@ -89,11 +94,7 @@ def validate_lvis(data, path="<dict>") -> None:
             _fail(path, f"images[{k}]: duplicate image id {img['id']}")
         image_ids.add(img["id"])
     for k, ann in enumerate(data["annotations"]):
-        if not isinstance(ann, dict):
-            _fail(path, f"annotations[{k}]: expected an object, got {type(ann).__name__}")
-        for key in ("id", "image_id", "category_id"):
-            if not _is_int(ann.get(key)):
-                _fail(path, f"annotations[{k}]: '{key}' must be an integer, got {ann.get(key)!r}")
+        _check_record(path, f"annotations[{k}]", ann, ("id", "image_id", "category_id"))
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
             _fail(path, f"annotations[{k}] (id {ann['id']}): 'bbox' must be 4 numbers [x, y, w, h], got {bbox!r}")
