@@ -29,36 +29,31 @@ from rog.losses.cross_entropy import SoftmaxCE
 from rog.losses.objective_base import Objective, require_counts
 
 
-class NorCal(nn.Module):
+class NorCal(Objective):
     """Wrap a (trained) objective; `scores` become NorCal-calibrated, everything else is delegated.
 
     gamma: calibration strength (NorCal's default 0.0 means no calibration; it is tuned on validation).
+    To calibrate a trained model, load its state_dict first, then wrap its objective: the wrapper's
+    own state_dict nests the objective's buffers under `objective.`.
     """
 
     name = "norcal"
 
     def __init__(self, objective: Objective, class_counts: CategoryCounts | None = None, gamma: float = 0.0,
                  renormalize: bool = True):
-        super().__init__()
         if not isinstance(objective, Objective):
             raise ValueError(f"norcal: wraps an Objective, got {type(objective).__name__}")
-        counts = require_counts("norcal", class_counts, objective.num_classes, "image counts")
+        super().__init__(objective.num_classes, objective.loss_weight, objective.normed_linear,
+                         objective.temperature)
+        counts = require_counts(self.name, class_counts, objective.num_classes, "image counts")
         self.objective = objective
         self.gamma = float(gamma)
         self.renormalize = bool(renormalize)
         self.register_buffer("log_counts", counts.image_count.double().clamp(min=1).log())
 
     @property
-    def num_classes(self) -> int:
-        return self.objective.num_classes
-
-    @property
-    def num_outputs(self) -> int:
-        return self.objective.num_outputs
-
-    @property
-    def normed_linear(self) -> bool:
-        return self.objective.normed_linear
+    def extra_columns(self) -> int:
+        return self.objective.extra_columns
 
     def make_classifier(self, in_features: int) -> nn.Linear:
         return self.objective.make_classifier(in_features)
@@ -71,9 +66,6 @@ class NorCal(nn.Module):
             return self.objective.loss(logits, labels)
         except ValueError as err:
             raise ValueError(f"{self.name}: {err}") from None
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.loss(logits, labels)
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """[R, K] logits -> [R, C] calibrated scores."""
