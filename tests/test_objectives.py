@@ -524,3 +524,17 @@ def test_gap_uses_only_foreground_columns_and_leaves_objective_terms_alone(name)
         torch.testing.assert_close(terms[key], reference[key])
     (objective_grad,) = torch.autograd.grad(total(reference), z)
     torch.testing.assert_close(joint_grad, objective_grad + gap_grad)
+
+
+@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+def test_empty_and_background_only_batches_are_finite(name):
+    objective = build_objective(name, C, COUNTS)
+    empty = torch.zeros(0, objective.num_outputs, requires_grad=True)
+    value = total(objective.loss(empty, torch.zeros(0, dtype=torch.long)))
+    value.backward()
+    assert value.item() == 0 and empty.grad.shape == empty.shape
+    z = make_logits(objective.num_outputs)
+    value = total(objective.loss(z, torch.full((len(LABELS),), BG)))
+    (grad,) = torch.autograd.grad(value, z)
+    assert torch.isfinite(value) and value > 0 and torch.isfinite(grad).all()
+    assert objective.scores(z.detach()).shape == (len(LABELS), C)
