@@ -443,10 +443,9 @@ def test_classifier_init_and_normed_linear():
     layer = NormedLinear(8, 3, temperature=20).double()
     torch.nn.init.normal_(layer.bias)
     eps = 1e-6
-    w = layer.weight.detach()
-    expected = torch.tensor([[20 * float(x[i] @ w[k])
-                              / ((float(x[i].norm()) + eps) * (float(w[k].norm()) + eps))
-                              + float(layer.bias[k].detach()) for k in range(3)] for i in range(5)], dtype=torch.float64)
+    w, b = layer.weight.detach(), layer.bias.detach()
+    expected = torch.tensor([[20 * float(x[i] @ w[k]) / ((float(x[i].norm()) + eps) * (float(w[k].norm()) + eps))
+                              + float(b[k]) for k in range(3)] for i in range(5)], dtype=torch.float64)
     torch.testing.assert_close(layer(x), expected)
 
 
