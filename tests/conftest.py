@@ -7,3 +7,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 # two cores shared by the whole suite: one thread avoids oversubscription and keeps runs reproducible
 torch.set_num_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(params=["dense", "compact"])
+def pool_layout(request, monkeypatch):
+    """Run a ranking-loss test with the negative pool kept whole and with it compacted."""
+    monkeypatch.setattr("rog.losses.pool.COMPACT_BELOW", 0.0 if request.param == "dense" else 1.01)
+    return request.param

@@ -11,6 +11,9 @@ from rog.losses.gap import class_weights
 from ranking_oracles import gap_oracle, omega_oracle
 
 
+pytestmark = pytest.mark.usefixtures("pool_layout")
+
+
 def make_batch(rows: int, num_classes: int, seed: int, ties: bool = False, extra_columns: int = 1,
                fg_fraction: float = 0.4, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)

@@ -9,6 +9,9 @@ from ranking_oracles import ap_oracle, rs_oracle
 from test_gap_loss import make_batch
 
 
+pytestmark = pytest.mark.usefixtures("pool_layout")
+
+
 def run(loss, logits, *args):
     logits = logits.clone().requires_grad_(True)
     value = loss(logits, *args)

@@ -53,12 +53,13 @@ def gap_loss_and_grad(logits: torch.Tensor, labels: torch.Tensor, num_classes: i
     all float64 scalars except grad. Inputs are assumed valid (see GAPLoss for the checks).
     """
     zero = torch.zeros((), dtype=torch.float64, device=logits.device)
-    pool = ranking_pool(logits.detach()[:, :num_classes], labels, delta, include_positives=not exclude_fg)
+    pool = ranking_pool(logits.detach()[:, :num_classes], labels, delta)
     if pool is None:
         return zero, scatter_gradient(None, None, None, logits, num_classes), zero
     classes, pos_group, class_sizes = torch.unique(pool.pos_cols, return_inverse=True, return_counts=True)
 
-    to_pool = RampBuckets(pool.pos_scores, pool.points, delta)
+    # with Excl.FG every positive leaves the pool; without it, only class m's own (via same_class)
+    to_pool = RampBuckets(pool.pos_scores, pool.points, delta, removed=pool.pos_scores if exclude_fg else None)
     within_class = GroupedRampBuckets(pool.pos_scores, pos_group, delta)
     above_in_pool = to_pool.sum_over_points()                   # [P] sum over the pool of H(i, n)
     same_class = within_class.sum_over_points()                 # [P] includes the self pair H(0)
@@ -70,12 +71,13 @@ def gap_loss_and_grad(logits: torch.Tensor, labels: torch.Tensor, num_classes: i
     value = (coef * error).sum()
     ranking_error = (error / class_sizes[pos_group]).sum() / classes.numel()
 
-    point_grad = to_pool.sum_over_centres(coef / rank)          # [N] Eq. 11, negatives
+    spread = coef / rank
+    point_grad = to_pool.sum_over_centres(spread)               # [N] Eq. 11, negatives
     pos_grad = -coef * error                                    # [P] Eq. 11, positives
     if not exclude_fg:
-        # the pool holds every positive: one of class m is a negative for the other classes only
-        own = torch.searchsorted(pool.point_flat, pool.pos_flat)
-        point_grad[own] -= within_class.sum_over_centres(coef / rank)
+        # a positive of class m is also a negative of every other class present
+        as_negative = point_grad[pool.positive_positions()] - within_class.sum_over_centres(spread)
+        pos_grad = pos_grad + as_negative
     return value, scatter_gradient(pool, point_grad, pos_grad, logits, num_classes), ranking_error
 
 

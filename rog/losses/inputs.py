@@ -34,6 +34,8 @@ def check_logits_labels(name: str, logits: torch.Tensor, labels: torch.Tensor, n
             bad = labels[(labels < 0) | (labels > num_classes)]
             raise ValueError(f"{name}: labels must lie in 0..{num_classes} ({num_classes} = background), "
                              f"got {bad.numel()} outside, e.g. {int(bad[0])}")
+    if bool(torch.isfinite(logits.sum())):  # one cheap pass; a non-finite sum may still be overflow
+        return
     finite = torch.isfinite(logits)
     if not bool(finite.all()):
         bad = (~finite).nonzero()

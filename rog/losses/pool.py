@@ -1,9 +1,13 @@
-"""Positives and the pruned negative pool shared by the ranking losses (GAP, AP loss, RS loss)."""
+"""Positives and the negative pool shared by the ranking losses (GAP, AP loss, RS loss)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+
+# Below this fraction of entries able to reach a positive's ramp, the pool is compacted (nonzero +
+# gather); above it, indexing costs more than it saves and the pool is every entry.
+COMPACT_BELOW = 0.5
 
 
 @dataclass
@@ -13,24 +17,30 @@ class RankingPool:
     pos_rows, pos_cols, pos_flat: [P] RoI index, class index and flat index (row * C + col) of each
         positive entry (RoI labelled c, column c).
     pos_scores: [P] float64 their logits.
-    point_flat: [N] sorted flat indices of the pool entries; points: [N] float64 their logits.
-    The pool keeps only entries that can reach a positive's ramp (>= min positive - delta): the others
-    have H = 0 with every positive and get no gradient.
+    points: [N] float64 logits of the pool. The pool always holds every positive; losses that exclude
+        positives from the negatives remove them from their sums (RampBuckets' `removed`).
+    point_flat: [N] sorted flat indices of the pool entries, or None when the pool is every entry.
+        A compacted pool keeps only entries >= min positive - delta: the others have H = 0 with every
+        positive, so they change no sum and get no gradient.
     """
 
     pos_rows: torch.Tensor
     pos_cols: torch.Tensor
     pos_flat: torch.Tensor
     pos_scores: torch.Tensor
-    point_flat: torch.Tensor
     points: torch.Tensor
+    point_flat: torch.Tensor | None
+
+    def positive_positions(self) -> torch.Tensor:
+        """[P] index of each positive inside `points`."""
+        if self.point_flat is None:
+            return self.pos_flat
+        return torch.searchsorted(self.point_flat, self.pos_flat)
 
 
-def ranking_pool(scores: torch.Tensor, labels: torch.Tensor, delta: float,
-                 include_positives: bool = False) -> RankingPool | None:
+def ranking_pool(scores: torch.Tensor, labels: torch.Tensor, delta: float) -> RankingPool | None:
     """Split [R, C] foreground logits by labels [R] (C = background) into positives and a pool.
 
-    include_positives: keep the positive entries in the pool too (GAP without Excl.FG).
     Returns None when the batch has no positive.
     """
     num_classes = scores.shape[1]
@@ -38,32 +48,38 @@ def ranking_pool(scores: torch.Tensor, labels: torch.Tensor, delta: float,
     if pos_rows.numel() == 0:
         return None
     pos_cols = labels[pos_rows]
+    pos_flat = pos_rows * num_classes + pos_cols
     pos_scores = scores[pos_rows, pos_cols].double()
     threshold = float(pos_scores.min()) - delta
     # the margin only admits a few more entries (float32 comparison), which changes no sum
-    keep = scores >= threshold - 1e-6 * (1.0 + abs(threshold))
-    if not include_positives:
-        keep[pos_rows, pos_cols] = False
-    point_flat = keep.view(-1).nonzero().squeeze(1)
-    return RankingPool(pos_rows, pos_cols, pos_rows * num_classes + pos_cols, pos_scores,
-                       point_flat, scores.reshape(-1)[point_flat].double())
+    threshold -= 1e-6 * (1.0 + abs(threshold))
+    # decide on a sample of rows: compacting only pays when most entries fall below the threshold
+    sample = scores[:: max(1, scores.shape[0] // 64)]
+    if float((sample >= threshold).double().mean()) >= COMPACT_BELOW:
+        return RankingPool(pos_rows, pos_cols, pos_flat, pos_scores, scores.double().reshape(-1), None)
+    flat = scores.reshape(-1)
+    point_flat = (flat >= threshold).nonzero().squeeze(1)
+    points = flat[point_flat].double()
+    return RankingPool(pos_rows, pos_cols, pos_flat, pos_scores, points, point_flat)
 
 
 def scatter_gradient(pool: RankingPool | None, point_grad: torch.Tensor | None, pos_grad: torch.Tensor | None,
                      like: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Assemble the [R, K] gradient: pool entries, then positives (added), zero beyond column C.
+    """Assemble the [R, K] gradient in like's dtype: pool entries, then positives (overwritten).
 
-    point_grad: [N] float64 or None; pos_grad: [P] float64 or None; like: the [R, K] logits.
+    point_grad: [N] float64 for the pool's points; pos_grad: [P] float64, the positives' whole
+    gradient; like: the [R, K] logits. Columns beyond C get zero.
     """
-    grad = torch.zeros(like.shape[0], num_classes, dtype=torch.float64, device=like.device)
-    if pool is not None:
-        flat = grad.view(-1)
-        if point_grad is not None:
-            flat[pool.point_flat] = point_grad
-        if pos_grad is not None:
-            flat.index_add_(0, pool.pos_flat, pos_grad)
-    grad = grad.to(like.dtype)
-    extra = like.shape[1] - num_classes
-    if extra:
-        grad = torch.cat([grad, grad.new_zeros(like.shape[0], extra)], dim=1)
+    grad = torch.zeros_like(like, memory_format=torch.contiguous_format)
+    if pool is None:
+        return grad
+    rows = like.shape[0]
+    fg = grad[:, :num_classes]
+    if pool.point_flat is None:
+        fg.copy_(point_grad.view(rows, num_classes))
+    else:
+        dense = torch.zeros(rows * num_classes, dtype=torch.float64, device=like.device)
+        dense[pool.point_flat] = point_grad
+        fg.copy_(dense.view(rows, num_classes))
+    fg[pool.pos_rows, pool.pos_cols] = pos_grad.to(like.dtype)
     return grad

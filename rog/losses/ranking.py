@@ -34,7 +34,7 @@ def ap_loss_and_grad(logits: torch.Tensor, labels: torch.Tensor, num_classes: in
     if pool is None:
         return zero, scatter_gradient(None, None, None, logits, num_classes)
     num_pos = pool.pos_scores.numel()
-    to_pool = RampBuckets(pool.pos_scores, pool.points, delta)
+    to_pool = RampBuckets(pool.pos_scores, pool.points, delta, removed=pool.pos_scores)
     among_pos = RampBuckets(pool.pos_scores, pool.pos_scores, delta)
     a = 1.0 + among_pos.sum_over_points() - ramp_at_zero(delta)   # [P] self counts 1
     b = to_pool.sum_over_points()                                 # [P]
@@ -67,7 +67,7 @@ def rs_loss_and_grad(logits: torch.Tensor, labels: torch.Tensor, ious: torch.Ten
     s = pool.pos_scores
     above = ramp(s[None, :] - s[:, None], delta)                  # [P, P]: row i, H(s_q - s_i)
     rank_pos = above.sum(1)                                       # includes the self pair
-    to_pool = RampBuckets(s, pool.points, delta)
+    to_pool = RampBuckets(s, pool.points, delta, removed=s)
     false_pos = to_pool.sum_over_points()
     rank = rank_pos + false_pos
     ranking_error = false_pos / rank

@@ -1,0 +1,149 @@
+"""GAPLoss (bucketed ramp sums) against the official O(P x N) algorithm, in the same run.
+
+    python benchmarks/gap_loss.py [--device cpu|cuda] [--threads 2] [--sizes 256 512 1024 2048 4096]
+
+LVIS-sized batches: R RoIs x 1203 classes, 25 % positive RoIs spread over ~40 classes, logits like a
+sigmoid head part-way through training. Prints forward+backward times, their ratio, peak memory and
+the largest gradient difference relative to the largest gradient, then how both grow with R.
+Peak memory: CUDA max_memory_allocated on a GPU; on a CPU the rise of the process's peak RSS, each
+method measured in its own fresh process.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from official_gap import official_gap_grad  # noqa: E402
+from rog.losses import GAPLoss  # noqa: E402
+
+NUM_CLASSES = 1203
+
+
+def lvis_like_batch(rows: int, device: str, seed: int = 0, classes_in_batch: int = 40):
+    """[R, C+1] float32 logits and [R] labels: 25 % positives over `classes_in_batch` classes."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(rows, NUM_CLASSES + 1, generator=g) * 1.5 - 4.0
+    labels = torch.full((rows,), NUM_CLASSES)
+    num_pos = rows // 4
+    batch_classes = torch.randperm(NUM_CLASSES, generator=g)[:classes_in_batch]
+    # a long tail inside the batch too: class k drawn with weight 1 / (k + 1)
+    weights = 1.0 / torch.arange(1, classes_in_batch + 1, dtype=torch.float)
+    pos_labels = batch_classes[torch.multinomial(weights, num_pos, replacement=True, generator=g)]
+    pos_rows = torch.randperm(rows, generator=g)[:num_pos]
+    labels[pos_rows] = pos_labels
+    logits[pos_rows, pos_labels] = torch.randn(num_pos, generator=g) * 2.0 - 1.0
+    return logits.to(device), labels.to(device)
+
+
+def batch_counts(labels: torch.Tensor) -> torch.Tensor:
+    """[C] positive RoIs per class: the online counts after this one batch."""
+    return torch.bincount(labels[labels < NUM_CLASSES], minlength=NUM_CLASSES).double()
+
+
+def omega_for(labels: torch.Tensor) -> torch.Tensor:
+    return GAPLoss(NUM_CLASSES, weighting="dataset", class_counts=batch_counts(labels)).to(labels.device).omega()
+
+
+def ours(logits, labels, omega):
+    # fixed counts = this batch's, so omega equals the reference's `omega_for(labels)`
+    gap = GAPLoss(NUM_CLASSES, weighting="dataset", class_counts=batch_counts(labels)).to(logits.device)
+    z = logits.clone().requires_grad_(True)
+    gap(z, labels).backward()
+    return z.grad
+
+
+def reference(logits, labels, omega):
+    return official_gap_grad(logits, labels, NUM_CLASSES, omega)
+
+
+METHODS = {"ours": ours, "official": reference}
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_it(fn, args, device: str, repeats: int) -> float:
+    fn(*args)  # warm-up
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn(*args)
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_memory_mb(method: str, rows: int, device: str, threads: int) -> float:
+    if device == "cuda":
+        logits, labels = lvis_like_batch(rows, device)
+        omega = omega_for(labels)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        METHODS[method](logits, labels, omega)
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    code = (f"import sys, resource, torch; sys.argv=['x']; torch.set_num_threads({threads});"
+            f"sys.path[:0]={[str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]!r};"
+            "import gap_loss as b;"
+            f"z, y = b.lvis_like_batch({rows}, 'cpu'); w = b.omega_for(y);"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+            f"b.METHODS[{method!r}](z, y, w);"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def compare(rows: int, device: str, repeats: int, reference_repeats: int):
+    logits, labels = lvis_like_batch(rows, device)
+    omega = omega_for(labels)
+    g_ours = ours(logits, labels, omega)
+    g_ref = reference(logits, labels, omega)
+    rel_diff = ((g_ours - g_ref).abs().max() / g_ref.abs().max()).item()
+    t_ours = time_it(ours, (logits, labels, omega), device, repeats)
+    t_ref = time_it(reference, (logits, labels, omega), device, reference_repeats)
+    return t_ours, t_ref, rel_diff
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
+    parser.add_argument("--headline", type=int, nargs="+", default=[512, 2048])
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads"
+    print(f"GAP forward+backward, {NUM_CLASSES} classes, 25 % positive RoIs over 40 classes ({device_name})")
+    print(f"torch {torch.__version__}; times are medians; official = benchmarks/official_gap.py\n")
+
+    print(f"{'RoIs x C':>12} {'ours ms':>9} {'official ms':>12} {'speed-up':>9} "
+          f"{'ours MB':>8} {'official MB':>12} {'max |dg|/max |g|':>17}")
+    for rows in args.headline:
+        t_ours, t_ref, rel = compare(rows, args.device, repeats=7, reference_repeats=2)
+        m_ours = peak_memory_mb("ours", rows, args.device, args.threads)
+        m_ref = peak_memory_mb("official", rows, args.device, args.threads)
+        print(f"{rows:>6} x {NUM_CLASSES} {t_ours * 1e3:>9.1f} {t_ref * 1e3:>12.1f} {t_ref / t_ours:>8.1f}x "
+              f"{m_ours:>8.1f} {m_ref:>12.1f} {rel:>17.1e}")
+
+    print("\nGrowth with the number of RoIs (ms)")
+    print(f"{'RoIs':>6} {'ours':>9} {'official':>10} {'speed-up':>9} {'max |dg|/max |g|':>17}")
+    for rows in args.sizes:
+        t_ours, t_ref, rel = compare(rows, args.device, repeats=5, reference_repeats=1)
+        print(f"{rows:>6} {t_ours * 1e3:>9.1f} {t_ref * 1e3:>10.1f} {t_ref / t_ours:>8.1f}x {rel:>17.1e}")
+
+
+if __name__ == "__main__":
+    main()
