@@ -1,13 +1,14 @@
 """Forward+backward time of every box-classification objective, relative to sigmoid CE in the same run.
 
-    python benchmarks/objectives.py [--rois 2048] [--repeats 9] [--threads 1] [--device cpu]
+    python benchmarks/objectives.py [--rois 2048] [--repeats 15] [--threads 1] [--device cpu]
 
 An LVIS-sized batch: R RoIs x 1203 classes (plus each objective's extra columns), 25 % positives over
 ~40 classes, float32 logits. Counts are synthetic but LVIS-shaped (337 rare, 461 common, 405 frequent
 classes over 99,388 images), since the real ones need lvis_v1_train.json. Each objective runs
-`loss` + backward twice to warm up, then `repeats` times; the median is reported, together with the
-time of `scores` (inference). One thread by default, so that the ratios do not depend on how busy the
-machine's other cores are.
+`loss` + backward twice to warm up, then `repeats` times, the objectives taking turns within each
+round so that a change in the machine's load hits all of them alike; the median is reported,
+together with the time of `scores` (inference). One thread by default (torch.set_num_threads), so
+that the ratios do not depend on how busy the machine's other cores are.
 """
 from __future__ import annotations
 
@@ -53,18 +54,14 @@ def lvis_like_batch(rows: int, columns: int, seed: int = 0, classes_in_batch: in
     return logits, labels
 
 
-def median_ms(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+def timed_ms(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return 1000 * (time.perf_counter() - start)
 
 
-def measure(name: str, counts: CategoryCounts, rows: int, repeats: int, device: str) -> tuple[int, float, float]:
+def steps(name: str, counts: CategoryCounts, rows: int, device: str):
+    """(columns, train step, inference step) of objective `name` on its own LVIS-like batch."""
     objective = build_objective(name, NUM_CLASSES, counts).to(device)
     logits, labels = lvis_like_batch(rows, objective.num_outputs)
     logits, labels = logits.to(device), labels.to(device)
@@ -80,13 +77,28 @@ def measure(name: str, counts: CategoryCounts, rows: int, repeats: int, device: 
             objective.scores(logits)
         sync()
 
-    return objective.num_outputs, median_ms(train_step, repeats), median_ms(inference, repeats)
+    return objective.num_outputs, train_step, inference
+
+
+def measure(counts: CategoryCounts, rows: int, repeats: int, device: str, warmup: int = 2) -> dict:
+    """{name: (columns, median train ms, median scores ms)}, the objectives interleaved in each round."""
+    setups = {name: steps(name, counts, rows, device) for name in OBJECTIVES}
+    train = {name: [] for name in setups}
+    score = {name: [] for name in setups}
+    for round_ in range(warmup + repeats):
+        for name, (_, train_step, inference) in setups.items():
+            t, s = timed_ms(train_step), timed_ms(inference)
+            if round_ >= warmup:
+                train[name].append(t)
+                score[name].append(s)
+    return {name: (setups[name][0], statistics.median(train[name]), statistics.median(score[name]))
+            for name in setups}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rois", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
@@ -94,7 +106,7 @@ def main() -> None:
     torch.manual_seed(0)
     counts = lvis_like_counts()
 
-    results = {name: measure(name, counts, args.rois, args.repeats, args.device) for name in OBJECTIVES}
+    results = measure(counts, args.rois, args.repeats, args.device)
     base = results[BASELINE][1]
     print(f"{args.rois} RoIs x {NUM_CLASSES} classes, {args.device}, {args.threads} thread(s), "
           f"median of {args.repeats} (torch {torch.__version__})")
