@@ -8,14 +8,20 @@ import numpy as np
 from PIL import Image
 
 from rog.config import load_params
+from rog.data.snapshot import ensure_snapshot as _ensure
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def ensure_snapshot() -> Path:
+    """The repo's data/ snapshot, pulled from the in-repo DVC remote on a fresh clone."""
+    return _ensure(ROOT / "data")
 
 
 def tiny_glyph_params(**changes) -> dict:
     """dataset.glyphs of the smoke profile, shrunk further (about 1 s to render)."""
     params = load_params(ROOT / "params.yaml", "smoke")["dataset"]["glyphs"]
-    params = dict(params, snapshot=str(ROOT / params["snapshot"]), num_train=40, num_val=10,
+    params = dict(params, snapshot=str(ensure_snapshot()), num_train=40, num_val=10,
                   min_val_images=2)
     params.update(changes)
     return params

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from data_helpers import ROOT, tiny_glyph_params
+from data_helpers import ROOT, ensure_snapshot, tiny_glyph_params
 from rog.data.counts import CategoryCounts, frequency_group
 from rog.data.glyphs import GlyphParamsError, generate, split_text
 
@@ -145,7 +145,7 @@ def test_cli_smoke(tmp_path):
 
     code = main(["dataset", "--params", str(ROOT / "params.yaml"), "--profile", "smoke", "--no-progress",
                  "--out", str(tmp_path), "--set", "dataset.glyphs.num_train=8", "--set", "dataset.glyphs.num_val=2",
-                 "--set", f"dataset.glyphs.snapshot={ROOT / 'data'}"])
+                 "--set", f"dataset.glyphs.snapshot={ensure_snapshot()}"])
     assert code == 0
     assert len(_load(tmp_path / "train.json")["images"]) == 8
     assert main(["dataset", "--params", str(ROOT / "params.yaml"), "--out", str(tmp_path),

@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rog.config import ParamsError, load_params
     from rog.data.glyphs import GlyphParamsError, generate
+    from rog.data.snapshot import ensure_snapshot
 
     try:
         params = load_params(args.params, args.profile, None, args.overrides)
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
             bar.update(n)
 
         try:
+            ensure_snapshot(glyphs["snapshot"])  # a fresh clone: dvc pull from the in-repo remote
             stats = generate(glyphs, out, progress)
         except (GlyphParamsError, FileNotFoundError) as err:
             print(f"rog dataset: {err}", file=sys.stderr)

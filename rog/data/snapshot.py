@@ -15,8 +15,10 @@ Layout written::
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -48,6 +50,23 @@ def extract_corpus() -> str:
     from pydoc_data.topics import topics
 
     return fold_text(" ".join(topics[name] for name in sorted(topics)))
+
+
+def ensure_snapshot(snapshot: str | Path = "data") -> Path:
+    """Return `snapshot`; if its corpus is missing and a `<snapshot>.dvc` file sits next to it (a fresh
+    clone), `dvc pull` it first, from the DVC remote committed in the repo (no network needed)."""
+    snapshot = Path(snapshot)
+    if (snapshot / CORPUS_FILE).is_file():
+        return snapshot
+    dvc_file = snapshot.parent / f"{snapshot.name}.dvc"
+    if not dvc_file.is_file():
+        raise FileNotFoundError(f"{snapshot / CORPUS_FILE}: corpus missing and no {dvc_file} to pull it with")
+    env = dict(os.environ, DVC_NO_ANALYTICS="1")
+    done = subprocess.run([sys.executable, "-m", "dvc", "pull", "-q", dvc_file.name], cwd=snapshot.parent or ".",
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0 or not (snapshot / CORPUS_FILE).is_file():
+        raise FileNotFoundError(f"{snapshot}: `dvc pull {dvc_file.name}` failed:\n{done.stdout}{done.stderr}")
+    return snapshot
 
 
 def build_snapshot(dest: str | Path) -> Path:
