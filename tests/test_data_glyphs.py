@@ -150,3 +150,17 @@ def test_cli_smoke(tmp_path):
     assert len(_load(tmp_path / "train.json")["images"]) == 8
     assert main(["dataset", "--params", str(ROOT / "params.yaml"), "--out", str(tmp_path),
                  "--set", "dataset.glyphs.no_such_key=1"]) == 2
+
+
+def test_ground_truth_as_detections_scores_ap_one(tiny):
+    from rog.evaluation.lvis_compat import LVIS, LVISEval, LVISResults
+
+    out, _ = tiny
+    gt = LVIS(str(out / "val.json"))
+    anns = _load(out / "val.json")["annotations"]
+    dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0,
+             "segmentation": a["segmentation"]} for a in anns]
+    for iou_type in ("bbox", "segm"):
+        evaluation = LVISEval(gt, LVISResults(gt, dets, max_dets=300), iou_type)
+        evaluation.run()
+        assert evaluation.results["AP"] == pytest.approx(1.0)
