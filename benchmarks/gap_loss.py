@@ -5,12 +5,13 @@
 LVIS-sized batches: R RoIs x 1203 classes, 25 % positive RoIs spread over ~40 classes, logits like a
 sigmoid head part-way through training. Prints forward+backward times, their ratio, peak memory and
 the largest gradient difference relative to the largest gradient, then how both grow with R.
-Peak memory: CUDA max_memory_allocated on a GPU; on a CPU the rise of the process's peak RSS, each
-method measured in its own fresh process.
+Peak memory: CUDA max_memory_allocated on a GPU; on a CPU the rise of the process's peak RSS above
+its RSS before the call, in a fresh process per measurement (see `peak_memory_mb`).
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import statistics
 import subprocess
 import sys
@@ -85,7 +86,21 @@ def time_it(fn, args, device: str, repeats: int) -> float:
     return statistics.median(times)
 
 
-def peak_memory_mb(method: str, rows: int, device: str, threads: int) -> float:
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def peak_memory_mb(method: str, rows: int, device: str) -> float:
+    """Peak memory the method adds on top of its inputs.
+
+    CUDA: the allocator's peak. CPU: in a fresh process, free memory is handed back to the system
+    (malloc_trim), the peak RSS is reset (Linux VmHWM via /proc/self/clear_refs), and the rise of the
+    peak over the RSS before the call is reported.
+    """
     if device == "cuda":
         logits, labels = lvis_like_batch(rows, device)
         omega = omega_for(labels)
@@ -95,15 +110,22 @@ def peak_memory_mb(method: str, rows: int, device: str, threads: int) -> float:
         METHODS[method](logits, labels, omega)
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    code = (f"import sys, resource, torch; sys.argv=['x']; torch.set_num_threads({threads});"
-            f"sys.path[:0]={[str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]!r};"
-            "import gap_loss as b;"
-            f"z, y = b.lvis_like_batch({rows}, 'cpu'); w = b.omega_for(y);"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-            f"b.METHODS[{method!r}](z, y, w);"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(out.stdout.strip().splitlines()[-1]) / 1024
+    script = Path(__file__).resolve()
+    out = subprocess.run([sys.executable, str(script), "--measure-memory", method, str(rows)],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _measure_memory_here(method: str, rows: int) -> None:
+    torch.set_num_threads(1)
+    logits, labels = lvis_like_batch(rows, "cpu")
+    omega = omega_for(labels)
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset the peak resident set size (VmHWM) to the current one
+    base = _status_kb("VmRSS:")
+    METHODS[method](logits, labels, omega)
+    print((_status_kb("VmHWM:") - base) / 1024)
 
 
 def compare(rows: int, device: str, repeats: int, reference_repeats: int):
@@ -118,6 +140,9 @@ def compare(rows: int, device: str, repeats: int, reference_repeats: int):
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--measure-memory":
+        _measure_memory_here(sys.argv[2], int(sys.argv[3]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=2)
@@ -133,8 +158,8 @@ def main() -> None:
           f"{'ours MB':>8} {'official MB':>12} {'max |dg|/max |g|':>17}")
     for rows in args.headline:
         t_ours, t_ref, rel = compare(rows, args.device, repeats=7, reference_repeats=2)
-        m_ours = peak_memory_mb("ours", rows, args.device, args.threads)
-        m_ref = peak_memory_mb("official", rows, args.device, args.threads)
+        m_ours = peak_memory_mb("ours", rows, args.device)
+        m_ref = peak_memory_mb("official", rows, args.device)
         print(f"{rows:>6} x {NUM_CLASSES} {t_ours * 1e3:>9.1f} {t_ref * 1e3:>12.1f} {t_ref / t_ours:>8.1f}x "
               f"{m_ours:>8.1f} {m_ref:>12.1f} {rel:>17.1e}")
 
