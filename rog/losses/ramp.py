@@ -10,12 +10,13 @@ once splits the real line into 2P + 1 buckets. Inside one bucket every H(s_n - s
 linear in s_n with a known slope, so
 
 - the sum over points of H(x_n - c_i), for every centre c_i, needs only each bucket's point count and
-  point sum (bincount), and prefix sums over buckets;
-- the sum over centres of u_i H(x_n - c_i), for every point x_n, is A_k + (x_n B_k - D_k) / (2 delta)
-  with three per-bucket constants obtained by one cumulative sweep over the sorted kinks.
+  point sum, and prefix sums over buckets;
+- the sum over centres of u_i H(x_n - c_i), for every point x_n, is linear in x_n inside a bucket,
+  with per-bucket slope and intercept from one cumulative sweep over the sorted kinks.
 
-Both cost O(N log P + P log P) for N points and P centres. Range sums accumulate in float64: at LVIS
-scale (millions of points) float32 prefix sums cancel catastrophically.
+Assigning N points to buckets costs O(N log P) with a binary search, O(N) on average with the grid
+look-up of `bucketize`; the rest is O(N + P log P). Range sums accumulate in float64: at LVIS scale
+(millions of points) float32 prefix sums cancel catastrophically.
 """
 from __future__ import annotations
 
