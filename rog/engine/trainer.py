@@ -188,9 +188,9 @@ class Trainer:
             return final
         model = self.model
         if self.world > 1:
-            # broadcast_buffers=False: BN statistics stay per process (as mmdet); GAP and EQLv2 sum their
+            # no buffer sync in forward: BN statistics stay per process (as mmdet); GAP and EQLv2 sum their
             # own statistics over processes
-            model = DistributedDataParallel(self.model, broadcast_buffers=False)
+            model = DistributedDataParallel(self.model, forward_sync_buffers=False)
         self.model.train()
         every = int(self.tp["checkpoint_every"])
         bar = tqdm(total=iterations, initial=self.iteration, disable=not self.progress or self.rank != 0,
