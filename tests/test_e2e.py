@@ -1,0 +1,117 @@
+"""End to end through the CLI: `python -m rog train` then `python -m rog evaluate` on LT-Glyphs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rog.cli import main
+from rog.data.glyphs import generate
+from rog.engine import checkpoint
+from test_engine import FAST, assert_same_weights, render_smoke, weights
+from rog.config import load_params
+
+RUN_FILES = ("params.yaml", "run.json", "losses.jsonl", "checkpoints/last.pt", "model_final.pt", "diagnostics.json")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return render_smoke(tmp_path_factory.getbasetemp())
+
+
+def sets(data: Path, *extra: str) -> list[str]:
+    out = []
+    for s in (f"dataset.root={data}", *FAST, *extra):
+        out += ["--set", s]
+    return out
+
+
+def train_cli(out: Path, data: Path, *extra: str) -> int:
+    return main(["train", "--profile", "smoke", "--out", str(out), "--no-progress", *sets(data, *extra)])
+
+
+def snapshot(folder: Path) -> dict:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("e2e") / "run"
+    assert train_cli(run, data, "model.gap.enabled=true") == 0
+    return run
+
+
+def test_train_and_evaluate_write_every_file(trained, tmp_path):
+    for name in RUN_FILES:
+        assert (trained / name).is_file(), name
+    log = [json.loads(line) for line in (trained / "losses.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == list(range(1, 7))
+    assert {"loss", "loss_cls", "loss_gap", "loss_box_reg", "loss_mask", "lr"} <= set(log[0])
+
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(trained / "model_final.pt"), "--out", str(out),
+                 "--no-progress"]) == 0
+    bbox = json.loads((out / "results_bbox.json").read_text())
+    segm = json.loads((out / "results_segm.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert bbox and len(bbox) == len(segm)
+    per_image = {}
+    for r in bbox:
+        per_image[r["image_id"]] = per_image.get(r["image_id"], 0) + 1
+    assert max(per_image.values()) <= 20  # model.test.detections_per_img
+    assert all("segmentation" in r and "counts" in r["segmentation"] for r in segm)
+    for iou_type in ("bbox", "segm"):
+        assert {"AP", "AP50", "APr", "APc", "APf"} <= set(metrics[iou_type]["metrics"])
+        assert metrics[iou_type]["per_category"]
+    assert metrics["checkpoint"]["iteration"] == 6
+
+
+def test_same_params_and_seed_same_weights_and_metrics(trained, data, tmp_path):
+    again = tmp_path / "again"
+    assert train_cli(again, data, "model.gap.enabled=true") == 0
+    assert_same_weights(weights(trained / "model_final.pt"), weights(again / "model_final.pt"))
+    metrics = []
+    for run in (trained, again):
+        assert main(["evaluate", "--checkpoint", str(run / "model_final.pt"), "--out", str(run / "eval"),
+                     "--no-progress"]) == 0
+        metrics.append(json.loads((run / "eval" / "metrics.json").read_text()))
+    assert metrics[0]["bbox"] == metrics[1]["bbox"] and metrics[0]["segm"] == metrics[1]["segm"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.objective.name=focal_nonsense", "unknown objective 'focal_nonsense'"),
+    ("model.backbone.name=vgg16", "unknown backbone 'vgg16'"),
+])
+def test_unknown_names_fail_clearly_and_write_nothing(data, tmp_path, capsys, override, message):
+    assert train_cli(tmp_path / "run", data, override) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_another_experiments_folder_is_refused_untouched(trained, data, capsys):
+    before = snapshot(trained)
+    assert train_cli(trained, data, "model.gap.enabled=false") == 2
+    assert "another experiment" in capsys.readouterr().err
+    assert snapshot(trained) == before
+
+
+def test_bad_checkpoints_fail_clearly_and_write_nothing(trained, data, tmp_path, capsys):
+    final = trained / "model_final.pt"
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(final.read_bytes()[:1000])
+    assert main(["evaluate", "--checkpoint", str(cut), "--out", str(tmp_path / "a"), "--no-progress"]) == 2
+    assert "corrupted or truncated" in capsys.readouterr().err
+    # the checkpoint's model differs from the one the params describe
+    assert main(["evaluate", "--checkpoint", str(final), "--out", str(tmp_path / "b"), "--no-progress",
+                 "--set", "model.arch=faster_rcnn"]) == 2
+    assert "another model: arch" in capsys.readouterr().err
+    # a dataset with another number of classes
+    glyphs = load_params("params.yaml", "smoke", overrides=["dataset.glyphs.num_train=4",
+                                                            "dataset.glyphs.num_val=2"])["dataset"]["glyphs"]
+    generate(glyphs, tmp_path / "small")
+    assert main(["evaluate", "--checkpoint", str(final), "--out", str(tmp_path / "c"), "--no-progress",
+                 "--set", f"dataset.root={tmp_path / 'small'}"]) == 2
+    assert "classes, the dataset" in capsys.readouterr().err
+    assert not any((tmp_path / d).exists() for d in ("a", "b", "c"))
+    assert checkpoint.load(final)["iteration"] == 6  # untouched
