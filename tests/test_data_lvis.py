@@ -120,3 +120,26 @@ def test_flip_and_resize_keep_masks_and_boxes_together():
     assert scaled["boxes"].tolist() == [[2.0, 4.0, 8.0, 10.0]] and scaled["area"].item() == 36.0
     ys, xs = torch.nonzero(scaled["masks"][0], as_tuple=True)
     assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == [2, 4, 8, 10]
+
+
+def test_segmentation_forms_decode_to_the_same_mask():
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    from rog.data.lvis_dataset import segmentation_to_mask
+
+    square = np.zeros((6, 8), dtype=np.uint8)
+    square[1:4, 2:6] = 1
+    rle = mask_utils.encode(np.asfortranarray(square))
+    compressed = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+    runs, value, flat = [], 0, square.flatten(order="F")
+    for v in flat:  # uncompressed RLE: run lengths of 0s and 1s, column-major
+        if not runs or v != value:
+            runs.append(0)
+            value = v
+        runs[-1] += 1
+    uncompressed = {"size": [6, 8], "counts": ([0] if flat[0] else []) + runs}
+    polygon = [[2, 1, 6, 1, 6, 4, 2, 4]]
+    for seg in (compressed, uncompressed):
+        assert np.array_equal(segmentation_to_mask(seg, 6, 8), square)
+    assert segmentation_to_mask(polygon, 6, 8)[1:4, 2:6].all()
