@@ -19,6 +19,11 @@ The json files are written last, each to a temporary file renamed into place; an
 train.json/val.json/stats.json and train/, val/ folders in out_dir are removed first, so a failed
 or interrupted render leaves no dataset that looks complete.
 
+Categories: ids 1..C in code-point order, name = the character's Unicode name in snake case
+('latin_small_letter_a', 'full_stop'), plus an extra key "glyph" holding the character itself (lvis-api
+ignores it; the plots use it). image_count, instance_count and frequency come from the train split
+(CategoryCounts.from_lvis) and are the same in val.json, as in LVIS v1.
+
 Masks are the rendered glyph pixels (antialiased alpha >= 0.5) as RLE, which keeps the holes of
 glyphs; boxes are the tight boxes of the masks. Annotation is exhaustive: every category absent
 from an image is in its neg_category_ids, not_exhaustive_category_ids is empty.
