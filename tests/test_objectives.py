@@ -460,7 +460,7 @@ def test_defaults_are_the_lvis_values_of_the_reference_code():
         {"num_fed_classes": 50, "freq_weight_power": 0.5}
     outputs = {name: build_objective(name, C, COUNTS).num_outputs - C for name in OBJECTIVES}
     assert outputs == {"sigmoid_ce": 1, "softmax_ce": 1, "eql": 0, "eqlv2": 1, "seesaw": 2, "ecm": 1,
-                       "gol": 0, "federated": 1, "norcal": 1}
+                       "gol": 0, "federated": 1, "norcal": 1, "none": 0}
 
 
 # ---- bad input -----------------------------------------------------------------------------------------
@@ -496,7 +496,10 @@ def test_unknown_name_and_param():
 
 
 # ---- GAP composes with every objective ---------------------------------------------------------------------
-@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+WITH_TERMS = sorted(set(OBJECTIVES) - {"none"})  # "none" has no object-level term, tested below
+
+
+@pytest.mark.parametrize("name", WITH_TERMS)
 def test_gap_uses_only_foreground_columns_and_leaves_objective_terms_alone(name):
     def make():
         seeded = {"generator": torch.Generator().manual_seed(0)} if name in ("gol", "federated") else {}
@@ -525,7 +528,7 @@ def test_gap_uses_only_foreground_columns_and_leaves_objective_terms_alone(name)
     torch.testing.assert_close(joint_grad, objective_grad + gap_grad)
 
 
-@pytest.mark.parametrize("name", sorted(OBJECTIVES))
+@pytest.mark.parametrize("name", WITH_TERMS)
 def test_empty_and_background_only_batches_are_finite(name):
     objective = build_objective(name, C, COUNTS)
     empty = torch.zeros(0, objective.num_outputs, requires_grad=True)
@@ -537,3 +540,13 @@ def test_empty_and_background_only_batches_are_finite(name):
     (grad,) = torch.autograd.grad(value, z)
     assert torch.isfinite(value) and value > 0 and torch.isfinite(grad).all()
     assert objective.scores(z.detach()).shape == (len(LABELS), C)
+
+
+def test_ranking_only_has_no_term_and_sigmoid_scores():
+    """Table 2's "N/A" rows: the ranking loss is the whole classification gradient."""
+    objective = build_objective("none", C)
+    z = make_logits(C, seed=3)
+    assert objective.loss(z, LABELS) == {}
+    torch.testing.assert_close(objective.scores(z.detach()), torch.sigmoid(z.detach()))
+    layer = objective.make_classifier(8)
+    torch.testing.assert_close(layer.bias, torch.full((C,), -math.log(99.0)))

@@ -18,6 +18,7 @@ Every objective follows the interface of `rog.losses.objective_base.Objective`:
 | gol         | C       | image counts         | exp(-exp(-z_c))                |
 | federated   | C+1     | image counts         | sigmoid(z_c)                   |
 | norcal      | C+1     | image counts         | softmax(z_c - gamma log n_c; z_bg), bg dropped |
+| none        | C       | -                    | sigmoid(z_c); a ranking loss trains it alone  |
 
 `NorCal(objective, class_counts, gamma)` calibrates any trained objective at evaluation.
 """
@@ -35,6 +36,7 @@ from rog.losses.eqlv2 import EQLv2
 from rog.losses.federated import FederatedLoss
 from rog.losses.gol import GumbelDropLoss
 from rog.losses.objective_base import NormedLinear, Objective
+from rog.losses.ranking_only import RankingOnly
 from rog.losses.seesaw import SeesawLoss
 
 OBJECTIVES: dict[str, Callable[..., Objective | NorCal]] = {
@@ -47,6 +49,7 @@ OBJECTIVES: dict[str, Callable[..., Objective | NorCal]] = {
     "gol": GumbelDropLoss,
     "federated": FederatedLoss,
     "norcal": norcal_softmax,
+    "none": RankingOnly,
 }
 
 __all__ = ["OBJECTIVES", "build_objective", "objective_params", "NorCal", "NormedLinear", "Objective"]
