@@ -1,0 +1,46 @@
+"""`python -m rog report pipeline [--check] | tables [NAME ...] | claims`
+
+pipeline: write dvc.yaml from params.yaml's registry (--check: only say whether it is current; exit 1
+if not). tables: print the tables (ours beside the paper's) from results/experiments/*/metrics.json.
+claims: print which of the paper's claims our results reproduce.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=("pipeline", "tables", "claims"))
+    parser.add_argument("names", nargs="*", help="tables to print (default: all)")
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("--check", action="store_true", help="pipeline: compare only, exit 1 when stale")
+    parser.add_argument("--root", default=".", help="folder holding results/ (default: .)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rog.config import ParamsError
+    from rog.report import pipeline, tables
+    from rog.report.registry import read_params, sections
+
+    try:
+        if args.what == "pipeline":
+            current = pipeline.write(args.params, "dvc.yaml", check=args.check)
+            if args.check and not current:
+                print("rog report: dvc.yaml is not current; run `python -m rog report pipeline`", file=sys.stderr)
+                return 1
+            print("dvc.yaml is current" if current else "dvc.yaml written")
+            return 0
+        params = read_params(args.params)
+        if args.what == "claims":
+            print(tables.claims_markdown(tables.claims(params, args.root)), end="")
+            return 0
+        for name in args.names or [n for n in sections(params) if not n.startswith("figure")]:
+            if name == "table3":
+                print(tables.k_sweep_markdown(tables.build_k_sweep(params, args.root)))
+            else:
+                print(f"## {name}\n\n" + tables.markdown(tables.build(params, name, args.root)))
+    except (ParamsError, KeyError, FileNotFoundError) as err:
+        print(f"rog report: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,141 @@
+"""One registry entry end to end, as notebooks/experiment.ipynb and notebooks/posthoc.ipynb run it.
+
+run_experiment(name, profile, dataset_root, runs_root) trains experiment NAME of params.yaml into
+RUNS_ROOT/NAME (resuming an interrupted run of the same params, starting over otherwise), evaluates
+its final checkpoint and writes results/experiments/NAME/:
+
+    metrics.json       rog.evaluation.metrics.evaluate_all's dict plus "run" (name, profile, params)
+    summary.json       the flat headline numbers: the DVC metric (`dvc metrics show/diff`)
+    diagnostics.json   the run's gradient statistics and classifier weight norms (Figures 4, 5a)
+
+run_posthoc(name, ...) evaluates posthoc.NAME: the source experiment's checkpoint with its objective
+wrapped in NorCal (rog.losses.calibration), written the same way (no diagnostics).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from rog.report.registry import RESULTS, RegistryError, experiment_params, read_params
+
+SUMMARY_KEYS = ("AP", "AP50", "APr", "APc", "APf", "AR")
+
+
+def summary(metrics: dict) -> dict:
+    """{bbox: {AP, AP50, APr, APc, APf, AR}, segm: {...}} rounded to 4 digits (the DVC metric)."""
+    return {t: {k: round(float(metrics[t]["metrics"][k]), 4) for k in SUMMARY_KEYS}
+            for t in ("bbox", "segm") if t in metrics}
+
+
+def _dump(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def prepare_run_dir(run_dir: Path, params: dict) -> str:
+    """Leave run_dir ready for rog.engine.trainer.train: keep an unfinished run of these params (it
+    resumes), remove anything else. Returns what was done: 'fresh', 'resume' or 'restart'."""
+    from rog.engine import checkpoint, rundir
+
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return "fresh"
+    try:
+        rundir.check(run_dir, params)
+    except rundir.RunDirError:
+        shutil.rmtree(run_dir)
+        return "restart"
+    last = run_dir / "checkpoints" / "last.pt"
+    final = run_dir / "model_final.pt"
+    if last.is_file() and not final.is_file():
+        state = checkpoint.load(last)
+        if int(state["iteration"]) >= int(params["train"]["iterations"]):
+            shutil.copyfile(last, final)  # the run ended but DVC removed its output: same state
+            return "resume"
+    if final.is_file() or not last.is_file():
+        shutil.rmtree(run_dir)
+        return "restart"
+    return "resume"
+
+
+def _with_root(params: dict, dataset_root: str | None) -> dict:
+    if dataset_root is not None and params["dataset"]["name"] == "lt_glyphs":
+        params["dataset"]["root"] = str(dataset_root)
+    return params
+
+
+def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root: str | Path,
+                   params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS,
+                   progress: bool = False) -> dict:
+    """Train and evaluate experiment `name`; returns the metrics dict (see the module docstring)."""
+    from rog.commands.evaluate import evaluate_checkpoint
+    from rog.engine.trainer import train
+
+    params = _with_root(experiment_params(params_path, profile, name), dataset_root)
+    run_dir = Path(runs_root) / name
+    state = prepare_run_dir(run_dir, params)
+    final = train(params, run_dir, progress=progress)
+    out = Path(results_root) / name
+    metrics = evaluate_checkpoint(final, run_dir / "eval", params)
+    return _write_results(out, name, profile, params, metrics, run_dir / "diagnostics.json", state)
+
+
+def run_posthoc(name: str, profile: str, dataset_root: str | None, runs_root: str | Path,
+                params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS) -> dict:
+    """Evaluate posthoc.NAME: its source's final checkpoint, scores calibrated with NorCal."""
+    spec = (read_params(params_path).get("posthoc") or {}).get(name)
+    if spec is None:
+        raise RegistryError(f"no posthoc entry '{name}' in {params_path}")
+    source = spec["source"]
+    params = _with_root(experiment_params(params_path, profile, source), dataset_root)
+    checkpoint_path = Path(runs_root) / source / "model_final.pt"
+    metrics = evaluate_norcal(checkpoint_path, Path(runs_root) / source / f"eval_{name}", params,
+                              float(spec.get("norcal_gamma", 1.0)))
+    return _write_results(Path(results_root) / name, name, profile, params, metrics, None, "posthoc",
+                          extra={"posthoc": dict(spec)})
+
+
+def evaluate_norcal(checkpoint_path: str | Path, out_dir: str | Path, params: dict, gamma: float) -> dict:
+    """rog.commands.evaluate.evaluate_checkpoint with the model's objective wrapped in NorCal(gamma)."""
+    import torch
+
+    from rog.data.build import build_dataset, dataset_paths
+    from rog.engine import checkpoint as ckpt
+    from rog.engine.inference import load_model, predict
+    from rog.evaluation.metrics import evaluate_all, write_metrics_json
+    from rog.losses.calibration import NorCal
+
+    state = ckpt.load(checkpoint_path)
+    ev = params["evaluate"]
+    torch.set_num_threads(int(params["train"]["threads"]))
+    dataset = build_dataset(params["dataset"], ev["split"], train=False)
+    model, _ = load_model(checkpoint_path, dataset.num_classes, "cpu", params, state=state)
+    heads = model.roi_heads
+    heads.objective = NorCal(heads.objective, ckpt.counts_from_state(state), gamma=gamma)
+    bbox, segm = predict(model, dataset, int(ev["batch_size"]), "cpu")
+    train_json, _ = dataset_paths(params["dataset"], "train")
+    metrics = evaluate_all(dataset.json_path, bbox, segm if segm else None,
+                           max_dets_list=ev["max_dets_sweep"], max_dets=int(ev["max_dets"]),
+                           train_image_counts=train_json if train_json.is_file() else None,
+                           backend=ev["backend"])
+    metrics["checkpoint"] = {"path": str(checkpoint_path), "iteration": state["iteration"],
+                             "params_hash": state.get("params_hash"), "norcal_gamma": gamma}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_metrics_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _write_results(out: Path, name: str, profile: str, params: dict, metrics: dict,
+                   diagnostics: Path | None, state: str, extra: dict | None = None) -> dict:
+    metrics = dict(metrics)
+    metrics["run"] = {"name": name, "profile": profile, "run_dir_state": state,
+                      "iterations": int(params["train"]["iterations"]), "seed": int(params["train"]["seed"]),
+                      "objective": params["model"]["objective"], "gap": params["model"]["gap"],
+                      "sampler": params["dataset"]["sampler"]["kind"], **(extra or {})}
+    metrics["run"].pop("run_dir_state")  # how the folder was found is not a result (keeps reruns equal)
+    _dump(out / "metrics.json", metrics)
+    _dump(out / "summary.json", summary(metrics))
+    if diagnostics is not None:
+        shutil.copyfile(diagnostics, out / "diagnostics.json")
+    return metrics

@@ -1,0 +1,137 @@
+"""dvc.yaml, generated from params.yaml's registry (`python -m rog report pipeline [--check]`).
+
+Why generated: a table's stage must depend on exactly the metrics files of the runs it reads (so that
+changing one experiment reruns only it and its tables), and DVC cannot template a list into `deps`.
+Experiments and post-hoc evaluations stay `foreach` stages over the registry, so a new experiment
+entry needs no regeneration; a new table row does (the test suite checks dvc.yaml is current).
+
+Stages (all papermill runs of notebooks/, executed copies in results/notebooks/, volatile metadata
+stripped by `python -m rog.report.notebooks`):
+
+    dataset                 LT-Glyphs for ${profile} -> out/pipeline/<profile>/dataset (DVC cache)
+    experiment@NAME         train + evaluate -> results/experiments/NAME/{metrics,summary,diagnostics}.json
+                            (git) and out/pipeline/<profile>/runs/NAME/model_final.pt (DVC cache)
+    posthoc@NAME            a trained checkpoint scored with NorCal -> results/experiments/NAME/
+    dataset_notebook, gap_loss, TABLE/FIGURE, overview   the narrative, reading metrics files only
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from rog.report.registry import RegistryError, diagnostics_path, metrics_path, sections, table_runs, validate
+
+HEADER = ("# Generated from params.yaml by `python -m rog report pipeline`: edit params.yaml (experiments,\n"
+          "# posthoc, tables, figures), then regenerate. tests/test_pipeline.py checks this file is current.\n")
+PAPERMILL = "papermill {src} {dst} -k python3 --cwd . --no-progress-bar --execution-timeout 7200"
+STRIP = "python -m rog.report.notebooks {dst}"
+DATASET = "out/pipeline/${profile}/dataset"
+RUNS = "out/pipeline/${profile}/runs"
+TRAINING_CODE = ["rog/commands", "rog/config.py", "rog/data", "rog/engine", "rog/evaluation", "rog/losses",
+                 "rog/models", "rog/report/experiment.py", "rog/report/registry.py"]
+REPORT_CODE = ["rog/report/paper_numbers.yaml", "rog/report/results.py", "rog/report/tables.py",
+               "rog/report/figures.py", "rog/report/notebooks.py"]
+
+
+def _notebook_cmd(name: str, dst: str, params: dict[str, str] | None = None, folders: tuple[str, ...] = ()
+                  ) -> list[str]:
+    folder = " ".join([str(Path(dst).parent), *folders])
+    run = PAPERMILL.format(src=f"notebooks/{name}.ipynb", dst=dst)
+    for key, value in (params or {}).items():
+        run += f" -p {key} {value}"
+    return [f"mkdir -p {folder}", run, STRIP.format(dst=dst)]
+
+
+def stages(params: dict) -> dict:
+    """The `stages` mapping of dvc.yaml for `params` (validated first)."""
+    validate(params)
+    out: dict = {}
+    out["dataset"] = {
+        "cmd": f"python -m rog dataset --profile ${{profile}} --out {DATASET} --no-progress",
+        "deps": ["data", "rog/data", "rog/commands/dataset.py", "rog/config.py"],
+        "params": ["dataset", "profiles.${profile}"],
+        "outs": [DATASET],
+    }
+    out["dataset_notebook"] = {
+        "cmd": _notebook_cmd("dataset", "results/notebooks/dataset.ipynb",
+                             {"profile": "${profile}", "dataset_root": DATASET}),
+        "deps": ["notebooks/dataset.ipynb", DATASET, "rog/data/plots.py"],
+        "params": ["profile"],
+        "outs": [{"results/notebooks/dataset.ipynb": {"cache": False}}],
+    }
+    out["gap_loss"] = {
+        "cmd": _notebook_cmd("gap_loss", "results/notebooks/gap_loss.ipynb"),
+        "deps": ["notebooks/gap_loss.ipynb", "rog/losses", "rog/report/toy.py", "benchmarks/gap_loss.py",
+                 "benchmarks/official_gap.py"],
+        "outs": [{"results/notebooks/gap_loss.ipynb": {"cache": False}}],
+    }
+    if params.get("experiments"):
+        out["experiment"] = {"foreach": "${experiments}", "do": _run_stage("experiment", TRAINING_CODE + [
+            "notebooks/experiment.ipynb", DATASET], ["dataset", "model", "train", "evaluate", "schedule",
+                                                     "profiles.${profile}", "experiments.${key}"], train=True)}
+    if params.get("posthoc"):
+        out["posthoc"] = {"foreach": "${posthoc}", "do": _run_stage("posthoc", TRAINING_CODE + [
+            "notebooks/posthoc.ipynb", DATASET, RUNS + "/${item.source}/model_final.pt"],
+            ["evaluate", "posthoc.${key}"], train=False)}
+    for name in sections(params):
+        kind = "figures" if name in (params.get("figures") or {}) else "tables"
+        deps = [f"notebooks/{name}.ipynb", *REPORT_CODE]
+        for run in table_runs(params, name):
+            deps.append(str(metrics_path(run)))
+            if kind == "figures":
+                deps.append(str(diagnostics_path(run)))
+        outs = [{f"results/notebooks/{name}.ipynb": {"cache": False}}, {f"results/tables/{name}.md": {"cache": False}}]
+        if kind == "figures":
+            outs.append({f"results/figures/{name}.png": {"cache": False}})
+        cmd = _notebook_cmd(name, f"results/notebooks/{name}.ipynb", {"name": name},
+                            ("results/tables", "results/figures") if kind == "figures" else ("results/tables",))
+        out[name] = {"cmd": cmd, "deps": deps, "params": [f"{kind}.{name}", "profile"], "outs": outs}
+    out["overview"] = {
+        "cmd": _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
+        "deps": ["notebooks/overview.ipynb", "rog/report/paper_numbers.yaml"]
+                + [f"results/tables/{name}.md" for name in sections(params)],
+        "params": ["profile"],
+        "outs": [{"results/notebooks/overview.ipynb": {"cache": False}}],
+    }
+    return out
+
+
+def _run_stage(kind: str, deps: list[str], tracked: list[str], train: bool) -> dict:
+    dst = f"results/notebooks/{kind}/${{key}}.ipynb"
+    cmd = _notebook_cmd(kind, dst, {"name": "${key}", "profile": "${profile}", "dataset_root": DATASET,
+                                    "runs_root": RUNS})
+    outs: list = [{dst: {"cache": False}}]
+    if train:
+        outs.insert(0, RUNS + "/${key}/model_final.pt")
+        outs.append({"results/experiments/${key}/diagnostics.json": {"cache": False}})
+    outs.append({"results/experiments/${key}/metrics.json": {"cache": False}})
+    return {"cmd": cmd, "deps": deps, "params": tracked, "outs": outs,
+            "metrics": [{"results/experiments/${key}/summary.json": {"cache": False}}]}
+
+
+class _NoAliases(yaml.SafeDumper):
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def render(params: dict) -> str:
+    """dvc.yaml's text for `params`."""
+    body = yaml.dump({"stages": stages(params)}, Dumper=_NoAliases, sort_keys=False, default_flow_style=False,
+                     width=1000)
+    return HEADER + body
+
+
+def write(params_path: str | Path = "params.yaml", dvc_yaml: str | Path = "dvc.yaml", check: bool = False) -> bool:
+    """Write dvc.yaml (or with check=True only compare); returns True when it was already current."""
+    from rog.report.registry import read_params
+
+    text = render(read_params(params_path))
+    path = Path(dvc_yaml)
+    current = path.is_file() and path.read_text() == text
+    if not check and not current:
+        path.write_text(text)
+    return current
+
+
+__all__ = ["render", "stages", "write", "RegistryError"]

@@ -1,0 +1,135 @@
+"""The compendium's registry in params.yaml: experiments, post-hoc evaluations, tables and figures.
+
+    profile: default                  # the profile the pipeline runs
+    schedule: {length: 1.0}           # train.iterations = the profile's x length (per experiment)
+    experiments: {NAME: overlay}      # trained and evaluated by stage experiment@NAME
+    posthoc: {NAME: {source: EXP, norcal_gamma: g}}   # EXP's checkpoint scored with NorCal
+    tables: {NAME: {rows: [{paper: ROW, runs: [RUN, ...]}]}}
+    figures: {NAME: {rows: [...]}}    # same layout as tables
+    smoke: {experiments: [...], posthoc: [...]}        # what the smoke pipeline runs
+
+A "run" is an experiment or a post-hoc evaluation; both write results/experiments/RUN/metrics.json.
+Several runs in one row are seeds of one setting (mean and spread).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from rog.config import ParamsError, load_params, read_yaml
+
+REGISTRY_KEYS = ("profile", "schedule", "experiments", "posthoc", "tables", "figures", "smoke")
+RUN_SECTIONS = ("dataset", "model", "train", "evaluate")
+RESULTS = Path("results/experiments")
+
+
+class RegistryError(ParamsError):
+    """The registry in params.yaml is inconsistent (e.g. a table names an unknown run)."""
+
+
+def run_names(params: dict) -> list[str]:
+    """Every run: the experiments, then the post-hoc evaluations."""
+    return list(params.get("experiments") or {}) + list(params.get("posthoc") or {})
+
+
+def sections(params: dict) -> dict[str, dict]:
+    """tables and figures, one mapping name -> definition."""
+    return {**(params.get("tables") or {}), **(params.get("figures") or {})}
+
+
+def table_runs(params: dict, name: str) -> list[str]:
+    """The distinct runs a table or figure reads, in row order."""
+    definition = sections(params).get(name)
+    if definition is None:
+        raise RegistryError(f"no table or figure '{name}'; valid: {', '.join(sorted(sections(params)))}")
+    seen: list[str] = []
+    for row in definition.get("rows") or []:
+        for run in row.get("runs") or []:
+            if run not in seen:
+                seen.append(run)
+    return seen
+
+
+def metrics_path(run: str, root: str | Path = ".") -> Path:
+    return Path(root) / RESULTS / run / "metrics.json"
+
+
+def diagnostics_path(run: str, root: str | Path = ".") -> Path:
+    return Path(root) / RESULTS / run / "diagnostics.json"
+
+
+def validate(params: dict, paper: dict | None = None) -> None:
+    """Raise RegistryError on the first inconsistency: unknown runs or paper rows, bad post-hoc sources,
+    smoke lists naming unknown entries, names DVC or `-S` cannot address."""
+    experiments = params.get("experiments") or {}
+    posthoc = params.get("posthoc") or {}
+    for name in run_names(params):
+        if not name.replace("_", "").isalnum():
+            raise RegistryError(f"run name '{name}': use letters, digits and '_' only (it is a DVC stage "
+                                "name and a dotted params key)")
+    clash = sorted(set(experiments) & set(posthoc))
+    if clash:
+        raise RegistryError(f"names used both as experiment and post-hoc evaluation: {clash}")
+    for name, spec in posthoc.items():
+        if (spec or {}).get("source") not in experiments:
+            raise RegistryError(f"posthoc.{name}.source '{(spec or {}).get('source')}' is not an experiment")
+    runs = set(run_names(params))
+    for table, definition in sections(params).items():
+        for row in (definition or {}).get("rows") or []:
+            if "paper" not in row:
+                raise RegistryError(f"{table}: every row needs 'paper' (its row in paper_numbers.yaml)")
+            unknown = [r for r in row.get("runs") or [] if r not in runs]
+            if unknown:
+                raise RegistryError(f"{table}, row '{row['paper']}': unknown runs {unknown}")
+            if paper is not None:
+                rows = (paper.get(table) or {}).get("rows") or {}
+                if row["paper"] not in rows:
+                    raise RegistryError(f"{table}: row '{row['paper']}' is not in paper_numbers.yaml's {table}")
+    smoke = params.get("smoke") or {}
+    for key, pool in (("experiments", experiments), ("posthoc", posthoc)):
+        unknown = [n for n in smoke.get(key) or [] if n not in pool]
+        if unknown:
+            raise RegistryError(f"smoke.{key} names unknown entries {unknown}")
+    for name in smoke.get("posthoc") or []:
+        if posthoc[name]["source"] not in (smoke.get("experiments") or []):
+            raise RegistryError(f"smoke.posthoc '{name}' needs its source '{posthoc[name]['source']}' in "
+                                "smoke.experiments")
+
+
+def experiment_params(path: str | Path, profile: str, experiment: str) -> dict:
+    """The params one experiment trains and evaluates with: defaults <- profile <- experiment, with
+    train.iterations (and checkpoint_every) scaled by schedule.length, registry keys left out."""
+    params = load_params(path, profile, experiment)
+    length = float((params.get("schedule") or {}).get("length", 1.0))
+    if length <= 0:
+        raise RegistryError(f"experiments.{experiment}: schedule.length must be > 0, got {length}")
+    out = {k: copy.deepcopy(params[k]) for k in RUN_SECTIONS}
+    train = out["train"]
+    if length != 1.0:
+        train["iterations"] = max(1, round(int(train["iterations"]) * length))
+        train["warmup_iterations"] = min(int(train["warmup_iterations"]), train["iterations"])
+    return out
+
+
+def smoke_params(params: dict) -> dict:
+    """params.yaml for the smoke pipeline: profile smoke, only smoke.experiments / smoke.posthoc."""
+    out = copy.deepcopy(params)
+    smoke = params.get("smoke") or {}
+    out["profile"] = "smoke"
+    out["experiments"] = {k: v for k, v in (params.get("experiments") or {}).items()
+                          if k in (smoke.get("experiments") or [])}
+    out["posthoc"] = {k: v for k, v in (params.get("posthoc") or {}).items() if k in (smoke.get("posthoc") or [])}
+    kept = set(run_names(out))
+    for section in ("tables", "figures"):
+        for definition in (out.get(section) or {}).values():
+            for row in definition.get("rows") or []:
+                runs = row.get("runs") or []
+                row["runs"] = [r for r in runs if r in kept]
+                skipped = [r for r in runs if r not in kept]
+                if skipped:
+                    row["skipped"] = skipped
+    return out
+
+
+def read_params(path: str | Path = "params.yaml") -> dict:
+    return read_yaml(path)

@@ -1,0 +1,98 @@
+"""The smoke pipeline: the whole DVC pipeline on profile smoke, in a copy of the repository.
+
+    python -m rog.report.smoke DIR        # copy the repo to DIR, run `dvc repro` there, check it is clean
+
+The copy holds the files git knows (tracked and untracked-not-ignored) plus the raw snapshot data/;
+its params.yaml is `registry.smoke_params` of ours (profile smoke, only smoke.experiments and
+smoke.posthoc; tables show the other runs as "not run") and its dvc.yaml is generated from that. The
+copy is a fresh git repository, so `dvc repro`, `dvc status` and `dvc exp` behave as in a clone.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from rog.report import pipeline
+from rog.report.registry import read_params, smoke_params
+
+EXTRA = ("data",)  # DVC-tracked (git-ignored) inputs the pipeline needs
+
+
+def environment() -> dict:
+    """os.environ with this interpreter's bin/ first on PATH (papermill, dvc, python of the venv), no
+    MPLBACKEND (it would drop figures from executed notebooks), DVC analytics off."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.pop("MPLBACKEND", None)
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.setdefault("PYTHONHASHSEED", "0")
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=environment(), check=check, text=True, capture_output=True)
+
+
+def copy_repo(src: Path, dst: Path) -> None:
+    """Copy git's view of src (tracked + untracked, not ignored) and EXTRA into dst, then git-commit it."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=src, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for rel in filter(None, listed):
+        source = src / rel
+        if not source.is_file():
+            continue  # deleted but still in the index
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    for rel in EXTRA:
+        if (src / rel).is_dir():
+            shutil.copytree(src / rel, dst / rel, dirs_exist_ok=True)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=smoke", "-c", "user.email=smoke@localhost", "commit", "-q", "-m", "copy"]):
+        run(cmd, dst)
+
+
+def prepare(src: str | Path, dst: str | Path) -> Path:
+    """dst: a copy of the repo set up for the smoke pipeline (committed, so `dvc exp` works too)."""
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    dst.mkdir(parents=True, exist_ok=True)
+    copy_repo(src, dst)
+    params = smoke_params(read_params(src / "params.yaml"))
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, width=120))
+    (dst / "dvc.yaml").write_text(pipeline.render(params))
+    run(["git", "add", "params.yaml", "dvc.yaml"], dst)
+    run(["git", "-c", "user.name=smoke", "-c", "user.email=smoke@localhost", "commit", "-q", "-m", "smoke"], dst)
+    return dst
+
+
+def repro(dst: str | Path) -> float:
+    """`dvc repro` in dst; returns its wall time in seconds (raises with DVC's output on failure)."""
+    start = time.perf_counter()
+    result = run([sys.executable, "-m", "dvc", "repro"], Path(dst), check=False)
+    if result.returncode:
+        raise RuntimeError(f"dvc repro failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rog.report.smoke", description=__doc__.splitlines()[0])
+    parser.add_argument("dst", help="folder for the copy (created)")
+    parser.add_argument("--src", default=".", help="the repository (default: .)")
+    args = parser.parse_args(argv)
+    dst = prepare(args.src, args.dst)
+    seconds = repro(dst)
+    status = run([sys.executable, "-m", "dvc", "status", "-q"], dst, check=False)
+    print(f"smoke pipeline: dvc repro {seconds:.0f} s in {dst}; dvc status "
+          f"{'clean' if status.returncode == 0 else 'NOT clean'}")
+    return 0 if status.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,125 @@
+"""GAP loss explained: the paper's Figure 3 toy example, its gradients, and speed against the official code.
+
+Figure 3: three objects (person, dog, soccer ball), each classified correctly (its own class scores
+highest in its row), yet in the ranking of the rare class "soccer ball" across objects the person's
+soccer score (0.30) outranks the soccer ball's own (0.15), so soccer AP is 0.5. Classification losses
+compare scores within a row; GAP compares them across rows, per class.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rog.losses import GAPLoss
+
+CLASSES = ("person", "dog", "soccer ball")
+# sigmoid scores of the paper's Figure 3: rows = objects, columns = classes
+FIGURE3_SCORES = ((0.90, 0.05, 0.30),
+                  (0.10, 0.80, 0.05),
+                  (0.05, 0.10, 0.15))
+FIGURE3_LABELS = (0, 1, 2)
+# training counts behind the weights omega: person frequent, dog common, soccer ball rare
+FIGURE3_COUNTS = (1000.0, 50.0, 5.0)
+
+
+def logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def figure3_example() -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [3, 3] float64, labels [3]) of the toy example (no background RoI)."""
+    logits = torch.tensor([[logit(p) for p in row] for row in FIGURE3_SCORES], dtype=torch.float64)
+    return logits, torch.tensor(FIGURE3_LABELS)
+
+
+def classified_correctly(scores: torch.Tensor, labels: torch.Tensor) -> list[bool]:
+    return (scores.argmax(1) == labels).tolist()
+
+
+def ranking_ap(scores: torch.Tensor, labels: torch.Tensor, cls: int) -> float:
+    """AP of class `cls` when all rows are ranked by their score for `cls` (ties: worst case)."""
+    col = scores[:, cls]
+    positive = labels == cls
+    if not bool(positive.any()):
+        return float("nan")
+    precisions = []
+    for i in torch.nonzero(positive)[:, 0].tolist():
+        above = col >= col[i]
+        precisions.append(float((above & positive).sum()) / float(above.sum()))
+    return sum(precisions) / len(precisions)
+
+
+def gap_module(num_classes: int = 3, weighting: str = "dataset", **options) -> GAPLoss:
+    counts = torch.tensor(FIGURE3_COUNTS, dtype=torch.float64)[:num_classes]
+    if weighting == "dataset":
+        return GAPLoss(num_classes, weighting="dataset", class_counts=counts, **options)
+    return GAPLoss(num_classes, weighting=weighting, **options)
+
+
+def gap_value_and_grad(logits: torch.Tensor, labels: torch.Tensor, gap: GAPLoss | None = None
+                       ) -> tuple[float, torch.Tensor]:
+    """GAP's value and its (error-driven) gradient w.r.t. the logits."""
+    gap = gap if gap is not None else gap_module(logits.shape[1])
+    z = logits.clone().requires_grad_(True)
+    value = gap(z, labels)
+    value.backward()
+    return float(value.detach()), z.grad.detach()
+
+
+def descend(logits: torch.Tensor, labels: torch.Tensor, steps: int = 20, lr: float = 1.0,
+            loss: str = "gap") -> list[dict]:
+    """Plain gradient descent on the logits with `loss` (gap | sigmoid_ce | both); per step the soccer
+    AP, the mean per-class AP, whether every row is still classified correctly and the loss value."""
+    z = logits.clone()
+    gap = gap_module(logits.shape[1])
+    history = []
+    for step in range(steps + 1):
+        scores = torch.sigmoid(z)
+        aps = [ranking_ap(scores, labels, c) for c in range(z.shape[1])]
+        zz = z.clone().requires_grad_(True)
+        terms = []
+        if loss in ("gap", "both"):
+            terms.append(gap(zz, labels))
+        if loss in ("sigmoid_ce", "both"):
+            target = torch.nn.functional.one_hot(labels, z.shape[1]).double()
+            terms.append(torch.nn.functional.binary_cross_entropy_with_logits(zz, target, reduction="sum") / len(z))
+        total = sum(terms)
+        history.append({"step": step, "soccer_AP": aps[2], "mAP": sum(aps) / len(aps),
+                        "all_correct": all(classified_correctly(scores, labels)), "loss": float(total.detach())})
+        if step == steps:
+            break
+        total.backward()
+        z = z - lr * zz.grad.detach()
+    return history
+
+
+def speed_against_official(rows: list[int], num_classes: int = 1203, repeats: int = 3) -> list[dict]:
+    """Forward+backward seconds of GAPLoss and of the official O(P x N) algorithm (benchmarks/) on
+    LVIS-like batches of `rows` RoIs; with the largest gradient difference relative to the largest."""
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import gap_loss as bench  # benchmarks/gap_loss.py
+    finally:
+        sys.path.pop(0)
+    out = []
+    for r in rows:
+        logits, labels = bench.lvis_like_batch(r, "cpu")
+        omega = bench.omega_for(labels)
+        g_ours, g_ref = bench.ours(logits, labels, omega), bench.reference(logits, labels, omega)
+        times = {}
+        for name, fn in (("ours", bench.ours), ("official", bench.reference)):
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn(logits, labels, omega)
+                best = min(best, time.perf_counter() - start)
+            times[name] = best
+        out.append({"rows": r, "ours_s": times["ours"], "official_s": times["official"],
+                    "speedup": times["official"] / times["ours"],
+                    "max_rel_diff": float((g_ours - g_ref).abs().max() / g_ref.abs().max())})
+    return out
