@@ -137,3 +137,37 @@ def test_faster_rcnn_has_no_mask_branch():
 def test_unknown_names_are_clear_errors(override, message):
     with pytest.raises(ValueError, match=message):
         build_detector(model_params(override), 3)
+
+
+# ---- fast pieces equal to torchvision's ----------------------------------------------------------------
+@pytest.mark.parametrize("sampling_ratio", [1, 2, 3])
+def test_separable_roi_align_equals_torchvision(sampling_ratio):
+    from torchvision.ops import roi_align
+
+    from rog.models.roi_align import separable_roi_align
+    g = torch.Generator().manual_seed(sampling_ratio)
+    features = torch.randn(3, 5, 12, 15, dtype=torch.float64, generator=g, requires_grad=True)
+    xy = torch.rand(40, 2, generator=g, dtype=torch.float64) * 140 - 20  # some partly or fully outside
+    wh = torch.rand(40, 2, generator=g, dtype=torch.float64) * 50 + 0.2  # some under one feature cell
+    batch = torch.randint(0, 3, (40, 1), generator=g).double()  # not grouped by image
+    rois = torch.cat([batch, xy, xy + wh], 1)
+    rois[0, 1:] = torch.tensor([0.0, 0.0, 119.0, 95.0])  # the whole map at scale 1/8
+    weights = torch.randn(40, 5, 7, 7, dtype=torch.float64, generator=g)
+    ours = separable_roi_align(features, rois, (7, 7), 0.125, sampling_ratio)
+    ref = roi_align(features, rois, (7, 7), 0.125, sampling_ratio, aligned=False)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    grad_ours, = torch.autograd.grad((ours * weights).sum(), features)
+    grad_ref, = torch.autograd.grad((ref * weights).sum(), features)
+    assert torch.allclose(grad_ours, grad_ref, atol=1e-12)
+
+
+def test_class_mask_logits_equals_the_full_predictor():
+    from torchvision.models.detection.mask_rcnn import MaskRCNNPredictor
+
+    from rog.models.roi_heads import class_mask_logits
+    torch.manual_seed(0)
+    predictor = MaskRCNNPredictor(8, 8, 6)
+    features = torch.randn(5, 8, 14, 14)
+    labels = torch.tensor([0, 5, 2, 2, 3])
+    full = predictor(features)[torch.arange(5), labels]
+    assert torch.allclose(class_mask_logits(predictor, features, labels), full, atol=1e-5)

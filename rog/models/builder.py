@@ -18,6 +18,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import MultiScaleRoIAlign
 
 from rog.models.backbones import build_backbone
+from rog.models.roi_align import SeparableMultiScaleRoIAlign
 from rog.models.roi_heads import ObjectivePredictor, ObjectiveRoIHeads
 
 ARCHS = ("mask_rcnn", "faster_rcnn")
@@ -86,6 +87,7 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
                          f"{len(backbone.strides)} pyramid levels")
     rpn = model_params["rpn"]
     roi = model_params["roi"]
+    pool = SeparableMultiScaleRoIAlign if roi.get("separable_align", False) else MultiScaleRoIAlign
     test = model_params["test"]
     common = dict(
         min_size=int(model_params["min_size"]), max_size=int(model_params["max_size"]), image_mean=list(model_params["image_mean"]),
@@ -93,12 +95,12 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
         rpn_pre_nms_top_n_train=rpn["pre_nms_top_n_train"], rpn_post_nms_top_n_train=rpn["post_nms_top_n_train"],
         rpn_pre_nms_top_n_test=rpn["pre_nms_top_n_test"], rpn_post_nms_top_n_test=rpn["post_nms_top_n_test"],
         rpn_batch_size_per_image=rpn["batch_size_per_image"],
-        box_roi_pool=MultiScaleRoIAlign(levels, output_size=7, sampling_ratio=roi["sampling_ratio"]),
+        box_roi_pool=pool(levels, output_size=7, sampling_ratio=roi["sampling_ratio"]),
         box_head=TwoMLPHead(channels * 49, roi["representation_size"]),
         box_predictor=nn.Identity(),  # placeholder: the RoI heads are replaced below
     )
     if arch == "mask_rcnn":
-        model = MaskRCNN(backbone, mask_roi_pool=MultiScaleRoIAlign(levels, output_size=14,
+        model = MaskRCNN(backbone, mask_roi_pool=pool(levels, output_size=14,
                                                                   sampling_ratio=roi["sampling_ratio"]),
                          mask_head=MaskRCNNHeads(channels, [roi["mask_head_channels"]] * roi["mask_head_layers"], 1),
                          mask_predictor=MaskRCNNPredictor(roi["mask_head_channels"], roi["mask_head_channels"],
