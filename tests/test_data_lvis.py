@@ -143,3 +143,16 @@ def test_segmentation_forms_decode_to_the_same_mask():
     for seg in (compressed, uncompressed):
         assert np.array_equal(segmentation_to_mask(seg, 6, 8), square)
     assert segmentation_to_mask(polygon, 6, 8)[1:4, 2:6].all()
+
+
+def test_build_transforms_from_params():
+    from rog.data.transforms import Compose, RandomHorizontalFlip, RandomResize, build_transforms
+
+    lvis = {"name": "lvis", "horizontal_flip": True, "resize_min_size": [640, 800], "resize_max_size": 1333}
+    steps = build_transforms(lvis, train=True)
+    assert isinstance(steps, Compose) and [type(t) for t in steps.transforms] == [RandomResize, RandomHorizontalFlip]
+    assert build_transforms(lvis, train=False) is None
+    glyphs = {"name": "lt_glyphs", "horizontal_flip": False, "resize_min_size": [], "resize_max_size": 1333}
+    assert build_transforms(glyphs, train=True) is None
+    with pytest.raises(ValueError, match="mirrored glyph"):
+        build_transforms(dict(glyphs, horizontal_flip=True), train=True)

@@ -89,6 +89,8 @@ class RandomResize:
 
 def build_transforms(dataset_params: dict, train: bool) -> Compose | None:
     """Train-time transforms from the dataset params (none at test time: the detector resizes)."""
+    if dataset_params.get("horizontal_flip") and dataset_params.get("name") == "lt_glyphs":
+        raise ValueError("dataset.horizontal_flip must stay false for lt_glyphs: a mirrored glyph is not a glyph")
     if not train:
         return None
     steps = []
