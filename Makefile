@@ -14,15 +14,27 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Every test, the smoke pipeline and nbval included (tests/test_pipeline_smoke.py: `dvc repro` on profile
+# smoke in a copy of the repo, then nbval on its executed notebooks).
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	env -u MPLBACKEND DVC_NO_ANALYTICS=1 $(PY) -m pytest -q tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/gap_loss.py
 
+# The whole pipeline on params.yaml's profile (default): the raw snapshot pulled offline from the
+# in-repo remote, then `dvc repro` (papermill, dvc and python of the venv first on PATH; no MPLBACKEND,
+# which would drop the figures from the executed notebooks).
+REPRO_ENV := env -u MPLBACKEND PATH="$(abspath $(VENV))/bin:$$PATH" DVC_NO_ANALYTICS=1
 repro: $(STAMP)
-	@echo "make repro: the DVC pipeline (dvc.yaml) does not exist yet; see issue 6." >&2
-	@exit 2
+	$(PY) -m rog report pipeline --check
+	$(REPRO_ENV) $(PY) -m dvc pull data.dvc
+	$(REPRO_ENV) $(PY) -m dvc repro
+
+# The smoke pipeline alone, in a copy of the repo (SMOKE_DIR, default: a new temporary folder).
+.PHONY: smoke
+smoke: $(STAMP)
+	$(REPRO_ENV) $(PY) -m rog.report.smoke $${SMOKE_DIR:-$$(mktemp -d)/rog}
 
 # The raw inputs of LT-Glyphs (corpus text, fonts): pulled offline from the in-repo DVC remote (dvc-remote/).
 .PHONY: data

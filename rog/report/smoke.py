@@ -25,10 +25,13 @@ from rog.report.registry import read_params, smoke_params
 EXTRA = ("data",)  # DVC-tracked (git-ignored) inputs the pipeline needs
 
 
-def environment() -> dict:
+def environment(root: Path | None = None) -> dict:
     """os.environ with this interpreter's bin/ first on PATH (papermill, dvc, python of the venv), no
-    MPLBACKEND (it would drop figures from executed notebooks), DVC analytics off."""
+    MPLBACKEND (it would drop figures from executed notebooks), DVC analytics off, and `root` first on
+    PYTHONPATH so that a copy runs its own `rog`, not the editable install's."""
     env = dict(os.environ)
+    if root is not None:
+        env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env.pop("MPLBACKEND", None)
     env["DVC_NO_ANALYTICS"] = "1"
@@ -37,7 +40,7 @@ def environment() -> dict:
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, env=environment(), check=check, text=True, capture_output=True)
+    return subprocess.run(cmd, cwd=cwd, env=environment(cwd), check=check, text=True, capture_output=True)
 
 
 def copy_repo(src: Path, dst: Path) -> None:

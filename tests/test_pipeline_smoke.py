@@ -1,0 +1,104 @@
+"""The whole DVC pipeline on the smoke profile, in a copy of the repository (rog.report.smoke), then
+nbval on the executed notebooks. Slow by nature (about 5 minutes on 2 cores): one module-scoped run.
+
+Checks: `dvc repro` runs end to end; right after, `dvc status` is clean and a second `dvc repro` runs
+nothing; executed notebooks carry no volatile metadata; `dvc exp run -S` of one post-hoc entry reruns
+only it and the tables reading it, and `dvc params diff` / `dvc metrics diff` work; nbval re-executes
+every narrative notebook (tables, figures, dataset, GAP explained, overview) and finds the same outputs.
+Experiment notebooks are not re-executed by nbval (that would retrain): papermill ran them in the
+pipeline, which fails on any error.
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rog.report import smoke
+from rog.report.registry import read_params
+
+ROOT = Path(__file__).resolve().parents[1]
+NARRATIVE = ("dataset", "gap_loss", "table1", "table2", "table3", "table4", "table5", "table6", "sweeps",
+             "figure4", "figure5", "overview")
+
+
+def dvc(copy: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = smoke.run([sys.executable, "-m", "dvc", *args], copy, check=False)
+    if check and result.returncode:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    copy = smoke.prepare(ROOT, tmp_path_factory.mktemp("smoke") / "repo")
+    seconds = smoke.repro(copy)
+    print(f"\nsmoke pipeline: dvc repro took {seconds:.0f} s")
+    return copy
+
+
+def test_smoke_pipeline_runs_end_to_end(pipeline):
+    params = read_params(pipeline / "params.yaml")
+    assert params["profile"] == "smoke"
+    for run in [*params["experiments"], *params["posthoc"]]:
+        metrics = json.loads((pipeline / f"results/experiments/{run}/metrics.json").read_text())
+        assert metrics["run"]["profile"] == "smoke" and "bbox" in metrics and "segm" in metrics
+        assert set(json.loads((pipeline / f"results/experiments/{run}/summary.json").read_text())) == {"bbox", "segm"}
+    for run in params["experiments"]:
+        assert (pipeline / f"out/pipeline/smoke/runs/{run}/model_final.pt").is_file()
+        assert (pipeline / f"results/experiments/{run}/diagnostics.json").is_file()
+    for name in NARRATIVE:
+        nb = json.loads((pipeline / f"results/notebooks/{name}.ipynb").read_text())
+        assert "papermill" not in nb["metadata"], name
+        assert all("papermill" not in c["metadata"] and "execution" not in c["metadata"] for c in nb["cells"])
+        errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, name
+    for name in ("table1", "table3", "figure4", "figure5", "sweeps"):
+        text = (pipeline / f"results/tables/{name}.md").read_text()
+        assert "smoke profile" in text or name.startswith("table3"), name
+    assert "| Random, Sigmoid CE | sigmoid_ce |" in (pipeline / "results/tables/table1.md").read_text()
+    assert (pipeline / "results/figures/figure5.png").stat().st_size > 1000
+    # the checkpoints are in the DVC cache, the results are not (they go to git)
+    lock = (pipeline / "dvc.lock").read_text()
+    assert "model_final.pt" in lock
+
+
+def test_nothing_to_do_right_after(pipeline):
+    assert dvc(pipeline, "status", "-q", check=False).returncode == 0, dvc(pipeline, "status", check=False).stdout
+    again = dvc(pipeline, "repro")
+    assert not ran_stages(again.stdout), again.stdout
+
+
+def test_dvc_exp_run_reruns_only_the_changed_run_and_its_tables(pipeline):
+    smoke.run(["git", "add", "-A"], pipeline)
+    smoke.run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "-m", "smoke results"],
+              pipeline)
+    start = time.perf_counter()
+    out = dvc(pipeline, "exp", "run", "-S", "posthoc.softmax_ce_norcal.norcal_gamma=0.5")
+    ran = ran_stages(out.stdout)
+    print(f"\ndvc exp run -S: {time.perf_counter() - start:.0f} s, stages {sorted(ran)}")
+    assert {"posthoc@softmax_ce_norcal", "table1"} <= ran <= {"posthoc@softmax_ce_norcal", "table1", "overview"}
+    params = dvc(pipeline, "params", "diff", "--json")
+    assert "posthoc.softmax_ce_norcal.norcal_gamma" in params.stdout
+    metrics = json.loads((pipeline / "results/experiments/softmax_ce_norcal/metrics.json").read_text())
+    assert metrics["run"]["posthoc"]["norcal_gamma"] == 0.5
+    assert dvc(pipeline, "metrics", "diff", "--json").returncode == 0
+    assert dvc(pipeline, "status", "-q", check=False).returncode == 0
+
+
+def test_nbval_on_the_executed_notebooks(pipeline):
+    paths = [f"results/notebooks/{name}.ipynb" for name in NARRATIVE]
+    start = time.perf_counter()
+    result = smoke.run([sys.executable, "-m", "pytest", "-q", "--nbval", "--nbval-current-env",
+                        "-p", "no:cacheprovider", "--nbval-cell-timeout", "600", *paths], pipeline, check=False)
+    print(f"\nnbval: {time.perf_counter() - start:.0f} s")
+    assert result.returncode == 0, result.stdout[-8000:]
