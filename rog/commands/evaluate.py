@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from rog.commands.train import add_common_arguments
 
@@ -32,46 +31,11 @@ def evaluation_params(args: argparse.Namespace, checkpoint_params: dict) -> dict
     return params
 
 
-def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, overrides=(), progress=False) -> dict:
-    """Inference + evaluation of a checkpoint into out_dir; returns the metrics dict."""
-    import torch
-
-    from rog.data.build import build_dataset, dataset_paths
-    from rog.engine import checkpoint as ckpt
-    from rog.engine.distributed import local_device
-    from rog.engine.inference import load_model, predict
-    from rog.evaluation.metrics import evaluate_all, write_metrics_json
-    from rog.evaluation.results import write_results_json
-
-    state = ckpt.load(checkpoint_path)
-    args = argparse.Namespace(params=None, profile=None, experiment=None, overrides=list(overrides))
-    params = params if params is not None else evaluation_params(args, state["params"])
-    ev = params["evaluate"]
-    device = local_device(params["train"]["device"])
-    if device.type == "cpu":
-        torch.set_num_threads(int(params["train"]["threads"]))
-    dataset = build_dataset(params["dataset"], ev["split"], train=False)
-    model, _ = load_model(checkpoint_path, dataset.num_classes, device, params, state=state)
-    bbox, segm = predict(model, dataset, int(ev["batch_size"]), device, progress)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_results_json(out / "results_bbox.json", bbox)
-    write_results_json(out / "results_segm.json", segm)
-    train_json, _ = dataset_paths(params["dataset"], "train")
-    metrics = evaluate_all(dataset.json_path, bbox, segm if segm else None,
-                           max_dets_list=ev["max_dets_sweep"], max_dets=int(ev["max_dets"]),
-                           train_image_counts=train_json if train_json.is_file() else None,
-                           backend=ev["backend"])
-    metrics["checkpoint"] = {"path": str(checkpoint_path), "iteration": state["iteration"],
-                             "params_hash": state.get("params_hash")}
-    write_metrics_json(out / "metrics.json", metrics)
-    return metrics
-
-
 def run(args: argparse.Namespace) -> int:
     from rog.config import ParamsError
     from rog.data.lvis_dataset import ImageReadError, LVISFormatError
     from rog.engine import checkpoint as ckpt
+    from rog.engine.inference import evaluate_checkpoint
 
     try:
         state = ckpt.load(args.checkpoint)
@@ -85,3 +49,11 @@ def run(args: argparse.Namespace) -> int:
                if t in metrics}
     print(json.dumps(summary))
     return 0
+
+
+def __getattr__(name: str):
+    """`evaluate_checkpoint` lives in rog.engine.inference; re-exported lazily (keeps --help fast)."""
+    if name == "evaluate_checkpoint":
+        from rog.engine.inference import evaluate_checkpoint
+        return evaluate_checkpoint
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

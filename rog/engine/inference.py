@@ -4,6 +4,9 @@ Masks are encoded to RLE batch by batch, so memory stays flat however many image
 """
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 import torch
 from tqdm import tqdm
 
@@ -58,3 +61,43 @@ def load_model(path, num_classes: int | None = None, device: torch.device | str 
     checkpoint.check_signature(state, model.signature, path)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state
+
+
+def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, progress: bool = False,
+                        adjust_model: Callable[[torch.nn.Module, dict], None] | None = None) -> dict:
+    """Inference on params.evaluate.split + LVIS evaluation of a checkpoint; returns the metrics dict.
+
+    Writes out_dir/results_bbox.json, results_segm.json (empty list without masks) and metrics.json.
+    params: resolved params (default: the checkpoint's own). adjust_model(model, checkpoint dict) may
+    change the restored model before inference (e.g. wrap its objective in a post-hoc calibration).
+    Nothing is written when the checkpoint, the params or the data are bad.
+    """
+    from rog.data.build import build_dataset, dataset_paths
+    from rog.engine.distributed import local_device
+    from rog.evaluation.metrics import evaluate_all, write_metrics_json
+    from rog.evaluation.results import write_results_json
+
+    state = checkpoint.load(checkpoint_path)
+    params = params if params is not None else state["params"]
+    ev = params["evaluate"]
+    device = local_device(params["train"]["device"])
+    if device.type == "cpu":
+        torch.set_num_threads(int(params["train"]["threads"]))
+    dataset = build_dataset(params["dataset"], ev["split"], train=False)
+    model, _ = load_model(checkpoint_path, dataset.num_classes, device, params, state=state)
+    if adjust_model is not None:
+        adjust_model(model, state)
+    bbox, segm = predict(model, dataset, int(ev["batch_size"]), device, progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_results_json(out / "results_bbox.json", bbox)
+    write_results_json(out / "results_segm.json", segm)
+    train_json, _ = dataset_paths(params["dataset"], "train")
+    metrics = evaluate_all(dataset.json_path, bbox, segm if segm else None,
+                           max_dets_list=ev["max_dets_sweep"], max_dets=int(ev["max_dets"]),
+                           train_image_counts=train_json if train_json.is_file() else None,
+                           backend=ev["backend"])
+    metrics["checkpoint"] = {"path": str(checkpoint_path), "iteration": state["iteration"],
+                             "params_hash": state.get("params_hash")}
+    write_metrics_json(out / "metrics.json", metrics)
+    return metrics
