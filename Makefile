@@ -23,13 +23,15 @@ bench: $(STAMP)
 	$(PY) benchmarks/gap_loss.py
 
 # The whole pipeline on params.yaml's profile (default): the raw snapshot pulled offline from the
-# in-repo remote, then `dvc repro` (papermill, dvc and python of the venv first on PATH; no MPLBACKEND,
-# which would drop the figures from the executed notebooks).
+# in-repo remote, then `dvc repro` with JOBS experiments side by side (rog.report.parallel; it ends
+# with a plain `dvc repro`). papermill, dvc and python of the venv first on PATH; no MPLBACKEND, which
+# would drop the figures from the executed notebooks.
+JOBS      ?= 2
 REPRO_ENV := env -u MPLBACKEND PATH="$(abspath $(VENV))/bin:$$PATH" DVC_NO_ANALYTICS=1
 repro: $(STAMP)
 	$(PY) -m rog report pipeline --check
 	$(REPRO_ENV) $(PY) -m dvc pull data.dvc
-	$(REPRO_ENV) $(PY) -m dvc repro
+	$(REPRO_ENV) $(PY) -m rog.report.parallel -j $(JOBS)
 
 # The smoke pipeline alone, in a copy of the repo (SMOKE_DIR, default: a new temporary folder).
 .PHONY: smoke

@@ -337,3 +337,28 @@ def test_prepare_run_dir_keeps_only_a_resumable_run_of_the_same_params(tmp_path)
     rundir.initialise(run, params, {})
     other = {"dataset": {"a": 2}, "model": {}, "train": {"iterations": 5}}
     assert prepare_run_dir(run, other) == "restart" and not run.exists()
+
+
+# ---- parallel reproduction ---------------------------------------------------------------------------
+def test_parallel_retries_dvc_lock_refusals_and_keeps_going_after_failures(monkeypatch, tmp_path):
+    import subprocess
+
+    from rog.report import parallel
+
+    calls = []
+
+    def fake_run(cmd, cwd, env, text, capture_output):
+        target = cmd[-1]
+        calls.append(target)
+        if target == "experiment@a" and calls.count(target) == 1:
+            return subprocess.CompletedProcess(cmd, 255, "", "ERROR: Unable to acquire lock. Most likely ...")
+        if target == "experiment@b":
+            return subprocess.CompletedProcess(cmd, 1, "", "ERROR: failed to reproduce 'experiment@b'")
+        return subprocess.CompletedProcess(cmd, 0, f"Running stage '{target}'", "")
+
+    monkeypatch.setattr(parallel.subprocess, "run", fake_run)
+    monkeypatch.setattr(parallel.time, "sleep", lambda s: None)
+    failures = parallel.run_parallel(["experiment@a", "experiment@b", "experiment@c"], 2, tmp_path, None,
+                                     log=lambda s: None)
+    assert calls.count("experiment@a") == 2 and calls.count("experiment@b") == 1 and "experiment@c" in calls
+    assert len(failures) == 1 and "experiment@b" in failures[0]

@@ -1,6 +1,6 @@
 """The smoke pipeline: the whole DVC pipeline on profile smoke, in a copy of the repository.
 
-    python -m rog.report.smoke DIR        # copy the repo to DIR, run `dvc repro` there, check it is clean
+    python -m rog.report.smoke DIR        # copy the repo to DIR, reproduce the pipeline there, check it is clean
 
 The copy holds the files git knows (tracked and untracked-not-ignored) plus the raw snapshot data/;
 its params.yaml is `registry.smoke_params` of ours (profile smoke, only smoke.experiments and
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from rog.report import pipeline
+from rog.report import parallel, pipeline
 from rog.report.registry import read_params, smoke_params
 
 EXTRA = ("data",)  # DVC-tracked (git-ignored) inputs the pipeline needs
@@ -75,22 +75,21 @@ def prepare(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
-def repro(dst: str | Path) -> float:
-    """`dvc repro` in dst; returns its wall time in seconds (raises with DVC's output on failure)."""
-    start = time.perf_counter()
-    result = run([sys.executable, "-m", "dvc", "repro"], Path(dst), check=False)
-    if result.returncode:
-        raise RuntimeError(f"dvc repro failed ({result.returncode}):\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
-    return time.perf_counter() - start
+def repro(dst: str | Path, jobs: int = 2) -> float:
+    """The pipeline in dst (rog.report.parallel: `jobs` experiments side by side, then `dvc repro`);
+    returns its wall time in seconds (raises with DVC's output on failure)."""
+    dst = Path(dst)
+    return parallel.reproduce(dst, jobs, environment(dst), log=lambda text: None)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rog.report.smoke", description=__doc__.splitlines()[0])
     parser.add_argument("dst", help="folder for the copy (created)")
     parser.add_argument("--src", default=".", help="the repository (default: .)")
+    parser.add_argument("-j", "--jobs", type=int, default=2, help="experiments side by side (default: 2)")
     args = parser.parse_args(argv)
     dst = prepare(args.src, args.dst)
-    seconds = repro(dst)
+    seconds = repro(dst, args.jobs)
     status = run([sys.executable, "-m", "dvc", "status", "-q"], dst, check=False)
     print(f"smoke pipeline: dvc repro {seconds:.0f} s in {dst}; dvc status "
           f"{'clean' if status.returncode == 0 else 'NOT clean'}")

@@ -1,0 +1,99 @@
+"""`dvc repro` with the experiments side by side: `python -m rog.report.parallel [-j 2]`.
+
+One training process uses a single core well but not two (one process with 2 threads reaches ~120 %
+CPU, shared/spec/cpu-facts.md), so the experiments run as JOBS concurrent `dvc repro experiment@NAME`
+(DVC 3 locks per stage, so concurrent reproductions of different stages are safe), then the post-hoc
+evaluations, then one plain `dvc repro` for everything else (tables, figures, notebooks). A stage
+already up to date is skipped as usual, so an interrupted run resumes where it stopped. DVC's short
+repository lock sometimes refuses a process that starts while another one is writing dvc.lock
+("Unable to acquire lock"); nothing has run then, so that command is simply retried.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from queue import Empty, Queue
+
+from rog.report.registry import read_params
+
+LOCKED = "Unable to acquire lock"
+
+
+def dvc_repro(target: str | None, cwd: Path, env: dict | None, retries: int = 20, log=print) -> None:
+    """`dvc repro [target]`, retried while DVC's repository lock is busy; RuntimeError on failure."""
+    cmd = [sys.executable, "-m", "dvc", "repro"] + ([target] if target else [])
+    for attempt in range(retries + 1):
+        result = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True)
+        if result.returncode == 0:
+            log(result.stdout.strip())
+            return
+        if LOCKED not in result.stdout + result.stderr or attempt == retries:
+            raise RuntimeError(f"dvc repro {target or ''} failed ({result.returncode}):\n"
+                               f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+        time.sleep(2.0 + attempt)
+
+
+def run_parallel(targets: list[str], jobs: int, cwd: Path, env: dict | None, log=print) -> list[str]:
+    """Reproduce `targets` with `jobs` concurrent workers; returns the failure messages (all targets are
+    attempted even when one fails, so every finished experiment is kept)."""
+    queue: Queue[str] = Queue()
+    for t in targets:
+        queue.put(t)
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def worker(delay: float) -> None:
+        time.sleep(delay)  # stagger the starts: fewer lock collisions
+        while True:
+            try:
+                target = queue.get_nowait()
+            except Empty:
+                return
+            try:
+                dvc_repro(target, cwd, env, log=log)
+            except RuntimeError as err:
+                with lock:
+                    failures.append(str(err))
+
+    threads = [threading.Thread(target=worker, args=(3.0 * i,)) for i in range(max(1, jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failures
+
+
+def reproduce(root: str | Path = ".", jobs: int = 2, env: dict | None = None, log=print) -> float:
+    """The whole pipeline in `root` (see the module docstring); returns the wall time in seconds."""
+    root = Path(root)
+    start = time.perf_counter()
+    params = read_params(root / "params.yaml")
+    dvc_repro("dataset", root, env, log=log)
+    failures = []
+    for stage, names in (("experiment", params.get("experiments") or {}), ("posthoc", params.get("posthoc") or {})):
+        failures += run_parallel([f"{stage}@{name}" for name in names], jobs, root, env, log)
+    if failures:
+        raise RuntimeError("\n\n".join(failures))
+    dvc_repro(None, root, env, log=log)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rog.report.parallel", description=__doc__.splitlines()[0])
+    parser.add_argument("-j", "--jobs", type=int, default=2, help="experiments side by side (default: 2)")
+    args = parser.parse_args(argv)
+    try:
+        seconds = reproduce(".", args.jobs)
+    except RuntimeError as err:
+        print(f"rog.report.parallel: {err}", file=sys.stderr)
+        return 1
+    print(f"pipeline reproduced in {seconds:.0f} s with {args.jobs} experiments side by side")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
