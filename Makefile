@@ -33,10 +33,11 @@ repro: $(STAMP)
 	$(REPRO_ENV) $(PY) -m dvc pull data.dvc
 	$(REPRO_ENV) $(PY) -m rog.report.parallel -j $(JOBS)
 
-# The smoke pipeline alone, in a copy of the repo (SMOKE_DIR, default: a new temporary folder).
-.PHONY: smoke
-smoke: $(STAMP)
-	$(REPRO_ENV) $(PY) -m rog.report.smoke $${SMOKE_DIR:-$$(mktemp -d)/rog}
+# A subset of the registry (params.yaml `subsets`) in a copy of the repo (COPY_DIR, default: a new
+# temporary folder): smoke (CI, minutes), quick (Table 1's headline rows and Figure 5, default profile).
+.PHONY: smoke quick
+smoke quick: $(STAMP)
+	$(REPRO_ENV) $(PY) -m rog.report.smoke --subset $@ -j $(JOBS) $${COPY_DIR:-$$(mktemp -d)/rog}
 
 # The raw inputs of LT-Glyphs (corpus text, fonts): pulled offline from the in-repo DVC remote (dvc-remote/).
 .PHONY: data

@@ -94,15 +94,23 @@ def test_schedule_length_scales_iterations(tmp_path, params):
         registry.experiment_params(path, "smoke", "bad")
 
 
-def test_smoke_params_keep_only_the_smoke_runs(params):
-    smoke = registry.smoke_params(params)
+def test_subset_params_keep_only_the_subset_runs(params):
+    smoke = registry.subset_params(params, "smoke")
+    spec = params["subsets"]["smoke"]
     assert smoke["profile"] == "smoke"
-    assert list(smoke["experiments"]) == params["smoke"]["experiments"]
-    assert list(smoke["posthoc"]) == params["smoke"]["posthoc"]
+    assert list(smoke["experiments"]) == spec["experiments"] and list(smoke["posthoc"]) == spec["posthoc"]
     registry.validate(smoke)
     row = smoke["tables"]["table1"]["rows"][0]
     assert row["runs"] == ["sigmoid_ce"] and row["skipped"] == ["sigmoid_ce_seed1", "sigmoid_ce_seed2"]
     assert params["tables"]["table1"]["rows"][0].get("skipped") is None  # the input is not modified
+    quick = registry.subset_params(params, "quick")
+    assert quick["profile"] == "default" and "rfs_sigmoid_ce_gap" in quick["experiments"]
+    with pytest.raises(registry.RegistryError, match="no subset"):
+        registry.subset_params(params, "nope")
+    bad = copy.deepcopy(params)
+    bad["subsets"]["smoke"]["experiments"] = ["sigmoid_ce"]  # its posthoc's source is gone
+    with pytest.raises(registry.RegistryError, match="softmax_ce"):
+        registry.validate(bad)
 
 
 # ---- dvc.yaml ---------------------------------------------------------------------------------------
@@ -132,8 +140,8 @@ def test_dvc_yaml_parses_with_dvc(tmp_path, params):
     import subprocess
     import sys
 
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(registry.smoke_params(params)))
-    (tmp_path / "dvc.yaml").write_text(pipeline.render(registry.smoke_params(params)))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(registry.subset_params(params, "smoke")))
+    (tmp_path / "dvc.yaml").write_text(pipeline.render(registry.subset_params(params, "smoke")))
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
     out = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=tmp_path,
@@ -244,7 +252,7 @@ def test_claims_not_reproduced_when_the_sign_is_wrong_or_within_noise(tmp_path, 
 def test_table2_rows_without_runs_say_so(tmp_path, params, paper):
     text = tables.markdown(tables.build(params, "table2", tmp_path, paper))
     assert "not registered" in text or all(r["runs"] for r in params["tables"]["table2"]["rows"])
-    smoke = registry.smoke_params(params)
+    smoke = registry.subset_params(params, "smoke")
     text = tables.markdown(tables.build(smoke, "table1", tmp_path, paper))
     assert "not run in this profile (eqlv2)" in text
 
@@ -350,8 +358,11 @@ def test_parallel_retries_dvc_lock_refusals_and_keeps_going_after_failures(monke
     def fake_run(cmd, cwd, env, text, capture_output):
         target = cmd[-1]
         calls.append(target)
+        assert cmd[-2] == "-s"  # single stage: concurrent workers never touch the shared upstream
         if target == "experiment@a" and calls.count(target) == 1:
             return subprocess.CompletedProcess(cmd, 255, "", "ERROR: Unable to acquire lock. Most likely ...")
+        if target == "experiment@a" and calls.count(target) == 2:
+            return subprocess.CompletedProcess(cmd, 255, "ERROR: 'out/x' is busy, it is being blocked by:", "")
         if target == "experiment@b":
             return subprocess.CompletedProcess(cmd, 1, "", "ERROR: failed to reproduce 'experiment@b'")
         return subprocess.CompletedProcess(cmd, 0, f"Running stage '{target}'", "")
@@ -360,5 +371,5 @@ def test_parallel_retries_dvc_lock_refusals_and_keeps_going_after_failures(monke
     monkeypatch.setattr(parallel.time, "sleep", lambda s: None)
     failures = parallel.run_parallel(["experiment@a", "experiment@b", "experiment@c"], 2, tmp_path, None,
                                      log=lambda s: None)
-    assert calls.count("experiment@a") == 2 and calls.count("experiment@b") == 1 and "experiment@c" in calls
+    assert calls.count("experiment@a") == 3 and calls.count("experiment@b") == 1 and "experiment@c" in calls
     assert len(failures) == 1 and "experiment@b" in failures[0]

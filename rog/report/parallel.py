@@ -1,12 +1,13 @@
 """`dvc repro` with the experiments side by side: `python -m rog.report.parallel [-j 2]`.
 
 One training process uses a single core well but not two (one process with 2 threads reaches ~120 %
-CPU, shared/spec/cpu-facts.md), so the experiments run as JOBS concurrent `dvc repro experiment@NAME`
-(DVC 3 locks per stage, so concurrent reproductions of different stages are safe), then the post-hoc
-evaluations, then one plain `dvc repro` for everything else (tables, figures, notebooks). A stage
-already up to date is skipped as usual, so an interrupted run resumes where it stopped. DVC's short
-repository lock sometimes refuses a process that starts while another one is writing dvc.lock
-("Unable to acquire lock"); nothing has run then, so that command is simply retried.
+CPU, shared/spec/cpu-facts.md), so: `dvc repro dataset` first, then the experiments as JOBS
+concurrent `dvc repro -s experiment@NAME` (single stage, so no two processes touch the shared
+upstream; DVC 3 locks per stage, so concurrent reproductions of different stages are safe), then the
+post-hoc evaluations the same way, then one plain `dvc repro` for everything else (tables, figures,
+notebooks). A stage already up to date is skipped as usual, so an interrupted run resumes where it
+stopped. DVC's short repository lock sometimes refuses a process that starts while another one writes
+dvc.lock ("Unable to acquire lock"); nothing has run then, so that command is simply retried.
 """
 from __future__ import annotations
 
@@ -20,18 +21,19 @@ from queue import Empty, Queue
 
 from rog.report.registry import read_params
 
-LOCKED = "Unable to acquire lock"
+LOCKED = ("Unable to acquire lock", "is busy, it is being blocked by")  # nothing ran: retry
 
 
-def dvc_repro(target: str | None, cwd: Path, env: dict | None, retries: int = 20, log=print) -> None:
-    """`dvc repro [target]`, retried while DVC's repository lock is busy; RuntimeError on failure."""
-    cmd = [sys.executable, "-m", "dvc", "repro"] + ([target] if target else [])
+def dvc_repro(target: str | None, cwd: Path, env: dict | None, retries: int = 20, log=print,
+              single: bool = False) -> None:
+    """`dvc repro [-s] [target]`, retried while DVC's locks are busy; RuntimeError on failure."""
+    cmd = [sys.executable, "-m", "dvc", "repro"] + (["-s"] if single else []) + ([target] if target else [])
     for attempt in range(retries + 1):
         result = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True)
         if result.returncode == 0:
             log(result.stdout.strip())
             return
-        if LOCKED not in result.stdout + result.stderr or attempt == retries:
+        if not any(text in result.stdout + result.stderr for text in LOCKED) or attempt == retries:
             raise RuntimeError(f"dvc repro {target or ''} failed ({result.returncode}):\n"
                                f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
         time.sleep(2.0 + attempt)
@@ -54,7 +56,7 @@ def run_parallel(targets: list[str], jobs: int, cwd: Path, env: dict | None, log
             except Empty:
                 return
             try:
-                dvc_repro(target, cwd, env, log=log)
+                dvc_repro(target, cwd, env, log=log, single=True)  # upstream is done: no shared locks
             except RuntimeError as err:
                 with lock:
                     failures.append(str(err))

@@ -6,7 +6,7 @@
     posthoc: {NAME: {source: EXP, norcal_gamma: g}}   # EXP's checkpoint scored with NorCal
     tables: {NAME: {rows: [{paper: ROW, runs: [RUN, ...]}]}}
     figures: {NAME: {rows: [...]}}    # same layout as tables
-    smoke: {experiments: [...], posthoc: [...]}        # what the smoke pipeline runs
+    subsets: {NAME: {profile: P, experiments: [...], posthoc: [...]}}  # smoke (CI), quick
 
 A "run" is an experiment or a post-hoc evaluation; both write results/experiments/RUN/metrics.json.
 Several runs in one row are seeds of one setting (mean and spread).
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rog.config import ParamsError, load_params, read_yaml
 
-REGISTRY_KEYS = ("profile", "schedule", "experiments", "posthoc", "tables", "figures", "smoke")
+REGISTRY_KEYS = ("profile", "schedule", "experiments", "posthoc", "tables", "figures", "subsets")
 RUN_SECTIONS = ("dataset", "model", "train", "evaluate")
 RESULTS = Path("results/experiments")
 
@@ -60,7 +60,7 @@ def diagnostics_path(run: str, root: str | Path = ".") -> Path:
 
 def validate(params: dict, paper: dict | None = None) -> None:
     """Raise RegistryError on the first inconsistency: unknown runs or paper rows, bad post-hoc sources,
-    smoke lists naming unknown entries, names DVC or `-S` cannot address."""
+    subsets naming unknown entries, names DVC or `-S` cannot address."""
     experiments = params.get("experiments") or {}
     posthoc = params.get("posthoc") or {}
     for name in run_names(params):
@@ -85,15 +85,18 @@ def validate(params: dict, paper: dict | None = None) -> None:
                 rows = (paper.get(table) or {}).get("rows") or {}
                 if row["paper"] not in rows:
                     raise RegistryError(f"{table}: row '{row['paper']}' is not in paper_numbers.yaml's {table}")
-    smoke = params.get("smoke") or {}
-    for key, pool in (("experiments", experiments), ("posthoc", posthoc)):
-        unknown = [n for n in smoke.get(key) or [] if n not in pool]
-        if unknown:
-            raise RegistryError(f"smoke.{key} names unknown entries {unknown}")
-    for name in smoke.get("posthoc") or []:
-        if posthoc[name]["source"] not in (smoke.get("experiments") or []):
-            raise RegistryError(f"smoke.posthoc '{name}' needs its source '{posthoc[name]['source']}' in "
-                                "smoke.experiments")
+    for subset, spec in (params.get("subsets") or {}).items():
+        spec = spec or {}
+        if spec.get("profile") not in (params.get("profiles") or {}):
+            raise RegistryError(f"subsets.{subset}.profile '{spec.get('profile')}' is not a profile")
+        for key, pool in (("experiments", experiments), ("posthoc", posthoc)):
+            unknown = [n for n in spec.get(key) or [] if n not in pool]
+            if unknown:
+                raise RegistryError(f"subsets.{subset}.{key} names unknown entries {unknown}")
+        for name in spec.get("posthoc") or []:
+            if posthoc[name]["source"] not in (spec.get("experiments") or []):
+                raise RegistryError(f"subsets.{subset}.posthoc '{name}' needs its source "
+                                    f"'{posthoc[name]['source']}' in subsets.{subset}.experiments")
 
 
 def experiment_params(path: str | Path, profile: str, experiment: str) -> dict:
@@ -111,14 +114,18 @@ def experiment_params(path: str | Path, profile: str, experiment: str) -> dict:
     return out
 
 
-def smoke_params(params: dict) -> dict:
-    """params.yaml for the smoke pipeline: profile smoke, only smoke.experiments / smoke.posthoc."""
+def subset_params(params: dict, subset: str = "smoke") -> dict:
+    """params.yaml for a subset (subsets.NAME): its profile, only its experiments and post-hoc runs;
+    table rows keep the runs that remain and list the others under `skipped`."""
+    spec = (params.get("subsets") or {}).get(subset)
+    if spec is None:
+        raise RegistryError(f"no subset '{subset}'; valid: {', '.join(sorted(params.get('subsets') or {}))}")
     out = copy.deepcopy(params)
-    smoke = params.get("smoke") or {}
-    out["profile"] = "smoke"
+    out["profile"] = spec["profile"]
     out["experiments"] = {k: v for k, v in (params.get("experiments") or {}).items()
-                          if k in (smoke.get("experiments") or [])}
-    out["posthoc"] = {k: v for k, v in (params.get("posthoc") or {}).items() if k in (smoke.get("posthoc") or [])}
+                          if k in (spec.get("experiments") or [])}
+    out["posthoc"] = {k: v for k, v in (params.get("posthoc") or {}).items() if k in (spec.get("posthoc") or [])}
+    out["subsets"] = {subset: copy.deepcopy(spec)}  # the others name runs this copy does not have
     kept = set(run_names(out))
     for section in ("tables", "figures"):
         for definition in (out.get(section) or {}).values():
