@@ -24,6 +24,24 @@ from rog.models.roi_heads import ObjectivePredictor, ObjectiveRoIHeads
 ARCHS = ("mask_rcnn", "faster_rcnn")
 
 
+class ReducedRoIPool(nn.Module):
+    """A 1x1 conv (in -> out channels, shared by the levels) on the pyramid, then RoIAlign.
+
+    The mask branch pools each of its K detections per image; pooling `out` instead of `in` channels
+    divides that memory traffic and the first mask conv by in/out. Linear, so it only factorises the
+    first mask conv; on the pyramid maps it costs next to nothing.
+    """
+
+    def __init__(self, pool: nn.Module, in_channels: int, out_channels: int):
+        super().__init__()
+        self.pool = pool
+        self.reduce = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, features: dict, boxes: list, image_shapes: list):
+        reduced = {k: self.reduce(features[k]) for k in self.pool.featmap_names}
+        return self.pool(reduced, boxes, image_shapes)
+
+
 def build_objective_module(params: dict, num_classes: int, class_counts=None) -> nn.Module:
     """The `objective` mapping {name, params} -> an objective of `rog.losses.objectives`."""
     from rog.losses.objectives import build_objective
@@ -77,6 +95,7 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
     gap = build_gap(model_params.get("gap") or {}, num_classes, instance_counts)
     backbone = build_backbone(model_params["backbone"])
     channels = backbone.out_channels
+    mask_channels = channels
     levels = [str(i) for i in range(len(backbone.strides) - 1)]  # RoI pooling on all but the max-pool level
 
     anchors = AnchorGenerator(sizes=tuple((int(s),) for s in model_params["anchor_sizes"]),
@@ -100,14 +119,17 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
         box_predictor=nn.Identity(),  # placeholder: the RoI heads are replaced below
     )
     if arch == "mask_rcnn":
-        model = MaskRCNN(backbone, mask_roi_pool=pool(levels, output_size=14,
-                                                                  sampling_ratio=roi["sampling_ratio"]),
-                         mask_head=MaskRCNNHeads(channels, [roi["mask_head_channels"]] * roi["mask_head_layers"], 1),
+        mask_channels = roi.get("mask_in_channels") or channels
+        model = MaskRCNN(backbone, mask_roi_pool=pool(levels, output_size=14, sampling_ratio=roi["sampling_ratio"]),
+                         mask_head=MaskRCNNHeads(mask_channels, [roi["mask_head_channels"]] * roi["mask_head_layers"], 1),
                          mask_predictor=MaskRCNNPredictor(roi["mask_head_channels"], roi["mask_head_channels"],
                                                           num_classes), **common)
     else:
         model = FasterRCNN(backbone, **common)
     old = model.roi_heads
+    mask_pool = old.mask_roi_pool
+    if mask_pool is not None and mask_channels != channels:
+        mask_pool = ReducedRoIPool(mask_pool, channels, mask_channels)
     predictor = ObjectivePredictor(objective.make_classifier(roi["representation_size"]),
                                    roi["representation_size"], num_classes)
     model.roi_heads = ObjectiveRoIHeads(
@@ -117,7 +139,7 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
         positive_fraction=roi["positive_fraction"], bbox_reg_weights=(10.0, 10.0, 5.0, 5.0),
         score_thresh=test["score_thresh"], nms_thresh=test["nms_thresh"],
         detections_per_img=test["detections_per_img"],
-        mask_roi_pool=old.mask_roi_pool, mask_head=old.mask_head, mask_predictor=old.mask_predictor,
+        mask_roi_pool=mask_pool, mask_head=old.mask_head, mask_predictor=old.mask_predictor,
     )
     model.signature = model_signature(model_params, num_classes)
     return model
