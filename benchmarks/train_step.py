@@ -2,7 +2,7 @@
 
     python benchmarks/train_step.py [--iterations 12] [--batch-size 8] [--profile-ops] [--set k=v ...]
 
-Renders a small LT-Glyphs training set with the default profile's glyph params (64 images) into a
+Renders a small LT-Glyphs training set with the default profile's glyph params (256 images) into a
 temporary folder, builds both detectors from the same seed and feeds them the same batches, steps
 interleaved (A, B, A, B, ...) so that load from other processes hits both alike. Reports the median
 seconds per iteration of each, GAP's overhead, and the time spent inside GAPLoss itself (forward and
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--profile-ops", action="store_true", help="print torch.profiler's top operators")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
