@@ -35,15 +35,17 @@ def run(args: argparse.Namespace) -> int:
     from rog.engine.rundir import RunDirError
     from rog.engine.trainer import train
 
+    rank = 0
     try:
         params = load_params(args.params or "params.yaml", args.profile, args.experiment, args.overrides)
         final = train(params, args.out, progress=not args.no_progress)
+        rank = distributed.rank()
     except (ParamsError, RunDirError, CheckpointError, LVISFormatError, ImageReadError, FileNotFoundError,
             ValueError) as err:
         print(f"rog train: {err}", file=sys.stderr)
         return 2
     finally:
         distributed.shutdown()
-    if distributed.rank() == 0:
+    if rank == 0:
         print(f"rog train: {final}")
     return 0
