@@ -49,13 +49,29 @@ def build_objective_module(params: dict, num_classes: int, class_counts=None) ->
     return build_objective(params["name"], num_classes, class_counts=class_counts, **(params.get("params") or {}))
 
 
+RANKING_LOSSES = ("gap", "ap_loss", "rs_loss")
+GAP_ONLY_OPTIONS = ("gamma", "weighting", "exclude_fg", "rank_offset", "sync_counts")
+
+
 def build_gap(params: dict, num_classes: int, class_counts=None) -> nn.Module | None:
-    """The `gap` mapping {enabled, loss_weight, delta, gamma, weighting, exclude_fg, rank_offset, ...}."""
+    """The `gap` mapping: the global-level ranking term on the C foreground logits, or None.
+
+    {enabled, loss: gap | ap_loss | rs_loss, loss_weight, delta, and GAP's gamma, weighting,
+    exclude_fg, rank_offset, sync_counts}. `loss` picks GAP (the default) or one of the
+    category-agnostic ranking losses the paper compares it with (Table 2, Figure 4), which take
+    only loss_weight and delta (AP loss: set delta 1.0, its paper's value).
+    """
     if not params.get("enabled", False):
         return None
-    from rog.losses.gap import GAPLoss
+    from rog.losses import APLoss, GAPLoss, RSLoss
 
-    options = {k: v for k, v in params.items() if k != "enabled"}
+    options = {k: v for k, v in params.items() if k not in ("enabled", "loss")}
+    kind = params.get("loss", "gap")
+    if kind not in RANKING_LOSSES:
+        raise ValueError(f"gap: unknown ranking loss '{kind}'; valid: {', '.join(RANKING_LOSSES)}")
+    if kind != "gap":
+        options = {k: v for k, v in options.items() if k not in GAP_ONLY_OPTIONS}
+        return (APLoss if kind == "ap_loss" else RSLoss)(num_classes, **options)
     if options.get("weighting") == "dataset":
         if class_counts is None:
             raise ValueError("gap: weighting 'dataset' needs the training set's class counts")

@@ -15,6 +15,8 @@ from torch import nn
 from torchvision.models.detection.roi_heads import RoIHeads, project_masks_on_boxes
 from torchvision.ops import boxes as box_ops
 
+from rog.losses.ranking import RSLoss
+
 
 def objective_labels(matched: torch.Tensor, num_classes: int) -> torch.Tensor:
     """torchvision labels [R] (0 = background, 1..C) -> objective labels [R] (0..C-1, C = background)."""
@@ -108,12 +110,38 @@ def select_detections(boxes: torch.Tensor, scores: torch.Tensor, score_thresh: f
     return boxes[keep], scores[keep], labels[keep]
 
 
+def predicted_box_ious(box_coder, deltas: torch.Tensor, labels: torch.Tensor, proposals: list[torch.Tensor],
+                       matched_idxs: list[torch.Tensor], gt_boxes: list[torch.Tensor],
+                       num_classes: int) -> torch.Tensor:
+    """[R] IoU of each RoI's predicted box (its label's deltas, detached) with its ground truth.
+
+    RS loss's sorting targets (peers.md section 8). deltas [R, C*4]; labels [R] in 0..C (background
+    RoIs get 0); proposals, matched_idxs and gt_boxes per image.
+    """
+    fg = labels < num_classes
+    ious = torch.zeros(labels.shape[0], dtype=deltas.dtype, device=deltas.device)
+    if not bool(fg.any()):
+        return ious
+    rows = fg.nonzero().squeeze(1)
+    columns = labels[rows, None] * 4 + torch.arange(4, device=labels.device)
+    predicted = box_coder.decode_single(deltas.detach()[rows[:, None], columns], torch.cat(proposals)[rows])
+    truth = torch.cat([g[m.clamp(min=0)] for g, m in zip(gt_boxes, matched_idxs)])[rows]
+    top_left = torch.maximum(predicted[:, :2], truth[:, :2])
+    bottom_right = torch.minimum(predicted[:, 2:], truth[:, 2:])
+    inter = (bottom_right - top_left).clamp(min=0).prod(1)
+    union = box_ops.box_area(predicted) + box_ops.box_area(truth) - inter
+    ious[rows] = (inter / union.clamp(min=1e-12)).clamp(0, 1)
+    return ious
+
+
 class ObjectiveRoIHeads(RoIHeads):
     """torchvision's RoIHeads with an objective's loss and scores instead of the softmax CE.
 
     objective: nn.Module with `num_outputs`, `loss(logits, labels) -> dict`, `scores(logits) -> [R, C]`.
-    gap: GAPLoss or None; applied to the same logits (it reads the first C columns).
-    Training losses: the objective's terms, `loss_gap`, `loss_box_reg` and (Mask R-CNN) `loss_mask`.
+    gap: the ranking term (GAPLoss, APLoss or RSLoss) or None; applied to the same logits (it reads
+    the first C columns). RSLoss also gets each positive's IoU target (see `predicted_box_ious`).
+    Training losses: the objective's terms, `loss_gap` (the ranking term, whichever it is),
+    `loss_box_reg` and (Mask R-CNN) `loss_mask`.
     """
 
     def __init__(self, *, objective: nn.Module, gap: nn.Module | None, num_classes: int,
@@ -125,14 +153,19 @@ class ObjectiveRoIHeads(RoIHeads):
         self.box_loss = box_loss
         self.grad_stats = None  # a diagnostics.GradientStats, attached by the engine when wanted
 
-    def classification_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """logits [R, K], labels [R] in 0..C -> the objective's loss terms plus `loss_gap`."""
+    def classification_losses(self, logits: torch.Tensor, labels: torch.Tensor,
+                              ious: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """logits [R, K], labels [R] in 0..C -> the objective's loss terms plus `loss_gap`.
+
+        ious: [R] IoU targets, needed only by RSLoss.
+        """
         obj_in, gap_in = logits, logits
         if self.grad_stats is not None:
             obj_in, gap_in = self.grad_stats.tap(logits, labels)
         losses = dict(self.objective.loss(obj_in, labels))
         if self.gap is not None:
-            losses["loss_gap"] = self.gap(gap_in, labels)
+            extra = (ious,) if isinstance(self.gap, RSLoss) else ()
+            losses["loss_gap"] = self.gap(gap_in, labels, *extra)
         return losses
 
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
@@ -173,7 +206,11 @@ class ObjectiveRoIHeads(RoIHeads):
             return result, {}
 
         labels = objective_labels(torch.cat(matched_labels), self.num_classes)
-        losses = self.classification_losses(class_logits, labels)
+        ious = None
+        if isinstance(self.gap, RSLoss):
+            ious = predicted_box_ious(self.box_coder, box_regression, labels, proposals, matched_idxs,
+                                      [t["boxes"] for t in targets], self.num_classes)
+        losses = self.classification_losses(class_logits, labels, ious)
         losses["loss_box_reg"] = box_regression_loss(box_regression, labels, torch.cat(regression_targets),
                                                      self.num_classes, self.box_loss)
         if self.has_mask():
