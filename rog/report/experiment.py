@@ -68,7 +68,7 @@ def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root:
                    params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS,
                    progress: bool = False) -> dict:
     """Train and evaluate experiment `name`; returns the metrics dict (see the module docstring)."""
-    from rog.commands.evaluate import evaluate_checkpoint
+    from rog.engine.inference import evaluate_checkpoint
     from rog.engine.trainer import train
 
     params = _with_root(experiment_params(params_path, profile, name), dataset_root)
@@ -96,33 +96,17 @@ def run_posthoc(name: str, profile: str, dataset_root: str | None, runs_root: st
 
 
 def evaluate_norcal(checkpoint_path: str | Path, out_dir: str | Path, params: dict, gamma: float) -> dict:
-    """rog.commands.evaluate.evaluate_checkpoint with the model's objective wrapped in NorCal(gamma)."""
-    import torch
-
-    from rog.data.build import build_dataset, dataset_paths
+    """rog.engine.inference.evaluate_checkpoint with the model's objective wrapped in NorCal(gamma)."""
     from rog.engine import checkpoint as ckpt
-    from rog.engine.inference import load_model, predict
-    from rog.evaluation.metrics import evaluate_all, write_metrics_json
+    from rog.engine.inference import evaluate_checkpoint
     from rog.losses.calibration import NorCal
 
-    state = ckpt.load(checkpoint_path)
-    ev = params["evaluate"]
-    torch.set_num_threads(int(params["train"]["threads"]))
-    dataset = build_dataset(params["dataset"], ev["split"], train=False)
-    model, _ = load_model(checkpoint_path, dataset.num_classes, "cpu", params, state=state)
-    heads = model.roi_heads
-    heads.objective = NorCal(heads.objective, ckpt.counts_from_state(state), gamma=gamma)
-    bbox, segm = predict(model, dataset, int(ev["batch_size"]), "cpu")
-    train_json, _ = dataset_paths(params["dataset"], "train")
-    metrics = evaluate_all(dataset.json_path, bbox, segm if segm else None,
-                           max_dets_list=ev["max_dets_sweep"], max_dets=int(ev["max_dets"]),
-                           train_image_counts=train_json if train_json.is_file() else None,
-                           backend=ev["backend"])
-    metrics["checkpoint"] = {"path": str(checkpoint_path), "iteration": state["iteration"],
-                             "params_hash": state.get("params_hash"), "norcal_gamma": gamma}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_metrics_json(out / "metrics.json", metrics)
+    def calibrate(model, state: dict) -> None:
+        heads = model.roi_heads
+        heads.objective = NorCal(heads.objective, ckpt.counts_from_state(state), gamma=gamma)
+
+    metrics = evaluate_checkpoint(checkpoint_path, out_dir, params, adjust_model=calibrate)
+    metrics["checkpoint"]["norcal_gamma"] = gamma
     return metrics
 
 
