@@ -115,6 +115,16 @@ def test_max_dets_sweep(all_metrics, gt_path, dets):
         assert sweep["3"]["metrics"]["AP"] < sweep["300"]["metrics"]["AP"]
         assert sweep["10"]["metrics"] == pytest.approx(evaluate(gt_path, dets, iou_type, 10, backend="fast"),
                                                        abs=1e-9)
+        # saturated K reuse one evaluation: it must equal evaluating at that K from scratch
+        assert sweep["1000"]["metrics"] == pytest.approx(evaluate(gt_path, dets, iou_type, 1000, backend="fast"),
+                                                         abs=1e-9)
+
+
+def test_evaluate_all_checks_results(gt_path, dets):
+    bad = [dict(d) for d in dets]
+    bad[5]["score"] = float("nan")
+    with pytest.raises(ValueError, match="result 5: score nan"):
+        evaluate_all(gt_path, bad, None, max_dets_list=[10, 1000])
 
 
 def test_max_dets_above_300_evaluates_more_than_300(gt_path, dataset):

@@ -146,8 +146,11 @@ def evaluate(gt_json_path, results, iou_type: str = "bbox", max_dets: int = DEFA
 
 
 def evaluate_detailed(gt, results, iou_type: str = "bbox", max_dets: int = DEFAULT_MAX_DETS,
-                      backend: str = DEFAULT_BACKEND) -> Evaluation:
-    """Like ``evaluate`` but also returns the precision array (see Evaluation)."""
+                      backend: str = DEFAULT_BACKEND, check: bool = True) -> Evaluation:
+    """Like ``evaluate`` but also returns the precision array (see Evaluation).
+
+    check=False skips ``check_results``, for a caller that already checked these very records.
+    """
     if iou_type not in IOU_TYPES:
         raise ValueError(f"iou_type must be one of {IOU_TYPES}, got {iou_type!r}")
     if backend not in BACKENDS:
@@ -158,7 +161,8 @@ def evaluate_detailed(gt, results, iou_type: str = "bbox", max_dets: int = DEFAU
         gt = GroundTruth(gt)
     if isinstance(results, (str, os.PathLike)):
         results = read_results_json(results)
-    check_results(results, gt.image_ids, gt.category_ids, iou_type)
+    if check:
+        check_results(results, gt.image_ids, gt.category_ids, iou_type)
 
     # step 3, on copies: both libraries write keys (id, area, ...) into the records they get
     kept = [dict(r) for r in top_k_per_image(results, max_dets)]

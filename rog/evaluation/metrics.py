@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from rog.evaluation.lvis_eval import DEFAULT_BACKEND, Evaluation, GroundTruth, evaluate_detailed, ground_truth
-from rog.evaluation.results import DEFAULT_MAX_DETS, read_results_json, write_json_atomic
+from rog.evaluation.results import DEFAULT_MAX_DETS, check_results, read_results_json, write_json_atomic
 
 NUM_FREQUENCY_GROUPS = 5
 
@@ -136,10 +136,17 @@ def evaluate_all(gt_json, results_bbox, results_segm=None, max_dets_list: Sequen
             continue
         if isinstance(results, (str, os.PathLike)):
             results = read_results_json(results)
-        runs = {k: evaluate_detailed(gt, results, iou_type, k, backend) for k in sorted({*sweep, max_dets})}
+        check_results(results, gt.image_ids, gt.category_ids, iou_type)
         per_image = np.bincount(np.unique([r["image_id"] for r in results], return_inverse=True)[1]) \
             if results else np.zeros(1, dtype=int)
         most = int(per_image.max())
+        runs, saturated_run = {}, None
+        for k in sorted({*sweep, max_dets}):
+            if k < most:
+                runs[k] = evaluate_detailed(gt, results, iou_type, k, backend, check=False)
+            else:  # no image has more than k results: the cut keeps everything, as for any k' >= most
+                saturated_run = saturated_run or evaluate_detailed(gt, results, iou_type, k, backend, check=False)
+                runs[k] = saturated_run
         entry = _summary(runs[max_dets], gt, train_image_counts, names, groups)
         entry["max_results_per_image"] = most
         entry["max_dets_sweep"] = {str(k): {"metrics": runs[k].metrics, "saturated": most <= k} for k in sweep}

@@ -176,7 +176,7 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
+            f.write(json.dumps(obj))  # json.dump streams through the pure-Python encoder: ~5x slower
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
