@@ -227,7 +227,8 @@ def test_table1_puts_ours_beside_the_paper_and_judges_claims(tmp_path, params, p
     base, gap = table.row("random/sigmoid_ce"), table.row("random/sigmoid_ce+gap")
     assert base.found == ["sigmoid_ce", "sigmoid_ce_seed1", "sigmoid_ce_seed2"]
     assert base.ours[0] == pytest.approx(20.0) and base.spread[0] == pytest.approx(1.0)
-    assert base.paper == [17.3, 16.7, 0.8, 13.4, 27.4] and gap.ours[2] == pytest.approx(11.0)
+    assert base.paper == [17.3, 16.7, 0.8, 13.4, 27.4, None, None, None] and gap.ours[2] == pytest.approx(11.0)
+    assert table.metrics[5] == "bbox.APr" and gap.ours[5] == pytest.approx(11.0)  # box APr: the claims' metric
     text = tables.markdown(table)
     lines = text.splitlines()
     assert len({line.count("|") for line in lines}) == 1  # every line has the header's columns

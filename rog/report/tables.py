@@ -62,6 +62,8 @@ def build(params: dict, name: str, root: str | Path = ".", paper: dict | None = 
             ours.append(mean)
             spread.append(sd)
         values = ref.get("values")
+        if isinstance(values, list):  # the paper has no number for our extra columns (box APr/c/f)
+            values = list(values) + [None] * (len(columns) - len(values))
         label = ref["label"] + (" + GAP" if ref.get("gap") else "")
         rows.append(Row(row["paper"], label, runs, found, ours, spread,
                         list(values) if isinstance(values, list) else [None] * len(columns),
@@ -95,7 +97,7 @@ def markdown(table: Table) -> str:
 
 
 # ---- Table 3: the max-detections sweep ---------------------------------------------------------------
-def build_k_sweep(params: dict, root: str | Path = ".", paper: dict | None = None, iou: str = "segm") -> dict:
+def build_k_sweep(params: dict, root: str | Path = ".", paper: dict | None = None) -> dict:
     """Table 3: for each row, APr/APc/APf at every K of our sweep and the relative change from the
     smallest K to each larger one; the paper's K = 50 -> 100 beside it.
 
@@ -105,6 +107,7 @@ def build_k_sweep(params: dict, root: str | Path = ".", paper: dict | None = Non
     paper = paper if paper is not None else paper_numbers()
     spec = paper["table3"]
     columns = list(spec["columns"])
+    iou = {path.split(".")[0] for path in spec["columns"].values()}.pop()  # one iou type for the table
     rows = []
     ks: list[int] = []
     for row in sections(params)["table3"].get("rows") or []:
@@ -173,12 +176,15 @@ def k_sweep_claim(sweep: dict) -> str:
 
 
 # ---- claims ------------------------------------------------------------------------------------------
-def _pair_verdict(table: Table, better: str, worse: str, metric: str) -> tuple[str, str]:
+def _pair_verdict(table: Table, better: str, worse: str, metric: str,
+                  paper_metric: str | None = None) -> tuple[str, str]:
+    """Our difference in `metric` against the paper's in `paper_metric` (default: the same column)."""
     col = table.metrics.index(metric)
+    paper_col = table.metrics.index(paper_metric or metric)
     b, w = table.row(better), table.row(worse)
     paper_diff = None
-    if b.paper[col] is not None and w.paper[col] is not None:
-        paper_diff = b.paper[col] - w.paper[col]
+    if b.paper[paper_col] is not None and w.paper[paper_col] is not None:
+        paper_diff = b.paper[paper_col] - w.paper[paper_col]
     if b.ours[col] is None or w.ours[col] is None:
         missing = [r.label for r in (b, w) if r.ours[col] is None]
         return "not run", f"{b.label} vs {w.label}: no result for {', '.join(missing)}"
@@ -206,7 +212,7 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
             continue
         table = built.setdefault(name, build(params, name, root, paper))
         pairs = claim.get("pairs") or [[claim["better"], claim["worse"]]]
-        results = [_pair_verdict(table, b, w, claim["metric"]) for b, w in pairs]
+        results = [_pair_verdict(table, b, w, claim["metric"], claim.get("paper_metric")) for b, w in pairs]
         statuses = [s for s, _ in results]
         ran = [s for s in statuses if s != "not run"]
         if not ran:
