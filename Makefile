@@ -34,9 +34,10 @@ repro: $(STAMP)
 	$(REPRO_ENV) $(PY) -m rog.report.parallel -j $(JOBS)
 
 # A subset of the registry (params.yaml `subsets`) in a copy of the repo (COPY_DIR, default: a new
-# temporary folder): smoke (CI, minutes), quick (Table 1's headline rows and Figure 5, default profile).
-.PHONY: smoke quick
-smoke quick: $(STAMP)
+# temporary folder): smoke (CI, minutes), quick (Table 1's headline rows and Figure 5, default profile),
+# ranking (Table 2's ranking losses alone, Figure 4, Table 4's GAP design; default profile).
+.PHONY: smoke quick ranking
+smoke quick ranking: $(STAMP)
 	$(REPRO_ENV) $(PY) -m rog.report.smoke --subset $@ -j $(JOBS) $${COPY_DIR:-$$(mktemp -d)/rog}
 
 # The raw inputs of LT-Glyphs (corpus text, fonts): pulled offline from the in-repo DVC remote (dvc-remote/).
