@@ -18,6 +18,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import MultiScaleRoIAlign
 
 from rog.models.backbones import build_backbone
+from rog.models.mask_paste import BatchedPasteTransform
 from rog.models.roi_align import SeparableMultiScaleRoIAlign
 from rog.models.roi_heads import ObjectivePredictor, ObjectiveRoIHeads
 
@@ -140,6 +141,10 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
                          mask_head=MaskRCNNHeads(mask_channels, [roi["mask_head_channels"]] * roi["mask_head_layers"], 1),
                          mask_predictor=MaskRCNNPredictor(roi["mask_head_channels"], roi["mask_head_channels"],
                                                           num_classes), **common)
+        t = model.transform  # the same transform, pasting all masks of an image at once
+        model.transform = BatchedPasteTransform(t.min_size, t.max_size, t.image_mean, t.image_std,
+                                                size_divisible=t.size_divisible, fixed_size=t.fixed_size,
+                                                _skip_resize=t._skip_resize)
     else:
         model = FasterRCNN(backbone, **common)
     old = model.roi_heads
