@@ -130,8 +130,10 @@ def test_table_stages_depend_on_metrics_files_never_on_notebooks(params):
         assert not any(d.endswith(".ipynb") and d.startswith("results/") for d in deps)
     do = stages["experiment"]["do"]
     assert "experiments.${key}" in do["params"]
-    assert do["outs"][0] == "out/pipeline/${profile}/runs/${key}/model_final.pt"  # checkpoints: DVC cache
-    assert all(list(o.values())[0] == {"cache": False} for o in do["outs"][1:])    # results: git
+    # results go to git; checkpoints are no DVC output, so a clone with results/ and dvc.lock resumes
+    assert all(list(o.values())[0] == {"cache": False} for o in do["outs"])
+    assert not any("out/pipeline" in str(o) for o in do["outs"])
+    assert "results/experiments/${item.source}/metrics.json" in stages["posthoc"]["do"]["deps"]
     assert stages["overview"]["deps"][-1].startswith("results/tables/")
 
 
@@ -339,7 +341,7 @@ def test_prepare_run_dir_keeps_only_a_resumable_run_of_the_same_params(tmp_path)
     state = {"signature": {}, "params": params, "iteration": 2, "model": {}}
     checkpoint.save(run / "checkpoints" / "last.pt", state)
     assert prepare_run_dir(run, params) == "resume" and run.exists()
-    # the run ended but its model_final.pt was removed (DVC removes outputs before a stage runs)
+    # the run ended but its model_final.pt was removed (by hand, or by DVC before a forced rerun)
     checkpoint.save(run / "checkpoints" / "last.pt", dict(state, iteration=5))
     assert prepare_run_dir(run, params) == "resume" and (run / "model_final.pt").is_file()
     assert prepare_run_dir(run, params) == "restart" and not run.exists()  # finished: start over
@@ -374,3 +376,30 @@ def test_parallel_retries_dvc_lock_refusals_and_keeps_going_after_failures(monke
                                      log=lambda s: None)
     assert calls.count("experiment@a") == 3 and calls.count("experiment@b") == 1 and "experiment@c" in calls
     assert len(failures) == 1 and "experiment@b" in failures[0]
+
+
+def test_posthoc_without_its_source_checkpoint_says_how_to_get_it(tmp_path):
+    from rog.report.experiment import run_posthoc
+
+    with pytest.raises(FileNotFoundError, match=r"dvc repro -f -s experiment@softmax_ce"):
+        run_posthoc("softmax_ce_norcal", "smoke", None, tmp_path / "runs", results_root=tmp_path / "results")
+    assert not (tmp_path / "results").exists()
+
+
+def test_parallel_runs_a_posthoc_right_after_its_source_and_never_after_a_failed_one(monkeypatch, tmp_path):
+    import subprocess
+
+    from rog.report import parallel
+
+    calls = []
+
+    def fake_run(cmd, cwd, env, text, capture_output):
+        calls.append(cmd[-1])
+        return subprocess.CompletedProcess(cmd, 1 if cmd[-1] == "experiment@c" else 0, "", "failed")
+
+    monkeypatch.setattr(parallel.subprocess, "run", fake_run)
+    followers = {"experiment@a": ["posthoc@a1", "posthoc@a2"], "experiment@c": ["posthoc@c1"]}
+    failures = parallel.run_parallel(["experiment@a", "experiment@b", "experiment@c"], 1, tmp_path, None,
+                                     log=lambda s: None, followers=followers)
+    assert calls == ["experiment@a", "posthoc@a1", "posthoc@a2", "experiment@b", "experiment@c"]
+    assert len(failures) == 1

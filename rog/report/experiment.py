@@ -89,6 +89,11 @@ def run_posthoc(name: str, profile: str, dataset_root: str | None, runs_root: st
     source = spec["source"]
     params = _with_root(experiment_params(params_path, profile, source), dataset_root)
     checkpoint_path = Path(runs_root) / source / "model_final.pt"
+    if not checkpoint_path.is_file():
+        raise FileNotFoundError(
+            f"posthoc '{name}' needs {checkpoint_path}, the final checkpoint of experiment '{source}', which is "
+            f"not there (checkpoints are not kept by DVC or git). Retrain it, with the same metrics: "
+            f"dvc repro -f -s experiment@{source}")
     metrics = evaluate_norcal(checkpoint_path, Path(runs_root) / source / f"eval_{name}", params,
                               float(spec.get("norcal_gamma", 1.0)))
     return _write_results(Path(results_root) / name, name, profile, params, metrics, None, "posthoc",

@@ -3,9 +3,9 @@
 One training process uses a single core well but not two (one process with 2 threads reaches ~120 %
 CPU, shared/spec/cpu-facts.md), so: `dvc repro dataset` first, then the experiments as JOBS
 concurrent `dvc repro -s experiment@NAME` (single stage, so no two processes touch the shared
-upstream; DVC 3 locks per stage, so concurrent reproductions of different stages are safe), then the
-post-hoc evaluations the same way, then one plain `dvc repro` for everything else (tables, figures,
-notebooks). A stage already up to date is skipped as usual, so an interrupted run resumes where it
+upstream; DVC 3 locks per stage, so concurrent reproductions of different stages are safe), each
+post-hoc evaluation next in line once its source experiment is done, then one plain `dvc repro` for
+everything else (tables, figures, notebooks). A stage already up to date is skipped as usual, so an interrupted run resumes where it
 stopped. DVC's short repository lock sometimes refuses a process that starts while another one writes
 dvc.lock ("Unable to acquire lock"); nothing has run then, so that command is simply retried.
 """
@@ -16,8 +16,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
-from queue import Empty, Queue
 
 from rog.report.registry import read_params
 
@@ -39,27 +39,34 @@ def dvc_repro(target: str | None, cwd: Path, env: dict | None, retries: int = 20
         time.sleep(2.0 + attempt)
 
 
-def run_parallel(targets: list[str], jobs: int, cwd: Path, env: dict | None, log=print) -> list[str]:
+def run_parallel(targets: list[str], jobs: int, cwd: Path, env: dict | None, log=print,
+                 followers: dict[str, list[str]] | None = None) -> list[str]:
     """Reproduce `targets` with `jobs` concurrent workers; returns the failure messages (all targets are
-    attempted even when one fails, so every finished experiment is kept)."""
-    queue: Queue[str] = Queue()
-    for t in targets:
-        queue.put(t)
+    attempted even when one fails, so every finished experiment is kept).
+
+    followers: target -> targets that need it; they run as soon as it has succeeded (next in line), so
+    that a post-hoc evaluation finds its source's checkpoint even when the pipeline is cut short.
+    """
+    followers = followers or {}
+    queue: deque[str] = deque(targets)
     failures: list[str] = []
     lock = threading.Lock()
 
     def worker(delay: float) -> None:
         time.sleep(delay)  # stagger the starts: fewer lock collisions
         while True:
-            try:
-                target = queue.get_nowait()
-            except Empty:
-                return
+            with lock:
+                if not queue:
+                    return
+                target = queue.popleft()
             try:
                 dvc_repro(target, cwd, env, log=log, single=True)  # upstream is done: no shared locks
             except RuntimeError as err:
                 with lock:
                     failures.append(str(err))
+                continue
+            with lock:
+                queue.extendleft(reversed(followers.get(target, [])))
 
     threads = [threading.Thread(target=worker, args=(3.0 * i,)) for i in range(max(1, jobs))]
     for t in threads:
@@ -75,9 +82,11 @@ def reproduce(root: str | Path = ".", jobs: int = 2, env: dict | None = None, lo
     start = time.perf_counter()
     params = read_params(root / "params.yaml")
     dvc_repro("dataset", root, env, log=log)
-    failures = []
-    for stage, names in (("experiment", params.get("experiments") or {}), ("posthoc", params.get("posthoc") or {})):
-        failures += run_parallel([f"{stage}@{name}" for name in names], jobs, root, env, log)
+    followers: dict[str, list[str]] = {}
+    for name, spec in (params.get("posthoc") or {}).items():
+        followers.setdefault(f"experiment@{spec['source']}", []).append(f"posthoc@{name}")
+    failures = run_parallel([f"experiment@{name}" for name in params.get("experiments") or {}], jobs, root, env,
+                            log, followers)
     if failures:
         raise RuntimeError("\n\n".join(failures))
     dvc_repro(None, root, env, log=log)

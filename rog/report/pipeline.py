@@ -10,8 +10,17 @@ stripped by `python -m rog.report.notebooks`):
 
     dataset                 LT-Glyphs for ${profile} -> out/pipeline/<profile>/dataset (DVC cache)
     experiment@NAME         train + evaluate -> results/experiments/NAME/{metrics,summary,diagnostics}.json
-                            (git) and out/pipeline/<profile>/runs/NAME/model_final.pt (DVC cache)
+                            (git); the run folder out/pipeline/<profile>/runs/NAME/ (checkpoints) is a
+                            by-product, not a DVC output: see below
     posthoc@NAME            a trained checkpoint scored with NorCal -> results/experiments/NAME/
+
+Why checkpoints are not DVC outputs: the default pipeline takes hours longer than one sitting may last,
+and its results reach git (results/, dvc.lock) in parts. A 44 MB checkpoint per run cannot go to git,
+so a fresh clone lacks it, and DVC would call every finished experiment changed ("deleted" output) and
+train it again. With the metrics files as the only outputs, a clone that holds results/ and dvc.lock
+resumes with just the missing runs. A post-hoc stage depends on its source's metrics.json and reads the
+checkpoint from the run folder; where that is gone it says how to get it back (the run is
+deterministic: `dvc repro -f -s experiment@SOURCE` retrains it with the same metrics).
     dataset_notebook, gap_loss, TABLE/FIGURE, overview   the narrative, reading metrics files only
 """
 from __future__ import annotations
@@ -72,7 +81,7 @@ def stages(params: dict) -> dict:
                                                      "profiles.${profile}", "experiments.${key}"], train=True)}
     if params.get("posthoc"):
         out["posthoc"] = {"foreach": "${posthoc}", "do": _run_stage("posthoc", TRAINING_CODE + [
-            "notebooks/posthoc.ipynb", DATASET, RUNS + "/${item.source}/model_final.pt"],
+            "notebooks/posthoc.ipynb", DATASET, "results/experiments/${item.source}/metrics.json"],
             ["evaluate", "posthoc.${key}"], train=False)}
     for name in sections(params):
         kind = "figures" if name in (params.get("figures") or {}) else "tables"
@@ -103,7 +112,6 @@ def _run_stage(kind: str, deps: list[str], tracked: list[str], train: bool) -> d
                                     "runs_root": RUNS})
     outs: list = [{dst: {"cache": False}}]
     if train:
-        outs.insert(0, RUNS + "/${key}/model_final.pt")
         outs.append({"results/experiments/${key}/diagnostics.json": {"cache": False}})
     outs.append({"results/experiments/${key}/metrics.json": {"cache": False}})
     return {"cmd": cmd, "deps": deps, "params": tracked, "outs": outs,

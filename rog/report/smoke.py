@@ -45,10 +45,13 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
 
 
 def copy_repo(src: Path, dst: Path) -> None:
-    """Copy git's view of src (tracked + untracked, not ignored) and EXTRA into dst, then git-commit it."""
+    """Copy git's view of src (tracked + untracked, not ignored; not its results/ and dvc.lock) and EXTRA
+    into dst, then git-commit it."""
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=src, check=True,
                             capture_output=True).stdout.decode().split("\0")
     for rel in filter(None, listed):
+        if rel == "dvc.lock" or rel.startswith("results/"):
+            continue  # another profile's results: the copy's pipeline starts from nothing
         source = src / rel
         if not source.is_file():
             continue  # deleted but still in the index
