@@ -88,7 +88,7 @@ def weight_norm_series(params: dict, root: str | Path = ".", name: str = "figure
             diag, metrics = load_diagnostics(run, root), load_metrics(run, root)
             if diag is None or metrics is None:
                 continue
-            iou = "segm" if "segm" in metrics else "bbox"
+            iou = "bbox"  # LT-Glyphs masks are barely learned (segm AP ~2): per-class mask AP is noise
             by_id = {c["id"]: c["AP"] for c in metrics[iou]["per_category"]}
             ids = diag.get("category_ids") or []
             ap = [100.0 * by_id[c] if by_id.get(c, -1) >= 0 else None for c in ids]

@@ -157,22 +157,50 @@ def k_sweep_markdown(sweep: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _share_above(low: float | None, high: float | None) -> float | None:
+    """Percent of the AP at the largest K that only a K above the smaller one finds: 100 (high - low) /
+    high. Unlike the relative gain it stays finite when the AP at the smaller K is 0."""
+    if low is None or high is None or high <= 0:
+        return None
+    return 100.0 * (high - low) / high
+
+
 def k_sweep_claim(sweep: dict) -> str:
     """The paper's Table 3 claim: the baseline's rare AP gains most (relatively) from a larger K, and
-    more than ROG's. Says whether our sweep shows it."""
+    more than ROG's. Says, for each smaller K of our sweep against the largest, whether our runs show it.
+
+    The measure is the share of each AP at the largest K that the smaller K misses (see _share_above):
+    it orders classes as the relative gain does, and stays defined where the baseline's rare AP is 0
+    at the smaller K (on LT-Glyphs it often is: its rare detections rank below the K-th of their image).
+    """
     if len(sweep["rows"]) < 2 or any(not r["ours"] for r in sweep["rows"]) or len(sweep["k"]) < 2:
         return "Not checked: Table 3 needs both rows run with at least two K values."
     k_big = max(sweep["k"])
     base, rog = sweep["rows"][0], sweep["rows"][1]
-    gb, gr = base["gain"].get(k_big), rog["gain"].get(k_big)
-    if not gb or not gr or gb[0] is None or gr[0] is None:
-        return f"Not checked: APr at the smallest K is 0 or missing, so no relative gain (K up to {k_big})."
-    others = [g for g in gb[1:] if g is not None]
-    held = all(gb[0] > g for g in others) and gb[0] > gr[0]
-    apf = "n/a" if gb[-1] is None else f"{gb[-1]:+.1f}%"
-    return (f"{'reproduced' if held else 'not reproduced'}: from K={min(sweep['k'])} to K={k_big}, "
-            f"{base['label']} APr {gb[0]:+.1f}% (APf {apf}), {rog['label']} APr {gr[0]:+.1f}%. "
-            "Paper: +71.8% vs +17.5% (K 50 -> 100).")
+    lines, held = [], []
+    for k in sorted(sweep["k"])[:-1]:
+        if k not in base["ours"] or k not in rog["ours"] or k_big not in base["ours"] or k_big not in rog["ours"]:
+            continue
+        b = [_share_above(lo, hi) for lo, hi in zip(base["ours"][k], base["ours"][k_big])]
+        r = [_share_above(lo, hi) for lo, hi in zip(rog["ours"][k], rog["ours"][k_big])]
+        if b[0] is None or r[0] is None:
+            lines.append(f"K={k} -> {k_big}: no rare AP at K={k_big}, not checked")
+            continue
+        ok = all(b[0] > x for x in b[1:] if x is not None) and b[0] > r[0]
+        held.append(ok)
+        shares = ", ".join(f"{c} {x:.0f}%" for c, x in zip(sweep["columns"], b) if x is not None)
+        lines.append(f"K={k} -> {k_big}: {'holds' if ok else 'does not hold'}; share of the AP at K={k_big} "
+                     f"missed at K={k}: {base['label']} {shares}; {rog['label']} APr {r[0]:.0f}%")
+    if not held:
+        verdict = "not checked"
+    elif all(held):
+        verdict = "reproduced"
+    elif any(held):
+        verdict = "partly reproduced"
+    else:
+        verdict = "not reproduced"
+    return (f"{verdict}: the baseline's rare AP depends most on K, more than ROG's "
+            f"(paper, K 50 -> 100: RFS APr +71.8% vs ROG +17.5%).\n" + "\n".join(f"- {line}" for line in lines))
 
 
 # ---- claims ------------------------------------------------------------------------------------------
