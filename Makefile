@@ -24,7 +24,7 @@ bench: $(STAMP)
 
 # The whole pipeline on params.yaml's profile (default): the raw snapshot pulled offline from the
 # in-repo remote, then `dvc repro` with JOBS experiments side by side (rog.report.parallel; it ends
-# with a plain `dvc repro`). papermill, dvc and python of the venv first on PATH; no MPLBACKEND, which
+# with a plain `dvc repro`), then README.md's headline table from results/. papermill, dvc and python of the venv first on PATH; no MPLBACKEND, which
 # would drop the figures from the executed notebooks.
 JOBS      ?= 2
 REPRO_ENV := env -u MPLBACKEND PATH="$(abspath $(VENV))/bin:$$PATH" DVC_NO_ANALYTICS=1
@@ -32,6 +32,7 @@ repro: $(STAMP)
 	$(PY) -m rog report pipeline --check
 	$(REPRO_ENV) $(PY) -m dvc pull data.dvc
 	$(REPRO_ENV) $(PY) -m rog.report.parallel -j $(JOBS)
+	$(PY) -m rog.report.readme
 
 # A subset of the registry (params.yaml `subsets`) in a copy of the repo (COPY_DIR, default: a new
 # temporary folder): smoke (CI, minutes), quick (Table 1's headline rows and Figure 5, default profile),

@@ -408,3 +408,21 @@ def test_parallel_runs_a_posthoc_right_after_its_source_and_never_after_a_failed
                                      log=lambda s: None, followers=followers)
     assert calls == ["experiment@a", "posthoc@a1", "posthoc@a2", "experiment@b", "experiment@c"]
     assert len(failures) == 1
+
+
+def test_readme_headline_is_rewritten_between_its_markers(tmp_path, params):
+    from rog.report import readme
+
+    for name, (ap, apr) in {"sigmoid_ce": (0.20, 0.01), "sigmoid_ce_gap": (0.25, 0.10)}.items():
+        write_run(tmp_path, name, fake_metrics(ap, apr))
+    text = readme.headline(params, tmp_path)
+    assert "| Random, Sigmoid CE | 1 | 20.0 | 1.0 |" in text and "| Random, Sigmoid CE + GAP | 1 | 25.0 | 10.0 |" in text
+    assert "Softmax" not in text  # rows without results are left out
+    assert "**reproduced**: GAP lifts APr over sigmoid CE (random" in text
+    page = tmp_path / "README.md"
+    page.write_text(f"# x\n\n{readme.BEGIN}\nold\n{readme.END}\nafter\n")
+    old, new = readme.update(page, text)
+    assert new.startswith("# x\n\n") and new.endswith(f"{readme.END}\nafter\n") and "old" not in new and text in new
+    page.write_text("no markers")
+    with pytest.raises(ValueError, match="markers"):
+        readme.update(page, text)
