@@ -24,8 +24,8 @@ bench: $(STAMP)
 
 # The whole pipeline on params.yaml's profile (default): the raw snapshot pulled offline from the
 # in-repo remote, then `dvc repro` with JOBS experiments side by side (rog.report.parallel; it ends
-# with a plain `dvc repro`), then README.md's headline table from results/. papermill, dvc and python of the venv first on PATH; no MPLBACKEND, which
-# would drop the figures from the executed notebooks.
+# with a plain `dvc repro`), then README.md's headline table from results/. papermill, dvc and python
+# of the venv first on PATH; no MPLBACKEND, which would drop the figures from the executed notebooks.
 JOBS      ?= 2
 REPRO_ENV := env -u MPLBACKEND PATH="$(abspath $(VENV))/bin:$$PATH" DVC_NO_ANALYTICS=1
 repro: $(STAMP)
