@@ -32,8 +32,8 @@ def headline(params: dict, root: str | Path = ".") -> str:
     for row in table.rows:
         if not row.found:
             continue
-        ours = [tables._fmt(row.ours[table.metrics.index(c)], row.spread[table.metrics.index(c)]) for c in COLUMNS]
-        paper = [tables._fmt(row.paper[table.metrics.index(c)]) for c in PAPER_COLUMNS]
+        ours = [tables.fmt(row.ours[table.metrics.index(c)], row.spread[table.metrics.index(c)]) for c in COLUMNS]
+        paper = [tables.fmt(row.paper[table.metrics.index(c)]) for c in PAPER_COLUMNS]
         lines.append("| " + " | ".join([row.label, str(len(row.found)), *ours, *paper]) + " |")
     verdicts = [f"- **{c['verdict']}**: {c['text']}" for c in tables.claims(params, root)]
     verdicts.append("- **" + tables.k_sweep_claim(tables.build_k_sweep(params, root)).split("\n")[0]

@@ -73,7 +73,7 @@ def build(params: dict, name: str, root: str | Path = ".", paper: dict | None = 
     return Table(name, spec["source"], columns, paths, rows, notes)
 
 
-def _fmt(mean: float | None, sd: float | None = None) -> str:
+def fmt(mean: float | None, sd: float | None = None) -> str:
     if mean is None:
         return "-"
     return f"{mean:.1f}" if sd is None else f"{mean:.1f} ± {sd:.1f}"
@@ -92,7 +92,7 @@ def markdown(table: Table) -> str:
             runs = "not run"
         else:
             runs = ", ".join(row.found) + (f" ({len(row.found)} seeds)" if len(row.found) > 1 else "")
-        cells = [cell for o, s, p in zip(row.ours, row.spread, row.paper) for cell in (_fmt(o, s), _fmt(p))]
+        cells = [cell for o, s, p in zip(row.ours, row.spread, row.paper) for cell in (fmt(o, s), fmt(p))]
         lines.append("| " + " | ".join([row.label.replace("|", "/"), runs] + cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -153,7 +153,7 @@ def k_sweep_markdown(sweep: dict) -> str:
         for k in sorted(row["ours"]):
             cells = []
             for v, g in zip(row["ours"][k], row["gain"][k]):
-                cells.append(_fmt(v) + (f" ({g:+.1f}%)" if g is not None and k != min(row["ours"]) else ""))
+                cells.append(fmt(v) + (f" ({g:+.1f}%)" if g is not None and k != min(row["ours"]) else ""))
             lines.append("| " + " | ".join([row["label"], str(k)] + cells + paper_cells) + " |")
     return "\n".join(lines) + "\n"
 
