@@ -49,11 +49,11 @@ def test_the_paper_is_covered(params):
         assert seeds == [0, 1, 2]
         strip = lambda o: {k: v for k, v in o.items() if k != "train"}  # noqa: E731
         assert strip(exps[f"{base}_seed1"]) == strip(exps[base])
-    # lambda 1.0 without RFS, 0.1 with RFS, as the paper
+    # lambda 1.0 without RFS, 0.1 with RFS, as the paper, unless the run's name says its lambda
     for name, overlay in exps.items():
         gap = overlay.get("model", {}).get("gap", {})
         rfs = overlay.get("dataset", {}).get("sampler", {}).get("kind") == "repeat_factor"
-        if gap.get("enabled") and not name.startswith("gap_lambda"):
+        if gap.get("enabled") and "lambda" not in name:
             assert gap.get("loss_weight", 1.0) == (0.1 if rfs else 1.0), name
     assert exps["seesaw_rfs_gap_2x"]["schedule"]["length"] == 2.0
     assert set(params["tables"]) == {"table1", "table2", "table3", "table4", "table5", "table6", "sweeps"}
@@ -124,9 +124,10 @@ def test_table_stages_depend_on_metrics_files_never_on_notebooks(params):
     for name in registry.sections(params):
         deps = stages[name]["deps"]
         runs = registry.table_runs(params, name)
+        reads_diagnostics = name.startswith("figure") or name == "table2"  # table2: gradient totals
         assert {d for d in deps if d.startswith("results/")} == \
             {f"results/experiments/{r}/metrics.json" for r in runs} | \
-            ({f"results/experiments/{r}/diagnostics.json" for r in runs} if name.startswith("figure") else set())
+            ({f"results/experiments/{r}/diagnostics.json" for r in runs} if reads_diagnostics else set())
         assert not any(d.endswith(".ipynb") and d.startswith("results/") for d in deps)
     do = stages["experiment"]["do"]
     assert "experiments.${key}" in do["params"]
@@ -321,6 +322,10 @@ def test_figure_series_read_diagnostics(tmp_path, params):
     norms = figures.weight_norm_series(params, tmp_path)
     assert norms[0]["norm"] == [0.5, 1.0, 2.0] and norms[0]["ap"][:2] == [pytest.approx(10.0), pytest.approx(20.0)]
     assert figures.balance_rows(norms, "norm")[0]["balance"] == pytest.approx(0.25)
+    totals = figures.gradient_totals(params, "table2", tmp_path)  # sigmoid_ce_gap is table2's last row
+    assert [(t["run"], t["objective"], t["gap"]) for t in totals] == [("sigmoid_ce_gap", 19.0, 0.0)]  # 3 x 1 + 10 + 5 + 1
+    assert totals[0]["weight_norm"] == pytest.approx(3.5 / 3)
+    assert "| sigmoid_ce_gap | 19 | 0 | 1.17 |" in figures.gradient_totals_markdown(totals, {})
 
 
 # ---- the toy example ---------------------------------------------------------------------------------

@@ -46,14 +46,19 @@ def balance(values: list[float], frequency: list[str]) -> float | None:
     return means["r"] / means["f"]
 
 
+def _runs_with_diagnostics(row: dict, root: str | Path):
+    """(run, diagnostics) for each run of a table/figure row that has diagnostics.json, in row order."""
+    for run in row.get("runs") or []:
+        diag = load_diagnostics(run, root)
+        if diag is not None:
+            yield run, diag
+
+
 def gradient_series(params: dict, root: str | Path = ".", name: str = "figure4") -> list[dict]:
     """[{key, label, run, source, frequency, ratio}] per figure-4 row whose run has diagnostics."""
     out = []
     for row in sections(params)[name].get("rows") or []:
-        for run in row.get("runs") or []:
-            diag = load_diagnostics(run, root)
-            if diag is None:
-                continue
+        for run, diag in _runs_with_diagnostics(row, root):
             source = row.get("source", "objective")
             grads = (diag.get("gradients") or {}).get(source)
             if not grads or not any(grads["negative"]):
@@ -62,6 +67,33 @@ def gradient_series(params: dict, root: str | Path = ".", name: str = "figure4")
                         "order": _order(diag), "ratio": grads["ratio"]})
             break  # one run (the first seed) per row
     return out
+
+
+def gradient_totals(params: dict, name: str, root: str | Path = ".") -> list[dict]:
+    """How hard each loss pushed the classifier: per row of table/figure `name` (its first run with
+    diagnostics), the gradient magnitude each source (objective, gap) sent to the class logits, summed
+    over classes and training (positive + negative), and the mean classifier weight norm.
+    [{key, run, objective, gap, weight_norm}]."""
+    out = []
+    for row in sections(params)[name].get("rows") or []:
+        for run, diag in _runs_with_diagnostics(row, root):
+            grads = diag.get("gradients") or {}
+            total = {source: float(sum(grads[source]["positive"]) + sum(grads[source]["negative"]))
+                     if source in grads else None for source in ("objective", "gap")}
+            norms = diag.get("classifier_weight_norm") or []
+            out.append({"key": row["paper"], "run": run, **total,
+                        "weight_norm": float(np.mean(norms)) if norms else None})
+            break  # one run (the first seed) per row
+    return out
+
+
+def gradient_totals_markdown(rows: list[dict], labels: dict[str, str]) -> str:
+    lines = ["| row | run | object-level loss gradient | ranking term gradient | mean classifier weight norm |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        cells = ["-" if r[k] is None else f"{r[k]:.3g}" for k in ("objective", "gap", "weight_norm")]
+        lines.append(f"| {labels.get(r['key'], r['key'])} | {r['run']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_gradient_ratios(series: list[dict], labels: dict[str, str]) -> Figure:

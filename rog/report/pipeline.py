@@ -86,9 +86,10 @@ def stages(params: dict) -> dict:
     for name in sections(params):
         kind = "figures" if name in (params.get("figures") or {}) else "tables"
         deps = [f"notebooks/{name}.ipynb", *REPORT_CODE]
+        reads_diagnostics = kind == "figures" or sections(params)[name].get("diagnostics", False)
         for run in table_runs(params, name):
             deps.append(str(metrics_path(run)))
-            if kind == "figures":
+            if reads_diagnostics:
                 deps.append(str(diagnostics_path(run)))
         outs = [{f"results/notebooks/{name}.ipynb": {"cache": False}}, {f"results/tables/{name}.md": {"cache": False}}]
         if kind == "figures":
