@@ -115,3 +115,16 @@ def test_bad_checkpoints_fail_clearly_and_write_nothing(trained, data, tmp_path,
     assert "classes, the dataset" in capsys.readouterr().err
     assert not any((tmp_path / d).exists() for d in ("a", "b", "c"))
     assert checkpoint.load(final)["iteration"] == 6  # untouched
+
+
+def test_box_ap_by_budget_matches_a_plain_evaluation_without_masks(trained, tmp_path):
+    from rog.engine.inference import evaluate_checkpoint
+    from rog.report.budget import box_ap_by_budget, markdown
+
+    final = trained / "model_final.pt"
+    plain = evaluate_checkpoint(final, tmp_path / "plain")  # masks, the run's own K = 20
+    by_k = box_ap_by_budget(final, tmp_path / "budget", [20, 5])
+    assert sorted(by_k) == [5, 20]
+    assert by_k[20] == plain["bbox"]["metrics"]  # same boxes: skipping masks changes no box or score
+    assert json.loads((tmp_path / "budget" / "results_segm.json").read_text()) == []
+    assert f"| run | 20 | {100 * by_k[20]['AP']:.1f} |" in markdown({"run": by_k})
