@@ -435,3 +435,20 @@ def test_readme_headline_is_rewritten_between_its_markers(tmp_path, params):
     page.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         readme.update(page, text)
+
+
+def test_omega_by_frequency_follows_eq9():
+    import torch
+
+    from rog.data.counts import CategoryCounts
+
+    counts = CategoryCounts(instance_count=torch.tensor([1, 4, 100, 100]), image_count=torch.tensor([1, 4, 90, 90]),
+                            num_images=100, frequency=("r", "r", "f", "f"))
+    rows = {(r["gamma"], r["group"]): r for r in figures.omega_by_frequency(counts, gammas=(0.0, 1.0))}
+    inverse = [1.0, 0.25, 0.01, 0.01]  # Eq. 9 with gamma 1: omega_m = C (1/n_m) / sum_k 1/n_k
+    omega = [4 * x / sum(inverse) for x in inverse]
+    assert rows[1.0, "r"]["mean"] == pytest.approx((omega[0] + omega[1]) / 2)
+    assert rows[1.0, "r"]["max"] == pytest.approx(omega[0]) and rows[1.0, "f"]["min"] == pytest.approx(omega[2])
+    assert rows[0.0, "r"]["mean"] == pytest.approx(1.0) and rows[0.0, "f"]["mean"] == pytest.approx(1.0)
+    assert (1.0, "c") not in rows  # no common class here
+    assert "| 1 | f | 0.0315 |" in figures.omega_markdown(list(rows.values()))

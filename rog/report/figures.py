@@ -96,6 +96,31 @@ def gradient_totals_markdown(rows: list[dict], labels: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def omega_by_frequency(counts, gammas=(0.0, 0.5, 1.0, 2.0)) -> list[dict]:
+    """Eq. 9's class weights omega on a training set, per gamma and LVIS frequency group.
+
+    counts: rog.data.counts.CategoryCounts (omega from its instance counts, as GAP's `dataset`
+    weighting; the default `online` counts of positive RoIs track them). [{gamma, group, mean, min, max}].
+    """
+    from rog.losses.gap import class_weights
+
+    out = []
+    for gamma in gammas:
+        omega = class_weights(counts.instance_count, gamma).numpy()
+        for group in "rcf":
+            values = omega[[f == group for f in counts.frequency]]
+            if values.size:
+                out.append({"gamma": float(gamma), "group": group, "mean": float(values.mean()),
+                            "min": float(values.min()), "max": float(values.max())})
+    return out
+
+
+def omega_markdown(rows: list[dict]) -> str:
+    lines = ["| gamma | group | mean omega | min | max |", "|---|---|---|---|---|"]
+    lines += [f"| {r['gamma']:g} | {r['group']} | {r['mean']:.3g} | {r['min']:.3g} | {r['max']:.3g} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
 def plot_gradient_ratios(series: list[dict], labels: dict[str, str]) -> Figure:
     fig = Figure(figsize=(8, 3.2), layout="constrained")
     ax = fig.add_subplot()

@@ -65,7 +65,8 @@ def stages(params: dict) -> dict:
     out["dataset_notebook"] = {
         "cmd": _notebook_cmd("dataset", "results/notebooks/dataset.ipynb",
                              {"profile": "${profile}", "dataset_root": DATASET}),
-        "deps": ["notebooks/dataset.ipynb", DATASET, "rog/data/plots.py"],
+        "deps": ["notebooks/dataset.ipynb", DATASET, "rog/data/plots.py", "rog/data/counts.py", "rog/losses/gap.py",
+                 "rog/report/figures.py"],
         "params": ["profile"],
         "outs": [{"results/notebooks/dataset.ipynb": {"cache": False}}],
     }
@@ -83,10 +84,10 @@ def stages(params: dict) -> dict:
         out["posthoc"] = {"foreach": "${posthoc}", "do": _run_stage("posthoc", TRAINING_CODE + [
             "notebooks/posthoc.ipynb", DATASET, "results/experiments/${item.source}/metrics.json"],
             ["evaluate", "posthoc.${key}"], train=False)}
-    for name in sections(params):
+    for name, section in sections(params).items():
         kind = "figures" if name in (params.get("figures") or {}) else "tables"
         deps = [f"notebooks/{name}.ipynb", *REPORT_CODE]
-        reads_diagnostics = kind == "figures" or sections(params)[name].get("diagnostics", False)
+        reads_diagnostics = kind == "figures" or section.get("diagnostics", False)
         for run in table_runs(params, name):
             deps.append(str(metrics_path(run)))
             if reads_diagnostics:
