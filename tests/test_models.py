@@ -129,7 +129,24 @@ def test_faster_rcnn_has_no_mask_branch():
     assert "masks" not in out[0]
 
 
+def test_stride4_mask_level_feeds_the_mask_branch_only():
+    """mask_features stride4: the mask RoI pool reads the stride-4 map, the RPN and box head never do."""
+    model = build_detector(model_params("model.roi.mask_features=stride4", "model.roi.mask_in_channels=16"), 5)
+    images, targets = random_batch(2, 5)
+    features = model.backbone(torch.stack(images))
+    assert features["mask"].shape == (2, 16, 32, 32) and features["0"].shape[-1] == 16
+    assert model.roi_heads.mask_roi_pool.featmap_names == ["mask"]
+    assert "mask" not in model.rpn.levels and "mask" not in model.roi_heads.box_roi_pool.featmap_names
+    losses = model.train()(images, targets)
+    sum(losses.values()).backward()
+    assert model.backbone.mask_out.weight.grad.abs().sum() > 0  # trained through the mask loss
+    assert model.backbone.fpn.layer_blocks[0][0].weight.grad is not None
+    plain = build_detector(model_params(), 5)
+    assert {k for k in model.state_dict() if not k.startswith("backbone.mask_")} - set(plain.state_dict()) == set()
+
+
 @pytest.mark.parametrize("override, message", [
+    ("model.roi.mask_features=stride2", "unknown 'stride2'"),
     ("model.objective.name=nonsense", "unknown objective 'nonsense'"),
     ("model.backbone.name=vgg", "unknown backbone 'vgg'"),
     ("model.arch=retinanet", "unknown model arch 'retinanet'"),

@@ -1,15 +1,18 @@
 """Backbones with a feature pyramid: `tiny` (CPU, from scratch) and `resnet50_fpn` (the paper's).
 
-Both return torchvision's `BackboneWithFPN`: forward(images [B, 3, H, W]) -> OrderedDict of pyramid
-levels, each [B, out_channels, H / stride, W / stride], and expose `out_channels` and `strides`.
+Both map images [B, 3, H, W] to an OrderedDict of pyramid levels, each [B, out_channels, H / stride,
+W / stride], and expose `out_channels` and `strides` (one per pyramid level, in order). The tiny one
+can add a `MASK_LEVEL` map at stride 4 for the mask branch alone (see `TinyFPN`).
 """
 from __future__ import annotations
 
 from collections import OrderedDict
 
+import torch.nn.functional as F
 from torch import nn
+from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.detection.backbone_utils import BackboneWithFPN, resnet_fpn_backbone
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 BACKBONES = ("tiny", "resnet50_fpn")
 
@@ -40,20 +43,52 @@ def tiny_body(widths: tuple[int, ...] = (32, 64, 128, 256), depth: int = 2) -> n
     return nn.Sequential(children)
 
 
-def tiny_fpn(widths: tuple[int, ...] = (32, 64, 128, 256), depth: int = 2,
-             fpn_channels: int = 128) -> BackboneWithFPN:
+MASK_LEVEL = "mask"  # the stride-4 map of TinyFPN(mask_channels=...): read by the mask RoI pool only
+
+
+class TinyFPN(nn.Module):
     """Tiny conv backbone + FPN on strides 8, 16, 32 plus a max-pool level (stride 64).
 
-    Output keys '0', '1', '2' (strides 8, 16, 32) and 'pool' (stride 64), each with `fpn_channels`.
+    forward -> OrderedDict '0', '1', '2' (strides 8, 16, 32) and 'pool' (stride 64), each
+    [B, fpn_channels, ...]. With mask_channels, also MASK_LEVEL: [B, mask_channels, H / 4, W / 4], a
+    light top-down step below the pyramid (1x1 of stride-4 features + 1x1 of level '0' upsampled, then
+    a 3x3 conv), so that the mask branch sees a glyph's 2-3 px strokes at twice the pyramid's finest
+    resolution without a full-width stride-4 level for the RPN and box head to pay for.
+    Parameter names match torchvision's BackboneWithFPN (body.*, fpn.*).
     """
-    if len(widths) != 4:
-        raise ValueError(f"tiny backbone: widths must list 4 stage widths, got {list(widths)}")
-    body = tiny_body(tuple(widths), depth)
-    model = BackboneWithFPN(body, return_layers={"layer2": "0", "layer3": "1", "layer4": "2"},
-                            in_channels_list=list(widths[1:]), out_channels=fpn_channels,
-                            extra_blocks=LastLevelMaxPool())
-    model.strides = (8, 16, 32, 64)
-    return model
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256), depth: int = 2, fpn_channels: int = 128,
+                 mask_channels: int | None = None):
+        super().__init__()
+        if len(widths) != 4:
+            raise ValueError(f"tiny backbone: widths must list 4 stage widths, got {list(widths)}")
+        layers = {"layer2": "0", "layer3": "1", "layer4": "2"}
+        if mask_channels:
+            layers = {"layer1": "c2", **layers}
+        self.body = IntermediateLayerGetter(tiny_body(tuple(widths), depth), return_layers=layers)
+        self.fpn = FeaturePyramidNetwork(list(widths[1:]), fpn_channels, extra_blocks=LastLevelMaxPool())
+        self.out_channels = fpn_channels
+        self.strides = (8, 16, 32, 64)
+        self.mask_channels = mask_channels
+        if mask_channels:
+            self.mask_lateral = nn.Conv2d(widths[0], mask_channels, 1)
+            self.mask_top_down = nn.Conv2d(fpn_channels, mask_channels, 1)
+            self.mask_out = nn.Conv2d(mask_channels, mask_channels, 3, padding=1)
+
+    def forward(self, images):
+        features = self.body(images)
+        fine = features.pop("c2", None)
+        out = self.fpn(features)
+        if self.mask_channels:
+            top = F.interpolate(self.mask_top_down(out["0"]), size=fine.shape[-2:], mode="nearest")
+            out[MASK_LEVEL] = self.mask_out(self.mask_lateral(fine) + top)
+        return out
+
+
+def tiny_fpn(widths: tuple[int, ...] = (32, 64, 128, 256), depth: int = 2, fpn_channels: int = 128,
+             mask_channels: int | None = None) -> TinyFPN:
+    """See `TinyFPN`."""
+    return TinyFPN(tuple(widths), depth, fpn_channels, mask_channels)
 
 
 def resnet50_fpn(pretrained: bool = False, trainable_layers: int = 5) -> BackboneWithFPN:
@@ -76,12 +111,16 @@ def resnet50_fpn(pretrained: bool = False, trainable_layers: int = 5) -> Backbon
     return model
 
 
-def build_backbone(params: dict) -> BackboneWithFPN:
-    """`params` is the model section's `backbone` mapping: {name, ...}."""
+def build_backbone(params: dict, mask_channels: int | None = None) -> nn.Module:
+    """`params` is the model section's `backbone` mapping: {name, ...}; mask_channels: add the tiny
+    backbone's stride-4 MASK_LEVEL of that width (None: the mask branch reads the pyramid)."""
     name = params.get("name")
+    if mask_channels and name != "tiny":
+        raise ValueError(f"model.roi.mask_features 'stride4' is for the tiny backbone; {name} has a "
+                         "stride-4 pyramid level already (use 'fpn')")
     if name == "tiny":
         return tiny_fpn(tuple(params.get("widths", (32, 64, 128, 256))), int(params.get("depth", 2)),
-                        int(params.get("fpn_channels", 128)))
+                        int(params.get("fpn_channels", 128)), mask_channels)
     if name == "resnet50_fpn":
         return resnet50_fpn(bool(params.get("pretrained", False)), int(params.get("trainable_layers", 5)))
     raise ValueError(f"unknown backbone '{name}'; valid: {', '.join(BACKBONES)}")

@@ -15,10 +15,11 @@ from torchvision.models.detection import FasterRCNN, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops import MultiScaleRoIAlign
 
-from rog.models.backbones import build_backbone
-from rog.models.mask_paste import BatchedPasteTransform
+from rog.models.backbones import MASK_LEVEL, build_backbone
+from rog.models.masks import BatchedPasteTransform
 from rog.models.roi_align import SeparableMultiScaleRoIAlign
 from rog.models.roi_heads import ObjectivePredictor, ObjectiveRoIHeads
 
@@ -41,6 +42,28 @@ class ReducedRoIPool(nn.Module):
     def forward(self, features: dict, boxes: list, image_shapes: list):
         reduced = {k: self.reduce(features[k]) for k in self.pool.featmap_names}
         return self.pool(reduced, boxes, image_shapes)
+
+
+class PyramidRPN(RegionProposalNetwork):
+    """torchvision's RPN on the named pyramid levels only (the backbone may return maps for other heads)."""
+
+    def __init__(self, levels: list[str], *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.levels = list(levels)
+
+    @classmethod
+    def of(cls, levels: list[str], rpn: RegionProposalNetwork) -> "PyramidRPN":
+        """The same RPN (its anchor generator, head and settings) restricted to `levels`."""
+        return cls(levels, rpn.anchor_generator, rpn.head, rpn.proposal_matcher.high_threshold,
+                   rpn.proposal_matcher.low_threshold, rpn.fg_bg_sampler.batch_size_per_image,
+                   rpn.fg_bg_sampler.positive_fraction, rpn._pre_nms_top_n, rpn._post_nms_top_n,
+                   rpn.nms_thresh, rpn.score_thresh)
+
+    def forward(self, images, features, targets=None):
+        return super().forward(images, {k: features[k] for k in self.levels}, targets)
+
+
+MASK_FEATURES = ("fpn", "stride4")
 
 
 def build_objective_module(params: dict, num_classes: int, class_counts=None) -> nn.Module:
@@ -110,7 +133,12 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
     if objective is None:
         objective = build_objective_module(model_params["objective"], num_classes, counts)
     gap = build_gap(model_params.get("gap") or {}, num_classes, instance_counts)
-    backbone = build_backbone(model_params["backbone"])
+    roi = model_params["roi"]
+    mask_features = roi.get("mask_features", "fpn")
+    if mask_features not in MASK_FEATURES:
+        raise ValueError(f"model.roi.mask_features: unknown '{mask_features}'; valid: {', '.join(MASK_FEATURES)}")
+    stride4 = arch == "mask_rcnn" and mask_features == "stride4"
+    backbone = build_backbone(model_params["backbone"], roi.get("mask_in_channels") or 32 if stride4 else None)
     channels = backbone.out_channels
     mask_channels = channels
     levels = [str(i) for i in range(len(backbone.strides) - 1)]  # RoI pooling on all but the max-pool level
@@ -122,7 +150,6 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
         raise ValueError(f"model.anchor_sizes: {len(model_params['anchor_sizes'])} sizes for "
                          f"{len(backbone.strides)} pyramid levels")
     rpn = model_params["rpn"]
-    roi = model_params["roi"]
     pool = SeparableMultiScaleRoIAlign if roi.get("separable_align", False) else MultiScaleRoIAlign
     test = model_params["test"]
     common = dict(
@@ -137,7 +164,8 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
     )
     if arch == "mask_rcnn":
         mask_channels = roi.get("mask_in_channels") or channels
-        model = MaskRCNN(backbone, mask_roi_pool=pool(levels, output_size=14, sampling_ratio=roi["sampling_ratio"]),
+        mask_levels = [MASK_LEVEL] if stride4 else levels
+        model = MaskRCNN(backbone, mask_roi_pool=pool(mask_levels, output_size=14, sampling_ratio=roi["sampling_ratio"]),
                          mask_head=MaskRCNNHeads(mask_channels, [roi["mask_head_channels"]] * roi["mask_head_layers"], 1),
                          mask_predictor=MaskRCNNPredictor(roi["mask_head_channels"], roi["mask_head_channels"],
                                                           num_classes), **common)
@@ -147,9 +175,11 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
                                                 _skip_resize=t._skip_resize)
     else:
         model = FasterRCNN(backbone, **common)
+    if stride4:
+        model.rpn = PyramidRPN.of(levels + ["pool"], model.rpn)
     old = model.roi_heads
     mask_pool = old.mask_roi_pool
-    if mask_pool is not None and mask_channels != channels:
+    if mask_pool is not None and mask_channels != channels and not stride4:
         mask_pool = ReducedRoIPool(mask_pool, channels, mask_channels)
     predictor = ObjectivePredictor(objective.make_classifier(roi["representation_size"]),
                                    roi["representation_size"], num_classes)

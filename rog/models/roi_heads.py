@@ -12,10 +12,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models.detection.roi_heads import RoIHeads, project_masks_on_boxes
+from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import boxes as box_ops
 
 from rog.losses.ranking import RSLoss
+from rog.models.masks import mask_targets
 
 
 def objective_labels(matched: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -84,9 +85,10 @@ def class_mask_logits(predictor: nn.Module, features: torch.Tensor, labels: torc
 
 def mask_loss(logits: torch.Tensor, proposals: list[torch.Tensor], gt_masks: list[torch.Tensor],
               matched: list[torch.Tensor]) -> torch.Tensor:
-    """Mean BCE between logits [R, M, M] of the positive proposals and their GT masks cropped to them."""
+    """Mean BCE between logits [R, M, M] of the positive proposals and their GT masks cropped to them
+    (rog.models.masks: the convention the inference paste inverts)."""
     size = logits.shape[-1]
-    targets = torch.cat([project_masks_on_boxes(m, p, i, size) for m, p, i in zip(gt_masks, proposals, matched)])
+    targets = torch.cat([mask_targets(m, p, i, size) for m, p, i in zip(gt_masks, proposals, matched)])
     if targets.numel() == 0:
         return logits.sum() * 0
     return F.binary_cross_entropy_with_logits(logits, targets)
