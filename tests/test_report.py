@@ -364,7 +364,77 @@ def test_prepare_run_dir_keeps_only_a_resumable_run_of_the_same_params(tmp_path)
     assert prepare_run_dir(run, other) == "restart" and not run.exists()
 
 
+# ---- timings in metrics.json --------------------------------------------------------------------------
+def test_log_seconds_sums_every_iteration_of_a_losses_log(tmp_path):
+    from rog.engine.trainer import log_seconds, truncate_log
+
+    log = tmp_path / "losses.jsonl"
+    assert log_seconds(log) == 0.0  # no log (yet): nothing trained
+    log.write_text("".join(json.dumps({"iteration": i, "loss": 1.0, "seconds": 0.25 * i}) + "\n"
+                           for i in (1, 2, 3, 4)) + "\n")
+    assert log_seconds(log) == pytest.approx(2.5)
+    truncate_log(log, 2)  # a resume from the iteration-2 checkpoint redoes 3 and 4
+    assert log_seconds(log) == pytest.approx(0.75)
+    log.write_text(json.dumps({"iteration": 1, "loss": 1.0}) + "\n")
+    with pytest.raises(ValueError, match=r"losses.jsonl, line 1: no 'seconds'"):
+        log_seconds(log)
+
+
+def test_run_experiment_records_train_and_eval_seconds_and_jobs_but_not_in_summary(monkeypatch, tmp_path):
+    import time
+
+    from rog.engine import inference, trainer
+    from rog.report.experiment import run_experiment
+
+    def fake_train(params, run_dir, progress=False):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "losses.jsonl").write_text("".join(json.dumps({"iteration": i, "seconds": 1.5}) + "\n"
+                                                      for i in range(1, 5)))
+        (run_dir / "diagnostics.json").write_text("{}")
+        return run_dir / "model_final.pt"
+
+    def fake_evaluate(checkpoint_path, out_dir, params):
+        time.sleep(0.2)
+        return fake_metrics(0.3, 0.1)
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    monkeypatch.setattr(inference, "evaluate_checkpoint", fake_evaluate)
+    monkeypatch.setenv("ROG_JOBS", "3")
+    metrics = run_experiment("sigmoid_ce", "smoke", None, tmp_path / "runs", ROOT / "params.yaml",
+                             tmp_path / "results")
+    written = json.loads((tmp_path / "results" / "sigmoid_ce" / "metrics.json").read_text())
+    assert written["run"] == metrics["run"]
+    assert written["run"]["train_seconds"] == 6.0 and written["run"]["jobs"] == 3
+    assert 0.2 <= written["run"]["eval_seconds"] < 10
+    summary_json = json.loads((tmp_path / "results" / "sigmoid_ce" / "summary.json").read_text())
+    assert summary_json == summary(fake_metrics(0.3, 0.1))  # the DVC metric: no timings
+    monkeypatch.delenv("ROG_JOBS")
+    assert run_experiment("sigmoid_ce", "smoke", None, tmp_path / "runs", ROOT / "params.yaml",
+                          tmp_path / "results")["run"]["jobs"] == 1
+    monkeypatch.setenv("ROG_JOBS", "two")
+    with pytest.raises(ValueError, match="ROG_JOBS='two'"):
+        run_experiment("sigmoid_ce", "smoke", None, tmp_path / "runs", ROOT / "params.yaml", tmp_path / "results")
+
+
 # ---- parallel reproduction ---------------------------------------------------------------------------
+def test_parallel_tells_its_experiments_how_many_run_side_by_side(monkeypatch, tmp_path):
+    import subprocess
+
+    from rog.report import parallel
+
+    seen = []
+
+    def fake_run(cmd, cwd, env, text, capture_output):
+        seen.append(env.get("ROG_JOBS"))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(parallel.subprocess, "run", fake_run)
+    monkeypatch.setattr(parallel.time, "sleep", lambda s: None)
+    failures = parallel.run_parallel(["experiment@a", "experiment@b"], 3, tmp_path, {"PATH": "x"}, log=lambda s: None)
+    assert failures == []
+    assert seen == ["3", "3"]
+
+
 def test_parallel_retries_dvc_lock_refusals_and_keeps_going_after_failures(monkeypatch, tmp_path):
     import subprocess
 

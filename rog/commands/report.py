@@ -1,8 +1,10 @@
-"""`python -m rog report pipeline [--check] | tables [NAME ...] | claims`
+"""`python -m rog report pipeline [--check] | tables [NAME ...] | claims | projection [--jobs J]`
 
 pipeline: write dvc.yaml from params.yaml's registry (--check: only say whether it is current; exit 1
 if not). tables: print the tables (ours beside the paper's) from results/experiments/*/metrics.json.
-claims: print which of the paper's claims our results reproduce.
+claims: print which of the paper's claims our results reproduce. projection: print each run's recorded
+(or estimated) training and evaluation seconds and the pipeline's projected wall time with J experiments
+side by side (rog.report.projection; exit 1 when no run has recorded timings).
 """
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("pipeline", "tables", "claims"))
+    parser.add_argument("what", choices=("pipeline", "tables", "claims", "projection"))
     parser.add_argument("names", nargs="*", help="tables to print (default: all)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--check", action="store_true", help="pipeline: compare only, exit 1 when stale")
     parser.add_argument("--root", default=".", help="folder holding results/ (default: .)")
+    parser.add_argument("--jobs", type=int, default=2, help="projection: experiments side by side (default: 2)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,6 +33,14 @@ def run(args: argparse.Namespace) -> int:
                 print("rog report: dvc.yaml is not current; run `python -m rog report pipeline`", file=sys.stderr)
                 return 1
             print("dvc.yaml is current" if current else "dvc.yaml written")
+            return 0
+        if args.what == "projection":
+            from rog.report import projection
+            try:
+                print(projection.text(projection.projection(args.params, args.root, args.jobs)), end="")
+            except projection.ProjectionError as err:
+                print(f"rog report projection: {err}", file=sys.stderr)
+                return 1
             return 0
         params = read_params(args.params)
         if args.what == "claims":

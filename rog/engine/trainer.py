@@ -55,6 +55,25 @@ def truncate_log(path: Path, last_iteration: int) -> None:
     path.write_text("".join(line + "\n" for line in kept))
 
 
+def log_seconds(path: str | Path) -> float:
+    """Compute seconds of a run: the sum of the `seconds` of its losses.jsonl lines (0.0 without the file).
+
+    Each line times one iteration, so a run resumed across sittings counts every iteration it kept
+    (truncate_log drops the redone ones) and none of the idle time between sittings.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0.0
+    total = 0.0
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            record = json.loads(line)
+            if "seconds" not in record:
+                raise ValueError(f"{path}, line {number}: no 'seconds' field")
+            total += float(record["seconds"])
+    return total
+
+
 class Trainer:
     """One process's share of a training run (see the module docstring)."""
 

@@ -4,22 +4,41 @@ run_experiment(name, profile, dataset_root, runs_root) trains experiment NAME of
 RUNS_ROOT/NAME (resuming an interrupted run of the same params, starting over otherwise), evaluates
 its final checkpoint and writes results/experiments/NAME/:
 
-    metrics.json       rog.evaluation.metrics.evaluate_all's dict plus "run" (name, profile, params)
+    metrics.json       rog.evaluation.metrics.evaluate_all's dict plus "run" (name, profile, params,
+                       and the timings train_seconds, eval_seconds, jobs: see run_experiment)
     summary.json       the flat headline numbers: the DVC metric (`dvc metrics show/diff`)
     diagnostics.json   the run's gradient statistics and classifier weight norms (Figures 4, 5a)
 
 run_posthoc(name, ...) evaluates posthoc.NAME: the source experiment's checkpoint with its objective
 wrapped in NorCal (rog.losses.calibration), written the same way (no diagnostics).
+
+The timings feed `python -m rog report projection` (rog.report.projection); summary.json, the DVC
+metric, leaves them out so that it stays deterministic.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 from rog.report.registry import RESULTS, RegistryError, experiment_params, read_params
 
 SUMMARY_KEYS = ("AP", "AP50", "APr", "APc", "APf", "AR")
+JOBS_ENV = "ROG_JOBS"  # experiment processes side by side, exported by rog.report.parallel
+
+
+def jobs_from_env() -> int:
+    """How many experiment processes run side by side with this one: $ROG_JOBS, 1 when unset."""
+    text = os.environ.get(JOBS_ENV, "").strip() or "1"
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise ValueError(f"environment variable {JOBS_ENV}={text!r}: expected a whole number >= 1")
+    return jobs
 
 
 def summary(metrics: dict) -> dict:
@@ -67,22 +86,36 @@ def _with_root(params: dict, dataset_root: str | None) -> dict:
 def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root: str | Path,
                    params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS,
                    progress: bool = False) -> dict:
-    """Train and evaluate experiment `name`; returns the metrics dict (see the module docstring)."""
-    from rog.engine.inference import evaluate_checkpoint
-    from rog.engine.trainer import train
+    """Train and evaluate experiment `name`; returns the metrics dict (see the module docstring).
 
+    run.train_seconds: the summed per-iteration seconds of the run's losses.jsonl (all sittings of a
+    resumed run, no idle time); run.eval_seconds: wall seconds of inference + LVIS evaluation; run.jobs:
+    $ROG_JOBS, the experiments running side by side (1 when unset).
+    """
+    from rog.engine.inference import evaluate_checkpoint
+    from rog.engine.trainer import LOSS_LOG, log_seconds, train
+
+    jobs = jobs_from_env()  # before training: a bad value fails at once
     params = _with_root(experiment_params(params_path, profile, name), dataset_root)
     run_dir = Path(runs_root) / name
     state = prepare_run_dir(run_dir, params)
     final = train(params, run_dir, progress=progress)
+    train_seconds = log_seconds(run_dir / LOSS_LOG)
     out = Path(results_root) / name
+    start = time.perf_counter()
     metrics = evaluate_checkpoint(final, run_dir / "eval", params)
-    return _write_results(out, name, profile, params, metrics, run_dir / "diagnostics.json", state)
+    timing = {"train_seconds": train_seconds, "eval_seconds": time.perf_counter() - start, "jobs": jobs}
+    return _write_results(out, name, profile, params, metrics, run_dir / "diagnostics.json", state, timing)
 
 
 def run_posthoc(name: str, profile: str, dataset_root: str | None, runs_root: str | Path,
                 params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS) -> dict:
-    """Evaluate posthoc.NAME: its source's final checkpoint, scores calibrated with NorCal."""
+    """Evaluate posthoc.NAME: its source's final checkpoint, scores calibrated with NorCal.
+
+    Records run.eval_seconds and run.jobs as run_experiment does, and run.train_seconds 0 (nothing is
+    trained; run.iterations stays the source's schedule).
+    """
+    jobs = jobs_from_env()
     spec = (read_params(params_path).get("posthoc") or {}).get(name)
     if spec is None:
         raise RegistryError(f"no posthoc entry '{name}' in {params_path}")
@@ -94,9 +127,11 @@ def run_posthoc(name: str, profile: str, dataset_root: str | None, runs_root: st
             f"posthoc '{name}' needs {checkpoint_path}, the final checkpoint of experiment '{source}', which is "
             f"not there (checkpoints are not kept by DVC or git). Retrain it, with the same metrics: "
             f"dvc repro -f -s experiment@{source}")
+    start = time.perf_counter()
     metrics = evaluate_norcal(checkpoint_path, Path(runs_root) / source / f"eval_{name}", params,
                               float(spec.get("norcal_gamma", 1.0)))
-    return _write_results(Path(results_root) / name, name, profile, params, metrics, None, "posthoc",
+    timing = {"train_seconds": 0.0, "eval_seconds": time.perf_counter() - start, "jobs": jobs}
+    return _write_results(Path(results_root) / name, name, profile, params, metrics, None, "posthoc", timing,
                           extra={"posthoc": dict(spec)})
 
 
@@ -116,12 +151,19 @@ def evaluate_norcal(checkpoint_path: str | Path, out_dir: str | Path, params: di
 
 
 def _write_results(out: Path, name: str, profile: str, params: dict, metrics: dict,
-                   diagnostics: Path | None, state: str, extra: dict | None = None) -> dict:
+                   diagnostics: Path | None, state: str, timing: dict, extra: dict | None = None) -> dict:
+    """Write metrics.json (metrics + "run", timing included), summary.json (no timing) and diagnostics.json.
+
+    timing: {train_seconds, eval_seconds, jobs} (see run_experiment); seconds rounded to 0.01 s.
+    """
     metrics = dict(metrics)
     metrics["run"] = {"name": name, "profile": profile, "run_dir_state": state,
                       "iterations": int(params["train"]["iterations"]), "seed": int(params["train"]["seed"]),
                       "objective": params["model"]["objective"], "gap": params["model"]["gap"],
-                      "sampler": params["dataset"]["sampler"]["kind"], **(extra or {})}
+                      "sampler": params["dataset"]["sampler"]["kind"],
+                      "train_seconds": round(float(timing["train_seconds"]), 2),
+                      "eval_seconds": round(float(timing["eval_seconds"]), 2), "jobs": int(timing["jobs"]),
+                      **(extra or {})}
     metrics["run"].pop("run_dir_state")  # how the folder was found is not a result (keeps reruns equal)
     _dump(out / "metrics.json", metrics)
     _dump(out / "summary.json", summary(metrics))

@@ -5,13 +5,17 @@ CPU, shared/spec/cpu-facts.md), so: `dvc repro dataset` first, then the experime
 concurrent `dvc repro -s experiment@NAME` (single stage, so no two processes touch the shared
 upstream; DVC 3 locks per stage, so concurrent reproductions of different stages are safe), each
 post-hoc evaluation next in line once its source experiment is done, then one plain `dvc repro` for
-everything else (tables, figures, notebooks). A stage already up to date is skipped as usual, so an interrupted run resumes where it
-stopped. DVC's short repository lock sometimes refuses a process that starts while another one writes
-dvc.lock ("Unable to acquire lock"); nothing has run then, so that command is simply retried.
+everything else (tables, figures, notebooks). The concurrent processes get ROG_JOBS=JOBS in their
+environment, which each experiment records in its metrics.json (run.jobs: its timings were taken with
+that many side by side; see rog.report.projection). A stage already up to date is skipped as usual,
+so an interrupted run resumes where it stopped. DVC's short repository lock sometimes refuses a process
+that starts while another one writes dvc.lock ("Unable to acquire lock"); nothing has run then, so that
+command is simply retried.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import threading
@@ -19,6 +23,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from rog.report.experiment import JOBS_ENV
 from rog.report.registry import read_params
 
 LOCKED = ("Unable to acquire lock", "is busy, it is being blocked by")  # nothing ran: retry
@@ -46,7 +51,9 @@ def run_parallel(targets: list[str], jobs: int, cwd: Path, env: dict | None, log
 
     followers: target -> targets that need it; they run as soon as it has succeeded (next in line), so
     that a post-hoc evaluation finds its source's checkpoint even when the pipeline is cut short.
+    The children get ROG_JOBS=jobs added to `env` (os.environ when None).
     """
+    env = {**(os.environ if env is None else env), JOBS_ENV: str(max(1, jobs))}
     followers = followers or {}
     queue: deque[str] = deque(targets)
     failures: list[str] = []

@@ -1,0 +1,87 @@
+"""rog.report.projection: the pipeline's projected wall time from the runs' recorded timings (fake results)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rog.cli import main
+from rog.report import projection, registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def params_path(tmp_path) -> Path:
+    """params.yaml with a small registry: a, c, d at the default profile's 1200 iterations, b at 2x."""
+    params = registry.read_params(ROOT / "params.yaml")
+    params["profile"] = "default"
+    params["experiments"] = {"a": {}, "b": {"schedule": {"length": 2.0}}, "c": {}, "d": {}}
+    params["posthoc"] = {"p": {"source": "a"}, "q": {"source": "c"}}
+    for key in ("tables", "figures", "subsets"):
+        params.pop(key, None)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def write(root: Path, name: str, profile: str = "default", **run) -> None:
+    path = registry.metrics_path(name, root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"bbox": {}, "run": {"name": name, "profile": profile, **run}}))
+
+
+def test_projection_uses_measured_runs_and_estimates_the_others_from_medians(tmp_path, params_path):
+    # a: 1.0 s/iteration, measured at half the iterations the registry now gives it; b: 3.0 s/iteration
+    write(tmp_path, "a", iterations=600, train_seconds=600.0, eval_seconds=100.0, jobs=2)
+    write(tmp_path, "b", iterations=2400, train_seconds=7200.0, eval_seconds=300.0, jobs=2)
+    write(tmp_path, "c", iterations=1200)  # older code: no timings
+    write(tmp_path, "d", "smoke", iterations=20, train_seconds=1.0, eval_seconds=1.0, jobs=1)  # other profile
+    write(tmp_path, "p", iterations=600, train_seconds=0.0, eval_seconds=50.0, jobs=2)
+    # q: never run
+    result = projection.projection(params_path, tmp_path, jobs=2)
+    rows = {row["run"]: row for row in result["rows"]}
+    assert [row["run"] for row in result["rows"]] == ["b", "c", "d", "a", "q", "p"]  # by cost, then name
+    assert rows["a"] == {"run": "a", "iterations": 1200, "train_seconds": 1200.0, "eval_seconds": 100.0,
+                         "jobs": 2, "measured": True}
+    assert rows["b"]["iterations"] == 2400 and rows["b"]["train_seconds"] == 7200.0
+    # estimates: median of 1.0 and 3.0 s/iteration = 2.0; median of the measured evals 100, 300, 50 = 100
+    for name in ("c", "d"):
+        assert rows[name] == {"run": name, "iterations": 1200, "train_seconds": 2400.0, "eval_seconds": 100.0,
+                              "jobs": None, "measured": False}
+    assert rows["p"] == {"run": "p", "iterations": 0, "train_seconds": 0.0, "eval_seconds": 50.0, "jobs": 2,
+                         "measured": True}
+    assert rows["q"] == {"run": "q", "iterations": 0, "train_seconds": 0.0, "eval_seconds": 100.0, "jobs": None,
+                         "measured": False}
+    compute = 1300 + 7500 + 2500 + 2500 + 50 + 100
+    assert result["compute_seconds"] == compute and result["wall_seconds"] == compute / 2
+    assert (result["measured"], result["estimated"]) == (3, 3)
+    assert (result["seconds_per_iteration"], result["eval_seconds"]) == (2.0, 100.0)
+    assert projection.projection(params_path, tmp_path, jobs=1)["wall_seconds"] == compute
+    printed = projection.text(result)
+    assert "6975 s (1.94 h)" in printed and "already include" in printed and "estimated" in printed
+
+
+def test_projection_command_prints_the_table(tmp_path, params_path, capsys):
+    for name in ("a", "b", "c", "d"):
+        write(tmp_path, name, iterations=1200, train_seconds=1200.0, eval_seconds=60.0, jobs=2)
+    for name in ("p", "q"):
+        write(tmp_path, name, iterations=1200, train_seconds=0.0, eval_seconds=60.0, jobs=2)
+    assert main(["report", "projection", "--params", str(params_path), "--root", str(tmp_path), "--jobs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:3] == ["b", "2400", "2400"]
+    assert "6 measured, 0 estimated" in out and "with 3 side by side: 2120 s" in out  # (3 x 1260 + 2460 + 2 x 60) / 3
+
+
+def test_no_recorded_timing_is_a_clear_error(tmp_path, params_path, capsys):
+    write(tmp_path, "a", iterations=1200)  # results of the older code
+    with pytest.raises(projection.ProjectionError, match="no recorded timing"):
+        projection.projection(params_path, tmp_path)
+    assert main(["report", "projection", "--params", str(params_path), "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no recorded timing" in err and "run.train_seconds" in err and "Traceback" not in err
+    write(tmp_path, "p", iterations=0, train_seconds=0.0, eval_seconds=50.0, jobs=1)  # a post-hoc run only
+    with pytest.raises(projection.ProjectionError, match="cannot estimate 'a'"):
+        projection.projection(params_path, tmp_path)
