@@ -127,11 +127,21 @@ def test_gradient_stats_split_by_source_and_target():
 def test_killed_run_resumes_to_identical_weights(smoke_data, tmp_path):
     params = fast_params(smoke_data, "model.gap.enabled=true")
     straight = train(params, tmp_path / "straight", progress=False)
+    # the killed run also keeps the model every 2 iterations: an execution knob, same run hash
+    keeping = fast_params(smoke_data, "model.gap.enabled=true", "train.keep_every=2")
+    assert rundir.params_hash(keeping) == rundir.params_hash(params)
     # killed after iteration 3: the last checkpoint is iteration 2, iteration 3 is logged but lost
-    assert train(params, tmp_path / "killed", progress=False, stop_after=3) is None
-    assert checkpoint.load(tmp_path / "killed" / "checkpoints" / "last.pt")["iteration"] == 2
-    resumed = train(params, tmp_path / "killed", progress=False)
+    assert train(keeping, tmp_path / "killed", progress=False, stop_after=3) is None
+    last = checkpoint.load(tmp_path / "killed" / "checkpoints" / "last.pt")
+    assert last["iteration"] == 2
+    kept = checkpoint.load(checkpoint.kept_path(tmp_path / "killed", 2))
+    assert kept["iteration"] == 2 and "optimizer" not in kept and "rng" not in kept
+    assert_same_weights(kept["model"], last["model"])
+    resumed = train(keeping, tmp_path / "killed", progress=False)
     assert_same_weights(weights(straight), weights(resumed))
+    # kept before the end (6 is model_final.pt); the plain run keeps nothing
+    assert [i for i, _ in checkpoint.kept_checkpoints(tmp_path / "killed")] == [2, 4]
+    assert checkpoint.kept_checkpoints(tmp_path / "straight") == []
     # buffers are part of it: GAP's online counts and BN statistics
     gap_counts = weights(resumed)["roi_heads.gap.class_counts"]
     assert gap_counts.sum() > 0

@@ -8,6 +8,9 @@ A checkpoint is a dict::
     iteration     optimizer steps done
     model         state_dict, buffers included (BN statistics, GAP counts, objective statistics)
     optimizer, scheduler, sampler, rng (one entry per process), diagnostics  (training state)
+
+A kept checkpoint (train.keep_every; checkpoints/iter_NNNNNN.pt) holds only MODEL_KEYS: what inference
+needs, about a third of a full checkpoint (no optimizer momentum, no training state). It cannot resume.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import numpy as np
 import torch
 
 FORMAT = "rog-checkpoint/1"
+MODEL_KEYS = ("signature", "params", "params_hash", "iteration", "world_size", "class_counts", "model")
+KEPT_PREFIX = "iter_"
 
 
 class CheckpointError(ValueError):
@@ -51,6 +56,26 @@ def load(path: str | Path, map_location="cpu") -> dict:
         if key not in state:
             raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
     return state
+
+
+def model_only(state: dict) -> dict:
+    """The part of a checkpoint dict that evaluation needs (MODEL_KEYS): a kept checkpoint."""
+    return {k: state[k] for k in MODEL_KEYS if k in state}
+
+
+def kept_path(run_dir: str | Path, iteration: int) -> Path:
+    """RUN_DIR/checkpoints/iter_NNNNNN.pt: the model kept at `iteration` (train.keep_every)."""
+    return Path(run_dir) / "checkpoints" / f"{KEPT_PREFIX}{int(iteration):06d}.pt"
+
+
+def kept_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(iteration, path) of every kept checkpoint of a run folder, by iteration (model_final.pt not included)."""
+    found = []
+    for path in (Path(run_dir) / "checkpoints").glob(f"{KEPT_PREFIX}*.pt"):
+        digits = path.stem[len(KEPT_PREFIX):]
+        if digits.isdigit():
+            found.append((int(digits), path))
+    return sorted(found)
 
 
 def check_signature(state: dict, signature: dict, path: str | Path = "checkpoint") -> None:

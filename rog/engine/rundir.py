@@ -2,7 +2,8 @@
 
 DIR/params.yaml   the resolved params of the run
 DIR/run.json      {"params_hash": ..., "signature": ...}: what identifies the run
-DIR/checkpoints/last.pt, DIR/model_final.pt, DIR/losses.jsonl, DIR/diagnostics.json
+DIR/checkpoints/last.pt, DIR/checkpoints/iter_NNNNNN.pt (train.keep_every), DIR/model_final.pt,
+DIR/losses.jsonl, DIR/diagnostics.json, DIR/curve/ (rog.engine.curve's per-checkpoint cache)
 """
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import yaml
 
-# knobs that change how a run executes, not what it computes
-EXECUTION_ONLY = {"train": ("threads", "device", "checkpoint_every")}
+# knobs that change how a run executes, not what it computes. keep_every only copies the model to
+# checkpoints/iter_*.pt (no RNG draw, no effect on the weights: tests/test_engine.py), so turning it on
+# for a finished or half-done run keeps its folder instead of retraining it from scratch.
+EXECUTION_ONLY = {"train": ("threads", "device", "checkpoint_every", "keep_every")}
 HASHED_SECTIONS = ("dataset", "model", "train")
 
 

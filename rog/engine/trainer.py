@@ -5,6 +5,8 @@
     out_dir/params.yaml, run.json      what the run is (see rog.engine.rundir)
     out_dir/losses.jsonl               one line per iteration: iteration, lr, loss, each term, seconds
     out_dir/checkpoints/last.pt        every train.checkpoint_every iterations and at the end
+    out_dir/checkpoints/iter_NNNNNN.pt every train.keep_every iterations before the end (0: none): the
+                                       model only (rog.engine.checkpoint.model_only), for learning curves
     out_dir/model_final.pt             the finished run (what `python -m rog evaluate` reads)
     out_dir/diagnostics.json           gradient statistics and classifier weight norms (Figures 4, 5a)
 
@@ -126,13 +128,30 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "sampler": dict(self.sampler_state),
                 "rng": rng, "diagnostics": stats}
 
-    def save(self, *paths: Path) -> None:
+    def save(self, *paths: Path, kept: Path | None = None) -> None:
+        """Write the full checkpoint to `paths` and the model-only one to `kept` (collective under DDP)."""
         state = self.state()
         if self.rank == 0:
             for path in paths:
                 checkpoint.save(path, state)
+            if kept is not None:
+                checkpoint.save(kept, checkpoint.model_only(state))
             self.write_diagnostics(state["diagnostics"])
         distributed.barrier()
+
+    def due(self, iterations: int) -> tuple[list[Path], Path | None]:
+        """What to write after the current iteration: (full checkpoint paths, kept checkpoint path or None).
+
+        Kept checkpoints are copies of the model, so they change no weights: a resume redoes the
+        iterations after last.pt and rewrites any kept file of those iterations with the same weights.
+        """
+        final = self.out / "model_final.pt"
+        paths = [self.last_checkpoint, final] if self.iteration == iterations else \
+            [self.last_checkpoint] if self.iteration % int(self.tp["checkpoint_every"]) == 0 else []
+        keep = int(self.tp.get("keep_every") or 0)
+        kept = checkpoint.kept_path(self.out, self.iteration) \
+            if keep > 0 and self.iteration % keep == 0 and self.iteration < iterations else None
+        return paths, kept
 
     def write_diagnostics(self, stats: dict | None) -> None:
         diagnostics.write(self.out / "diagnostics.json", stats, diagnostics.weight_norms(classifier(self.model)),
@@ -211,7 +230,6 @@ class Trainer:
             # own statistics over processes
             model = DistributedDataParallel(self.model, forward_sync_buffers=False)
         self.model.train()
-        every = int(self.tp["checkpoint_every"])
         bar = tqdm(total=iterations, initial=self.iteration, disable=not self.progress or self.rank != 0,
                    desc="resumed" if resumed else "train", dynamic_ncols=True)
         log = open(self.out / LOSS_LOG, "a") if self.rank == 0 else None
@@ -230,10 +248,9 @@ class Trainer:
                     log.flush()
                 bar.update(1)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
-                if self.iteration == iterations:
-                    self.save(self.last_checkpoint, final)
-                elif self.iteration % every == 0:
-                    self.save(self.last_checkpoint)
+                paths, kept = self.due(iterations)
+                if paths or kept is not None:
+                    self.save(*paths, kept=kept)
                 if stop_after is not None and self.iteration >= stop_after and self.iteration < iterations:
                     return None
         finally:
