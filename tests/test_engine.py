@@ -178,3 +178,32 @@ def test_resume_refuses_a_checkpoint_of_another_model(smoke_data, tmp_path):
     shutil.copy(tmp_path / "run" / "model_final.pt", tmp_path / "run2" / "checkpoints" / "last.pt")
     with pytest.raises(checkpoint.CheckpointError, match="another model: arch"):
         train(other, tmp_path / "run2", progress=False)
+
+
+# ---- learning curve ---------------------------------------------------------------------------------
+def test_learning_curve_evaluates_each_checkpoint_once_and_ends_at_the_final_model(smoke_data, tmp_path,
+                                                                                     monkeypatch):
+    from rog.engine import curve, inference
+
+    run = tmp_path / "run"
+    final = train(fast_params(smoke_data, "train.iterations=4", "train.keep_every=2"), run, progress=False)
+    real, calls = inference.evaluate_checkpoint, []
+
+    def counting(path, *args, **kwargs):
+        calls.append((Path(path).name, kwargs.get("max_dets_list")))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(inference, "evaluate_checkpoint", counting)
+    points = curve.learning_curve(run, progress=False)
+    assert [p["iteration"] for p in points] == [2, 4]
+    assert sorted(calls) == [("iter_000002.pt", [20]), ("model_final.pt", [20])]  # main K only, no sweep
+    assert set(points[0]) == {"iteration", "bbox", "segm"} and set(points[0]["segm"]) == set(curve.CURVE_KEYS)
+    assert curve.learning_curve(run, progress=False) == points and len(calls) == 2  # the cache answers
+    plain = real(final, tmp_path / "eval")  # the full evaluation, K sweep included
+    assert points[-1] == curve.point(plain, 4)
+    # the final model's metrics, when given, are used as they are
+    assert curve.learning_curve(run, final_metrics=plain, progress=False) == points and len(calls) == 2
+    path = curve.write_curve(tmp_path / "curve.json", points)
+    assert json.loads(path.read_text()) == points
+    with pytest.raises(FileNotFoundError, match="model_final.pt"):
+        curve.learning_curve(tmp_path / "nothing", params=curve.run_params(run))

@@ -406,6 +406,12 @@ def test_run_experiment_records_train_and_eval_seconds_and_jobs_but_not_in_summa
     assert written["run"] == metrics["run"]
     assert written["run"]["train_seconds"] == 6.0 and written["run"]["jobs"] == 3
     assert 0.2 <= written["run"]["eval_seconds"] < 10
+    # evaluate.curve off: curve.json holds the final point only, taken from the main metrics (no cost)
+    curve = json.loads((tmp_path / "results" / "sigmoid_ce" / "curve.json").read_text())
+    iterations = registry.experiment_params(ROOT / "params.yaml", "smoke", "sigmoid_ce")["train"]["iterations"]
+    ap = {"AP": 0.3, "AP50": 0.3, "APr": 0.1, "APc": 0.3, "APf": 0.3}
+    assert curve == [{"iteration": iterations, "bbox": ap, "segm": ap}]
+    assert 0 <= written["run"]["curve_seconds"] < 0.2
     summary_json = json.loads((tmp_path / "results" / "sigmoid_ce" / "summary.json").read_text())
     assert summary_json == summary(fake_metrics(0.3, 0.1))  # the DVC metric: no timings
     monkeypatch.delenv("ROG_JOBS")

@@ -5,7 +5,7 @@ Masks are encoded to RLE batch by batch, so memory stays flat however many image
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -64,12 +64,15 @@ def load_model(path, num_classes: int | None = None, device: torch.device | str 
 
 
 def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, progress: bool = False,
-                        adjust_model: Callable[[torch.nn.Module, dict], None] | None = None) -> dict:
+                        adjust_model: Callable[[torch.nn.Module, dict], None] | None = None,
+                        max_dets_list: Sequence[int] | None = None) -> dict:
     """Inference on params.evaluate.split + LVIS evaluation of a checkpoint; returns the metrics dict.
 
     Writes out_dir/results_bbox.json, results_segm.json (empty list without masks) and metrics.json.
     params: resolved params (default: the checkpoint's own). adjust_model(model, checkpoint dict) may
     change the restored model before inference (e.g. wrap its objective in a post-hoc calibration).
+    max_dets_list: the K of the max-detections sweep (default: params.evaluate.max_dets_sweep); [K] with
+    K = evaluate.max_dets computes the main metrics only (learning curves).
     Nothing is written when the checkpoint, the params or the data are bad.
     """
     from rog.data.build import build_dataset, dataset_paths
@@ -94,7 +97,8 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
     write_results_json(out / "results_segm.json", segm)
     train_json, _ = dataset_paths(params["dataset"], "train")
     metrics = evaluate_all(dataset.json_path, bbox, segm if segm else None,
-                           max_dets_list=ev["max_dets_sweep"], max_dets=int(ev["max_dets"]),
+                           max_dets_list=ev["max_dets_sweep"] if max_dets_list is None else max_dets_list,
+                           max_dets=int(ev["max_dets"]),
                            train_image_counts=train_json if train_json.is_file() else None,
                            backend=ev["backend"])
     metrics["checkpoint"] = {"path": str(checkpoint_path), "iteration": state["iteration"],

@@ -8,6 +8,9 @@ its final checkpoint and writes results/experiments/NAME/:
                        and the timings train_seconds, eval_seconds, jobs: see run_experiment)
     summary.json       the flat headline numbers: the DVC metric (`dvc metrics show/diff`)
     diagnostics.json   the run's gradient statistics and classifier weight norms (Figures 4, 5a)
+    curve.json         the learning curve (rog.engine.curve): with evaluate.curve, one point per kept
+                       checkpoint (train.keep_every) and the final model; without, the final point only
+                       (free: the main metrics), so that every experiment stage has the same outputs
 
 run_posthoc(name, ...) evaluates posthoc.NAME: the source experiment's checkpoint with its objective
 wrapped in NorCal (rog.losses.calibration), written the same way (no diagnostics).
@@ -89,9 +92,12 @@ def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root:
     """Train and evaluate experiment `name`; returns the metrics dict (see the module docstring).
 
     run.train_seconds: the summed per-iteration seconds of the run's losses.jsonl (all sittings of a
-    resumed run, no idle time); run.eval_seconds: wall seconds of inference + LVIS evaluation; run.jobs:
-    $ROG_JOBS, the experiments running side by side (1 when unset).
+    resumed run, no idle time); run.eval_seconds: wall seconds of inference + LVIS evaluation of the
+    final model; run.curve_seconds: wall seconds of the learning curve's other checkpoints (0 without
+    evaluate.curve; cached points cost nothing); run.jobs: $ROG_JOBS, the experiments running side by
+    side (1 when unset).
     """
+    from rog.engine.curve import learning_curve, point, write_curve
     from rog.engine.inference import evaluate_checkpoint
     from rog.engine.trainer import LOSS_LOG, log_seconds, train
 
@@ -104,7 +110,15 @@ def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root:
     out = Path(results_root) / name
     start = time.perf_counter()
     metrics = evaluate_checkpoint(final, run_dir / "eval", params)
-    timing = {"train_seconds": train_seconds, "eval_seconds": time.perf_counter() - start, "jobs": jobs}
+    eval_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    if params["evaluate"].get("curve"):
+        curve = learning_curve(run_dir, params, final_metrics=metrics, progress=progress)
+    else:
+        curve = [point(metrics, int(params["train"]["iterations"]))]
+    write_curve(out / "curve.json", curve)
+    timing = {"train_seconds": train_seconds, "eval_seconds": eval_seconds, "jobs": jobs,
+              "curve_seconds": time.perf_counter() - start}
     return _write_results(out, name, profile, params, metrics, run_dir / "diagnostics.json", state, timing)
 
 
@@ -154,7 +168,8 @@ def _write_results(out: Path, name: str, profile: str, params: dict, metrics: di
                    diagnostics: Path | None, state: str, timing: dict, extra: dict | None = None) -> dict:
     """Write metrics.json (metrics + "run", timing included), summary.json (no timing) and diagnostics.json.
 
-    timing: {train_seconds, eval_seconds, jobs} (see run_experiment); seconds rounded to 0.01 s.
+    timing: {train_seconds, eval_seconds, jobs} and, for experiments, curve_seconds (see run_experiment);
+    seconds rounded to 0.01 s.
     """
     metrics = dict(metrics)
     metrics["run"] = {"name": name, "profile": profile, "run_dir_state": state,
@@ -163,6 +178,8 @@ def _write_results(out: Path, name: str, profile: str, params: dict, metrics: di
                       "sampler": params["dataset"]["sampler"]["kind"],
                       "train_seconds": round(float(timing["train_seconds"]), 2),
                       "eval_seconds": round(float(timing["eval_seconds"]), 2), "jobs": int(timing["jobs"]),
+                      **({"curve_seconds": round(float(timing["curve_seconds"]), 2)} if "curve_seconds" in timing
+                         else {}),
                       **(extra or {})}
     metrics["run"].pop("run_dir_state")  # how the folder was found is not a result (keeps reruns equal)
     _dump(out / "metrics.json", metrics)
