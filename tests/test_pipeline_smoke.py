@@ -25,7 +25,7 @@ from rog.report.registry import read_params
 
 ROOT = Path(__file__).resolve().parents[1]
 NARRATIVE = ("dataset", "gap_loss", "table1", "table2", "table3", "table4", "table5", "table6", "sweeps",
-             "figure4", "figure5", "overview")
+             "figure4", "figure5", "convergence", "overview")
 
 
 def dvc(copy: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -57,7 +57,14 @@ def test_the_paper_is_covered(params):
             assert gap.get("loss_weight", 1.0) == (0.1 if rfs else 1.0), name
     assert exps["seesaw_rfs_gap_2x"]["schedule"]["length"] == 2.0
     assert set(params["tables"]) == {"table1", "table2", "table3", "table4", "table5", "table6", "sweeps"}
-    assert set(params["figures"]) == {"figure4", "figure5"}
+    assert set(params["figures"]) == {"figure4", "figure5", "convergence"}
+    # the convergence check: the headline runs on a 2x schedule, nothing else changed but the kept curve
+    for base in ("sigmoid_ce", "sigmoid_ce_gap"):
+        long = exps[f"{base}_2x"]
+        assert long["schedule"] == {"length": 2.0} and long["evaluate"] == {"curve": True}
+        assert {k: v for k, v in long.items() if k not in ("schedule", "train", "evaluate")} == exps[base]
+        p = registry.experiment_params(ROOT / "params.yaml", "default", f"{base}_2x")["train"]
+        assert 6 <= p["iterations"] // p["keep_every"] <= 8  # kept checkpoints, the final model included
     assert params["posthoc"]["softmax_ce_norcal"]["source"] == "softmax_ce"
 
 
@@ -125,15 +132,18 @@ def test_table_stages_depend_on_metrics_files_never_on_notebooks(params):
         deps = stages[name]["deps"]
         runs = registry.table_runs(params, name)
         reads_diagnostics = name.startswith("figure") or name == "table2"  # table2: gradient totals
+        reads_curves = name == "convergence"
         assert {d for d in deps if d.startswith("results/")} == \
             {f"results/experiments/{r}/metrics.json" for r in runs} | \
-            ({f"results/experiments/{r}/diagnostics.json" for r in runs} if reads_diagnostics else set())
+            ({f"results/experiments/{r}/diagnostics.json" for r in runs} if reads_diagnostics else set()) | \
+            ({f"results/experiments/{r}/curve.json" for r in runs} if reads_curves else set())
         assert not any(d.endswith(".ipynb") and d.startswith("results/") for d in deps)
     do = stages["experiment"]["do"]
     assert "experiments.${key}" in do["params"]
     # results go to git; checkpoints are no DVC output, so a clone with results/ and dvc.lock resumes
     assert all(list(o.values())[0] == {"cache": False} for o in do["outs"])
     assert not any("out/pipeline" in str(o) for o in do["outs"])
+    assert {"results/experiments/${key}/curve.json": {"cache": False}} in do["outs"]  # convergence reads it
     assert "results/experiments/${item.source}/metrics.json" in stages["posthoc"]["do"]["deps"]
     assert stages["overview"]["deps"][-1].startswith("results/tables/")
 
@@ -528,3 +538,55 @@ def test_omega_by_frequency_follows_eq9():
     assert rows[0.0, "r"]["mean"] == pytest.approx(1.0) and rows[0.0, "f"]["mean"] == pytest.approx(1.0)
     assert (1.0, "c") not in rows  # no common class here
     assert "| 1 | f | 0.0315 |" in figures.omega_markdown(list(rows.values()))
+
+
+# ---- convergence ------------------------------------------------------------------------------------
+def fake_curve(iterations: list[int], aps: list[float]) -> list[dict]:
+    metrics = lambda ap: {"AP": ap, "AP50": ap, "APr": -1.0, "APc": ap, "APf": ap}  # noqa: E731
+    return [{"iteration": i, "bbox": metrics(ap), "segm": metrics(ap / 2)} for i, ap in zip(iterations, aps)]
+
+
+def test_learning_curves_draw_one_line_per_run_the_1x_ends_and_lr_drops():
+    curves = {"CE": fake_curve([300, 600, 900], [0.1, 0.2, 0.25]), "GAP": fake_curve([300, 900], [0.15, 0.3])}
+    ends = {"CE": fake_curve([450], [0.24])[0]}
+    fig = figures.learning_curves(curves, ends, lr_drops=[600, 800])
+    box, mask = fig.axes
+    for ax, scale in ((box, 1.0), (mask, 0.5)):
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert {k for k in lines if not k.startswith("_")} == {"CE, 2x", "GAP, 2x", "CE, 1x end", "lr drop"}
+        assert list(lines["CE, 2x"].get_xdata()) == [300, 600, 900]
+        assert list(lines["GAP, 2x"].get_ydata()) == pytest.approx([15 * scale, 30 * scale])
+        assert list(lines["CE, 1x end"].get_ydata()) == pytest.approx([24 * scale])
+        assert lines["CE, 1x end"].get_color() == lines["CE, 2x"].get_color() != lines["GAP, 2x"].get_color()
+        assert sum(list(line.get_xdata()) in ([600, 600], [800, 800]) for line in ax.get_lines()) == 2
+    empty = figures.learning_curves({}, {})  # no results yet: empty axes, no error
+    assert len(empty.axes) == 2 and not empty.axes[0].get_lines()
+
+
+def test_convergence_table_checks_the_tolerance_and_names_missing_runs(tmp_path, params, paper):
+    labels = {k: v["label"] for k, v in paper["convergence"]["rows"].items()}
+    write_run(tmp_path, "sigmoid_ce", fake_metrics(0.20, 0.1))
+    write_run(tmp_path, "sigmoid_ce_2x", fake_metrics(0.21, 0.1))  # +1.0 AP: converged
+    write_run(tmp_path, "sigmoid_ce_gap", fake_metrics(0.20, 0.1))
+    rows = figures.convergence_rows(params, root=tmp_path)
+    assert [r["setting"] for r in rows] == ["sigmoid_ce", "sigmoid_ce_gap"]
+    assert rows[0]["bbox"]["diff"] == pytest.approx(1.0) and rows[0]["converged"] is True
+    assert rows[1]["converged"] is None and rows[1]["missing"] == ["sigmoid_ce_gap_2x"]
+    text = figures.convergence_markdown(rows, labels)
+    assert "| Sigmoid CE | sigmoid_ce | sigmoid_ce_2x | 20.0 | 21.0 | +1.0 |" in text
+    verdict = figures.convergence_verdict(rows)
+    assert "sigmoid_ce: converged" in verdict and "no results for sigmoid_ce_gap_2x" in verdict
+    write_run(tmp_path, "sigmoid_ce_gap_2x", fake_metrics(0.22, 0.1))  # +2.0 AP: still climbing
+    rows = figures.convergence_rows(params, root=tmp_path)
+    assert rows[1]["converged"] is False and "sigmoid_ce_gap: NOT converged" in figures.convergence_verdict(rows)
+    # the curves: 2x runs as lines, 1x runs' last points as ends; runs without curve.json listed
+    for run, curve in (("sigmoid_ce", fake_curve([1200], [0.2])),
+                       ("sigmoid_ce_2x", fake_curve([300, 2400], [0.1, 0.21]))):
+        registry.curve_path(run, tmp_path).write_text(json.dumps(curve))
+    metrics = fake_metrics(0.21, 0.1)
+    metrics["run"]["iterations"] = 2400
+    write_run(tmp_path, "sigmoid_ce_2x", metrics)
+    data = figures.convergence_curves(params, labels, root=tmp_path)
+    assert list(data["curves"]) == ["Sigmoid CE"] and data["ends"]["Sigmoid CE"]["iteration"] == 1200
+    assert data["lr_drops"] == [round(f * 2400) for f in params["train"]["lr_steps"]]
+    assert data["missing"] == ["sigmoid_ce_gap_2x", "sigmoid_ce_gap"]

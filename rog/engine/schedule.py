@@ -18,8 +18,13 @@ def lr_factor(iteration: int, iterations: int, warmup_iterations: int, warmup_ra
     if iteration < warmup_iterations:
         alpha = iteration / warmup_iterations
         factor = warmup_ratio * (1 - alpha) + alpha
-    passed = sum(iteration >= round(s * iterations) for s in steps)
+    passed = sum(iteration >= boundary for boundary in step_iterations(iterations, steps))
     return factor * gamma ** passed
+
+
+def step_iterations(iterations: int, steps: list[float]) -> list[int]:
+    """The iterations at which the lr drops: each fraction of `steps` times `iterations`, rounded."""
+    return [round(float(s) * iterations) for s in steps]
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train_params: dict) -> torch.optim.lr_scheduler.LambdaLR:

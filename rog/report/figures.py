@@ -5,6 +5,8 @@ sent to that class's logit during training (rog.engine.diagnostics), classes sor
 frequency. A figure row reads source `objective` (the object-level loss) or `gap` of its run.
 Figure 5: (a) the L2 norm of each class's classifier weight, (b) the AP of each class, sorted the same.
 `balance` turns either into one number per run: the rare / frequent ratio of group means (1 = balanced).
+Convergence (not in the paper): box and segm AP against iteration from the runs' curve.json, and the
+check that a 2x schedule ends within `tolerance` AP points of the 1x one (rows SETTING/1x, SETTING/2x).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rog.report.registry import sections
-from rog.report.results import load_diagnostics, load_metrics
+from rog.report.results import load_curve, load_diagnostics, load_metrics, value
 
 GROUPS = ("r", "c", "f")
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -218,3 +220,129 @@ def balance_verdict(rows: list[dict], baseline: str, method: str, what: str) -> 
     closer = abs(math.log(m)) < abs(math.log(b)) if b > 0 and m > 0 else False
     return (f"{'reproduced' if closer else 'not reproduced'} ({what}): rare/frequent {m:.3g} with {method} vs "
             f"{b:.3g} with {baseline} (1 = balanced; the paper: GAP is more balanced).")
+
+
+# ---- convergence: learning curves of the 2x runs ------------------------------------------------------
+IOU_TITLES = (("bbox", "box AP"), ("segm", "mask AP"))
+
+
+def convergence_pairs(params: dict, name: str = "convergence") -> list[dict]:
+    """[{setting, short, long}] from rows 'SETTING/1x' and 'SETTING/2x' (their first run; None when the
+    row is absent or has no run in this registry, e.g. a subset), settings in row order."""
+    pairs: dict[str, dict] = {}
+    for row in sections(params)[name].get("rows") or []:
+        setting, _, length = row["paper"].rpartition("/")
+        if length not in ("1x", "2x") or not setting:
+            raise ValueError(f"{name}: row '{row['paper']}' must be named SETTING/1x or SETTING/2x")
+        runs = row.get("runs") or []
+        pair = pairs.setdefault(setting, {"setting": setting, "short": None, "long": None})
+        pair["short" if length == "1x" else "long"] = runs[0] if runs else None
+    return list(pairs.values())
+
+
+def setting_label(setting: str, labels: dict[str, str]) -> str:
+    """A setting's name for legends and tables: its 1x row's label without ', 1x' (else the setting)."""
+    return labels.get(f"{setting}/1x", setting).removesuffix(", 1x")
+
+
+def convergence_curves(params: dict, labels: dict[str, str], name: str = "convergence",
+                       root: str | Path = ".") -> dict:
+    """What learning_curves draws, read from the runs' curve.json and metrics.json:
+    {curves: {label: 2x points}, ends: {label: last 1x point}, lr_drops: [iteration] (of the first 2x
+    run with results: its run.iterations x params' train.lr_steps), missing: [runs without curve.json]}."""
+    from rog.engine.schedule import step_iterations
+
+    out: dict = {"curves": {}, "ends": {}, "lr_drops": [], "missing": []}
+    for pair in convergence_pairs(params, name):
+        label = setting_label(pair["setting"], labels)
+        for key, run in (("curves", pair["long"]), ("ends", pair["short"])):
+            curve = load_curve(run, root) if run else None
+            if not curve:
+                out["missing"] += [run] if run else []
+                continue
+            out[key][label] = curve if key == "curves" else curve[-1]
+            metrics = load_metrics(run, root)
+            if key == "curves" and not out["lr_drops"] and metrics is not None:
+                out["lr_drops"] = step_iterations(int(metrics["run"]["iterations"]), params["train"]["lr_steps"])
+    return out
+
+
+def _percent(raw: float | None) -> float:
+    return np.nan if raw is None or raw < 0 else 100.0 * raw
+
+
+def learning_curves(curves: dict[str, list[dict]], ends: dict[str, dict] | None = None,
+                    lr_drops: list[int] = ()) -> Figure:
+    """Box AP (left) and mask AP (right), in percent, against iteration: one line per entry of `curves`
+    (label -> curve.json points); `ends` (label -> a point): the 1x end point, a star in the colour of
+    the curve with the same label; `lr_drops`: iterations marked by dotted vertical lines."""
+    ends = ends or {}
+    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
+    labels = list(dict.fromkeys([*curves, *ends]))
+    for ax, (iou, title) in zip(axes, IOU_TITLES):
+        for colour, label in zip(COLOURS, labels):
+            points = [p for p in curves.get(label) or [] if iou in p]
+            if points:
+                ax.plot([p["iteration"] for p in points], [_percent(p[iou]["AP"]) for p in points], color=colour,
+                        marker=".", lw=1.2, label=f"{label}, 2x")
+            end = ends.get(label)
+            if end is not None and iou in end:
+                ax.plot([end["iteration"]], [_percent(end[iou]["AP"])], color=colour, marker="*", ms=11, ls="none",
+                        label=f"{label}, 1x end")
+        for i, step in enumerate(lr_drops):
+            ax.axvline(step, color="grey", ls=":", lw=1, label="lr drop" if i == 0 else None)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(f"{title} (%)")
+        ax.set_title(f"{title} against iteration")
+    if labels:
+        axes[0].legend(fontsize=8)
+    return fig
+
+
+def convergence_rows(params: dict, name: str = "convergence", root: str | Path = ".") -> list[dict]:
+    """Per setting: 1x and 2x box / mask AP (percent, from metrics.json), 2x - 1x, and whether both
+    differences are within the figure's `tolerance` (None when a run is missing)."""
+    tolerance = float(sections(params)[name].get("tolerance", 1.5))
+    out = []
+    for pair in convergence_pairs(params, name):
+        short = load_metrics(pair["short"], root) if pair["short"] else None
+        long = load_metrics(pair["long"], root) if pair["long"] else None
+        missing = [run or f"{pair['setting']}/{length} (not in this registry)"
+                   for run, found, length in ((pair["short"], short, "1x"), (pair["long"], long, "2x"))
+                   if found is None]
+        row = {**pair, "tolerance": tolerance, "missing": missing}
+        for iou in ("bbox", "segm"):
+            a, b = value(short, f"{iou}.AP"), value(long, f"{iou}.AP")
+            row[iou] = {"1x": a, "2x": b, "diff": None if a is None or b is None else b - a}
+        diffs = [row[iou]["diff"] for iou in ("bbox", "segm")]
+        row["converged"] = None if None in diffs else all(d <= tolerance for d in diffs)
+        out.append(row)
+    return out
+
+
+def convergence_markdown(rows: list[dict], labels: dict[str, str]) -> str:
+    """The 1x vs 2x table of convergence_rows, one line per setting, with its verdict."""
+    lines = ["| setting | 1x run | 2x run | box AP 1x | 2x | 2x - 1x | mask AP 1x | 2x | 2x - 1x | converged |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [("-" if r[iou][k] is None else f"{r[iou][k]:+.1f}" if k == "diff" else f"{r[iou][k]:.1f}")
+                 for iou in ("bbox", "segm") for k in ("1x", "2x", "diff")]
+        verdict = {None: "not checked", True: "yes", False: "**no**"}[r["converged"]]
+        label = setting_label(r["setting"], labels)
+        lines.append(f"| {label} | {r['short'] or '-'} | {r['long'] or '-'} | " + " | ".join(cells) + f" | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def convergence_verdict(rows: list[dict]) -> str:
+    """One sentence per setting: converged, not converged (by how much), or which run is missing."""
+    out = []
+    for r in rows:
+        if r["converged"] is None:
+            why = f"no results for {', '.join(r['missing'])}" if r["missing"] else "a run has no box or mask AP"
+            out.append(f"{r['setting']}: not checked, {why}.")
+            continue
+        gains = f"2x - 1x = {r['bbox']['diff']:+.1f} box AP, {r['segm']['diff']:+.1f} mask AP"
+        out.append(f"{r['setting']}: {'converged' if r['converged'] else 'NOT converged'} ({gains}; "
+                   f"criterion: at most +{r['tolerance']:g} each).")
+    return "\n".join(out)

@@ -9,7 +9,7 @@ Stages (all papermill runs of notebooks/, executed copies in results/notebooks/,
 stripped by `python -m rog.report.notebooks`):
 
     dataset                 LT-Glyphs for ${profile} -> out/pipeline/<profile>/dataset (DVC cache)
-    experiment@NAME         train + evaluate -> results/experiments/NAME/{metrics,summary,diagnostics}.json
+    experiment@NAME         train + evaluate -> results/experiments/NAME/{metrics,summary,diagnostics,curve}.json
                             (git); the run folder out/pipeline/<profile>/runs/NAME/ (checkpoints) is a
                             by-product, not a DVC output: see below
     posthoc@NAME            a trained checkpoint scored with NorCal -> results/experiments/NAME/
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import yaml
 
-from rog.report.registry import RegistryError, diagnostics_path, metrics_path, sections, table_runs, validate
+from rog.report.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, sections, table_runs,
+                                 validate)
 
 HEADER = ("# Generated from params.yaml by `python -m rog report pipeline`: edit params.yaml (experiments,\n"
           "# posthoc, tables, figures), then regenerate. tests/test_pipeline.py checks this file is current.\n")
@@ -87,11 +88,13 @@ def stages(params: dict) -> dict:
     for name, section in sections(params).items():
         kind = "figures" if name in (params.get("figures") or {}) else "tables"
         deps = [f"notebooks/{name}.ipynb", *REPORT_CODE]
-        reads_diagnostics = kind == "figures" or section.get("diagnostics", False)
+        reads_diagnostics = section.get("diagnostics", kind == "figures")
         for run in table_runs(params, name):
             deps.append(str(metrics_path(run)))
             if reads_diagnostics:
                 deps.append(str(diagnostics_path(run)))
+            if section.get("curves", False):
+                deps.append(str(curve_path(run)))
         outs = [{f"results/notebooks/{name}.ipynb": {"cache": False}}, {f"results/tables/{name}.md": {"cache": False}}]
         if kind == "figures":
             outs.append({f"results/figures/{name}.png": {"cache": False}})
@@ -116,6 +119,8 @@ def _run_stage(kind: str, deps: list[str], tracked: list[str], train: bool) -> d
     if train:
         outs.append({"results/experiments/${key}/diagnostics.json": {"cache": False}})
     outs.append({"results/experiments/${key}/metrics.json": {"cache": False}})
+    if train:
+        outs.append({"results/experiments/${key}/curve.json": {"cache": False}})
     return {"cmd": cmd, "deps": deps, "params": tracked, "outs": outs,
             "metrics": [{"results/experiments/${key}/summary.json": {"cache": False}}]}
 

@@ -5,7 +5,7 @@
     experiments: {NAME: overlay}      # trained and evaluated by stage experiment@NAME
     posthoc: {NAME: {source: EXP, norcal_gamma: g}}   # EXP's checkpoint scored with NorCal
     tables: {NAME: {rows: [{paper: ROW, runs: [RUN, ...]}]}}
-    figures: {NAME: {rows: [...]}}    # same layout as tables
+    figures: {NAME: {rows: [...]}}    # same layout as tables (convergence: learning curves, curves: true)
     subsets: {NAME: {profile: P, experiments: [...], posthoc: [...]}}  # smoke (CI), quick
 
 A "run" is an experiment or a post-hoc evaluation; both write results/experiments/RUN/metrics.json.
@@ -56,6 +56,10 @@ def metrics_path(run: str, root: str | Path = ".") -> Path:
 
 def diagnostics_path(run: str, root: str | Path = ".") -> Path:
     return Path(root) / RESULTS / run / "diagnostics.json"
+
+
+def curve_path(run: str, root: str | Path = ".") -> Path:
+    return Path(root) / RESULTS / run / "curve.json"
 
 
 def validate(params: dict, paper: dict | None = None) -> None:

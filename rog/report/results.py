@@ -1,4 +1,4 @@
-"""Reading the runs' results: results/experiments/RUN/metrics.json (and diagnostics.json).
+"""Reading the runs' results: results/experiments/RUN/metrics.json (and diagnostics.json, curve.json).
 
 Metric paths name a value of metrics.json as "<iou type>.<metric>": bbox.AP, segm.APr, ...,
 bbox.group1 .. bbox.group5 (the five frequency groups, rarest first), bbox.K100.APr (the max-dets sweep).
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from rog.report.registry import diagnostics_path, metrics_path
+from rog.report.registry import curve_path, diagnostics_path, metrics_path
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 
@@ -28,6 +28,12 @@ def load_metrics(run: str, root: str | Path = ".") -> dict | None:
 
 def load_diagnostics(run: str, root: str | Path = ".") -> dict | None:
     path = diagnostics_path(run, root)
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_curve(run: str, root: str | Path = ".") -> list[dict] | None:
+    """results/experiments/RUN/curve.json (rog.engine.curve's points), None when the run has none."""
+    path = curve_path(run, root)
     return json.loads(path.read_text()) if path.is_file() else None
 
 
