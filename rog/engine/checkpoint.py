@@ -10,7 +10,7 @@ A checkpoint is a dict::
     optimizer, scheduler, sampler, rng (one entry per process), diagnostics  (training state)
 
 A kept checkpoint (train.keep_every; checkpoints/iter_NNNNNN.pt) holds only MODEL_KEYS: what inference
-needs, about a third of a full checkpoint (no optimizer momentum, no training state). It cannot resume.
+needs, about half a full checkpoint (no optimizer momentum, no training state). It cannot resume.
 """
 from __future__ import annotations
 
