@@ -129,12 +129,13 @@ def test_faster_rcnn_has_no_mask_branch():
     assert "masks" not in out[0]
 
 
-def test_stride4_mask_level_feeds_the_mask_branch_only():
-    """mask_features stride4: the mask RoI pool reads the stride-4 map, the RPN and box head never do."""
-    model = build_detector(model_params("model.roi.mask_features=stride4", "model.roi.mask_in_channels=16"), 5)
+@pytest.mark.parametrize("stride", [4, 2])
+def test_fine_mask_level_feeds_the_mask_branch_only(stride):
+    """mask_features strideS: the mask RoI pool reads the stride-S map, the RPN and box head never do."""
+    model = build_detector(model_params(f"model.roi.mask_features=stride{stride}", "model.roi.mask_in_channels=16"), 5)
     images, targets = random_batch(2, 5)
     features = model.backbone(torch.stack(images))
-    assert features["mask"].shape == (2, 16, 32, 32) and features["0"].shape[-1] == 16
+    assert features["mask"].shape == (2, 16, 128 // stride, 128 // stride) and features["0"].shape[-1] == 16
     assert model.roi_heads.mask_roi_pool.featmap_names == ["mask"]
     assert "mask" not in model.rpn.levels and "mask" not in model.roi_heads.box_roi_pool.featmap_names
     losses = model.train()(images, targets)
@@ -146,7 +147,7 @@ def test_stride4_mask_level_feeds_the_mask_branch_only():
 
 
 @pytest.mark.parametrize("override, message", [
-    ("model.roi.mask_features=stride2", "unknown 'stride2'"),
+    ("model.roi.mask_features=stride8", "unknown 'stride8'"),
     ("model.objective.name=nonsense", "unknown objective 'nonsense'"),
     ("model.backbone.name=vgg", "unknown backbone 'vgg'"),
     ("model.arch=retinanet", "unknown model arch 'retinanet'"),

@@ -43,52 +43,58 @@ def tiny_body(widths: tuple[int, ...] = (32, 64, 128, 256), depth: int = 2) -> n
     return nn.Sequential(children)
 
 
-MASK_LEVEL = "mask"  # the stride-4 map of TinyFPN(mask_channels=...): read by the mask RoI pool only
+MASK_LEVEL = "mask"  # TinyFPN's fine map (stride 4 or 2) for the mask branch: read by the mask RoI pool only
+MASK_STRIDES = (4, 2)
 
 
 class TinyFPN(nn.Module):
     """Tiny conv backbone + FPN on strides 8, 16, 32 plus a max-pool level (stride 64).
 
     forward -> OrderedDict '0', '1', '2' (strides 8, 16, 32) and 'pool' (stride 64), each
-    [B, fpn_channels, ...]. With mask_channels, also MASK_LEVEL: [B, mask_channels, H / 4, W / 4], a
-    light top-down step below the pyramid (1x1 of stride-4 features + 1x1 of level '0' upsampled, then
-    a 3x3 conv), so that the mask branch sees a glyph's 2-3 px strokes at twice the pyramid's finest
-    resolution without a full-width stride-4 level for the RPN and box head to pay for.
+    [B, fpn_channels, ...]. With mask_channels, also MASK_LEVEL: [B, mask_channels, H / s, W / s] at
+    s = mask_stride (4 or 2), a narrow top-down path below the pyramid (level '0' by a 1x1 conv,
+    upsampled and added to a 1x1 conv of the backbone's stride-4 stage, and of its stride-2 stem for
+    s = 2, then a 3x3 conv), so that the mask branch sees a glyph's 2-3 px strokes at 2x or 4x the
+    pyramid's finest resolution without a full-width fine level for the RPN and box head to pay for.
     Parameter names match torchvision's BackboneWithFPN (body.*, fpn.*).
     """
 
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256), depth: int = 2, fpn_channels: int = 128,
-                 mask_channels: int | None = None):
+                 mask_channels: int | None = None, mask_stride: int = 4):
         super().__init__()
         if len(widths) != 4:
             raise ValueError(f"tiny backbone: widths must list 4 stage widths, got {list(widths)}")
+        if mask_stride not in MASK_STRIDES:
+            raise ValueError(f"tiny backbone: mask stride {mask_stride}; valid: {MASK_STRIDES}")
         layers = {"layer2": "0", "layer3": "1", "layer4": "2"}
-        if mask_channels:
-            layers = {"layer1": "c2", **layers}
+        self.fine = ["c2", "c1"][:MASK_STRIDES.index(mask_stride) + 1] if mask_channels else []  # coarse to fine
+        layers = {**{"stem": "c1", "layer1": "c2"}, **layers} if mask_channels else layers
         self.body = IntermediateLayerGetter(tiny_body(tuple(widths), depth), return_layers=layers)
         self.fpn = FeaturePyramidNetwork(list(widths[1:]), fpn_channels, extra_blocks=LastLevelMaxPool())
         self.out_channels = fpn_channels
         self.strides = (8, 16, 32, 64)
         self.mask_channels = mask_channels
-        if mask_channels:
-            self.mask_lateral = nn.Conv2d(widths[0], mask_channels, 1)
+        if mask_channels:  # stem and layer1 both have widths[0] channels
+            self.mask_laterals = nn.ModuleList(nn.Conv2d(widths[0], mask_channels, 1) for _ in self.fine)
             self.mask_top_down = nn.Conv2d(fpn_channels, mask_channels, 1)
             self.mask_out = nn.Conv2d(mask_channels, mask_channels, 3, padding=1)
 
     def forward(self, images):
         features = self.body(images)
-        fine = features.pop("c2", None)
+        fine = {k: features.pop(k) for k in ("c1", "c2") if k in features}
         out = self.fpn(features)
         if self.mask_channels:
-            top = F.interpolate(self.mask_top_down(out["0"]), size=fine.shape[-2:], mode="nearest")
-            out[MASK_LEVEL] = self.mask_out(self.mask_lateral(fine) + top)
+            x = self.mask_top_down(out["0"])
+            for name, lateral in zip(self.fine, self.mask_laterals):
+                x = F.interpolate(x, size=fine[name].shape[-2:], mode="nearest") + lateral(fine[name])
+            out[MASK_LEVEL] = self.mask_out(x)
         return out
 
 
 def tiny_fpn(widths: tuple[int, ...] = (32, 64, 128, 256), depth: int = 2, fpn_channels: int = 128,
-             mask_channels: int | None = None) -> TinyFPN:
+             mask_channels: int | None = None, mask_stride: int = 4) -> TinyFPN:
     """See `TinyFPN`."""
-    return TinyFPN(tuple(widths), depth, fpn_channels, mask_channels)
+    return TinyFPN(tuple(widths), depth, fpn_channels, mask_channels, mask_stride)
 
 
 def resnet50_fpn(pretrained: bool = False, trainable_layers: int = 5) -> BackboneWithFPN:
@@ -111,16 +117,16 @@ def resnet50_fpn(pretrained: bool = False, trainable_layers: int = 5) -> Backbon
     return model
 
 
-def build_backbone(params: dict, mask_channels: int | None = None) -> nn.Module:
+def build_backbone(params: dict, mask_channels: int | None = None, mask_stride: int = 4) -> nn.Module:
     """`params` is the model section's `backbone` mapping: {name, ...}; mask_channels: add the tiny
-    backbone's stride-4 MASK_LEVEL of that width (None: the mask branch reads the pyramid)."""
+    backbone's MASK_LEVEL of that width at mask_stride (None: the mask branch reads the pyramid)."""
     name = params.get("name")
     if mask_channels and name != "tiny":
-        raise ValueError(f"model.roi.mask_features 'stride4' is for the tiny backbone; {name} has a "
-                         "stride-4 pyramid level already (use 'fpn')")
+        raise ValueError(f"model.roi.mask_features 'stride{mask_stride}' is for the tiny backbone; {name} "
+                         "has a stride-4 pyramid level already (use 'fpn')")
     if name == "tiny":
         return tiny_fpn(tuple(params.get("widths", (32, 64, 128, 256))), int(params.get("depth", 2)),
-                        int(params.get("fpn_channels", 128)), mask_channels)
+                        int(params.get("fpn_channels", 128)), mask_channels, mask_stride)
     if name == "resnet50_fpn":
         return resnet50_fpn(bool(params.get("pretrained", False)), int(params.get("trainable_layers", 5)))
     raise ValueError(f"unknown backbone '{name}'; valid: {', '.join(BACKBONES)}")

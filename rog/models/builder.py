@@ -63,7 +63,7 @@ class PyramidRPN(RegionProposalNetwork):
         return super().forward(images, {k: features[k] for k in self.levels}, targets)
 
 
-MASK_FEATURES = ("fpn", "stride4")
+MASK_FEATURES = ("fpn", "stride4", "stride2")
 
 
 def build_objective_module(params: dict, num_classes: int, class_counts=None) -> nn.Module:
@@ -137,8 +137,9 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
     mask_features = roi.get("mask_features", "fpn")
     if mask_features not in MASK_FEATURES:
         raise ValueError(f"model.roi.mask_features: unknown '{mask_features}'; valid: {', '.join(MASK_FEATURES)}")
-    stride4 = arch == "mask_rcnn" and mask_features == "stride4"
-    backbone = build_backbone(model_params["backbone"], roi.get("mask_in_channels") or 32 if stride4 else None)
+    fine = arch == "mask_rcnn" and mask_features != "fpn"  # the mask branch reads the backbone's fine map
+    backbone = build_backbone(model_params["backbone"], (roi.get("mask_in_channels") or 32) if fine else None,
+                              int(mask_features[len("stride"):]) if fine else 4)
     channels = backbone.out_channels
     mask_channels = channels
     levels = [str(i) for i in range(len(backbone.strides) - 1)]  # RoI pooling on all but the max-pool level
@@ -164,7 +165,7 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
     )
     if arch == "mask_rcnn":
         mask_channels = roi.get("mask_in_channels") or channels
-        mask_levels = [MASK_LEVEL] if stride4 else levels
+        mask_levels = [MASK_LEVEL] if fine else levels
         model = MaskRCNN(backbone, mask_roi_pool=pool(mask_levels, output_size=14, sampling_ratio=roi["sampling_ratio"]),
                          mask_head=MaskRCNNHeads(mask_channels, [roi["mask_head_channels"]] * roi["mask_head_layers"], 1),
                          mask_predictor=MaskRCNNPredictor(roi["mask_head_channels"], roi["mask_head_channels"],
@@ -175,11 +176,11 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
                                                 _skip_resize=t._skip_resize)
     else:
         model = FasterRCNN(backbone, **common)
-    if stride4:
+    if fine:
         model.rpn = PyramidRPN.of(levels + ["pool"], model.rpn)
     old = model.roi_heads
     mask_pool = old.mask_roi_pool
-    if mask_pool is not None and mask_channels != channels and not stride4:
+    if mask_pool is not None and mask_channels != channels and not fine:
         mask_pool = ReducedRoIPool(mask_pool, channels, mask_channels)
     predictor = ObjectivePredictor(objective.make_classifier(roi["representation_size"]),
                                    roi["representation_size"], num_classes)
