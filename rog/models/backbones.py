@@ -11,6 +11,8 @@ from torch import nn
 from torchvision.models.detection.backbone_utils import BackboneWithFPN, resnet_fpn_backbone
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from rog.models.pretrained import load_weights
+
 BACKBONES = ("tiny", "resnet50_fpn")
 
 
@@ -77,11 +79,14 @@ def resnet50_fpn(pretrained: bool = False, trainable_layers: int = 5) -> Backbon
 
 
 def build_backbone(params: dict) -> BackboneWithFPN:
-    """`params` is the model section's `backbone` mapping: {name, ...}."""
+    """`params` is the model section's `backbone` mapping: {name, ...}; `weights` (tiny): a pretrained body."""
     name = params.get("name")
     if name == "tiny":
-        return tiny_fpn(tuple(params.get("widths", (32, 64, 128, 256))), int(params.get("depth", 2)),
-                        int(params.get("fpn_channels", 128)))
+        return load_weights(tiny_fpn(tuple(params.get("widths", (32, 64, 128, 256))), int(params.get("depth", 2)),
+                                     int(params.get("fpn_channels", 128))), params)
     if name == "resnet50_fpn":
+        if params.get("weights"):
+            raise ValueError("model.backbone.weights: only the tiny backbone loads pretrained glyph weights "
+                             "(resnet50_fpn: model.backbone.pretrained)")
         return resnet50_fpn(bool(params.get("pretrained", False)), int(params.get("trainable_layers", 5)))
     raise ValueError(f"unknown backbone '{name}'; valid: {', '.join(BACKBONES)}")
