@@ -1,8 +1,9 @@
 """One registry entry end to end, as notebooks/experiment.ipynb and notebooks/posthoc.ipynb run it.
 
-run_experiment(name, profile, dataset_root, runs_root) trains experiment NAME of params.yaml into
-RUNS_ROOT/NAME (resuming an interrupted run of the same params, starting over otherwise), evaluates
-its final checkpoint and writes results/experiments/NAME/:
+run_experiment(name, profile, dataset_root, runs_root, weights) trains experiment NAME of params.yaml
+into RUNS_ROOT/NAME (resuming an interrupted run of the same params, starting over otherwise), evaluates
+its final checkpoint and writes results/experiments/NAME/ (weights: the pretrained backbone file that
+model.backbone.weights 'pretrain' stands for; None: the pretrain command's default folder):
 
     metrics.json       rog.evaluation.metrics.evaluate_all's dict plus "run" (name, profile, params)
     summary.json       the flat headline numbers: the DVC metric (`dvc metrics show/diff`)
@@ -58,20 +59,23 @@ def prepare_run_dir(run_dir: Path, params: dict) -> str:
     return "resume"
 
 
-def _with_root(params: dict, dataset_root: str | None) -> dict:
+def _with_root(params: dict, dataset_root: str | None, profile: str, weights: str | None) -> dict:
+    """The pipeline's paths: the dataset (LT-Glyphs) and the pretrained backbone (when weights: pretrain)."""
+    from rog.models.pretrained import resolve_weights
+
     if dataset_root is not None and params["dataset"]["name"] == "lt_glyphs":
         params["dataset"]["root"] = str(dataset_root)
-    return params
+    return resolve_weights(params, profile, weights)
 
 
 def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root: str | Path,
                    params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, weights: str | None = None) -> dict:
     """Train and evaluate experiment `name`; returns the metrics dict (see the module docstring)."""
     from rog.engine.inference import evaluate_checkpoint
     from rog.engine.trainer import train
 
-    params = _with_root(experiment_params(params_path, profile, name), dataset_root)
+    params = _with_root(experiment_params(params_path, profile, name), dataset_root, profile, weights)
     run_dir = Path(runs_root) / name
     state = prepare_run_dir(run_dir, params)
     final = train(params, run_dir, progress=progress)
@@ -81,13 +85,14 @@ def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root:
 
 
 def run_posthoc(name: str, profile: str, dataset_root: str | None, runs_root: str | Path,
-                params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS) -> dict:
+                params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS,
+                weights: str | None = None) -> dict:
     """Evaluate posthoc.NAME: its source's final checkpoint, scores calibrated with NorCal."""
     spec = (read_params(params_path).get("posthoc") or {}).get(name)
     if spec is None:
         raise RegistryError(f"no posthoc entry '{name}' in {params_path}")
     source = spec["source"]
-    params = _with_root(experiment_params(params_path, profile, source), dataset_root)
+    params = _with_root(experiment_params(params_path, profile, source), dataset_root, profile, weights)
     checkpoint_path = Path(runs_root) / source / "model_final.pt"
     if not checkpoint_path.is_file():
         raise FileNotFoundError(
