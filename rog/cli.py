@@ -1,4 +1,4 @@
-"""`python -m rog <command> ...`: dataset, train, evaluate, report.
+"""`python -m rog <command> ...`: dataset, pretrain, train, evaluate, report.
 
 Each command lives in `rog.commands.<name>` with `add_arguments(parser)` and `run(args) -> int`; modules
 are imported only when their command runs, so `--help` stays fast.
@@ -11,6 +11,7 @@ import sys
 
 COMMANDS = {
     "dataset": "render the LT-Glyphs dataset (LVIS v1 format)",
+    "pretrain": "pretrain the tiny backbone on glyphs disjoint from LT-Glyphs' categories",
     "train": "train a detector from params.yaml",
     "evaluate": "run inference and LVIS evaluation for a checkpoint",
     "report": "build tables and figures from metrics files",

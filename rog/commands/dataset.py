@@ -16,10 +16,15 @@ from tqdm import tqdm
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None,
                         help="output folder (default: dataset.root of the resolved params)")
+    add_params_arguments(parser, "dataset.glyphs.seed=1")
+
+
+def add_params_arguments(parser: argparse.ArgumentParser, example: str) -> None:
+    """--params, --profile (no experiment), --set, --no-progress (shared with `pretrain`)."""
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--profile", default="default", help="profile in params.yaml (default: default)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter, e.g. --set dataset.glyphs.seed=1 (repeatable)")
+                        help=f"override a parameter, e.g. --set {example} (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -22,9 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def evaluation_params(args: argparse.Namespace, checkpoint_params: dict) -> dict:
     from rog.config import load_params, merge, parse_override
+    from rog.models.pretrained import resolve_weights
 
     if args.params or args.profile or args.experiment:
-        return load_params(args.params or "params.yaml", args.profile, args.experiment, args.overrides)
+        params = load_params(args.params or "params.yaml", args.profile, args.experiment, args.overrides)
+        return resolve_weights(params, args.profile)
     params = checkpoint_params
     for text in args.overrides:
         params = merge(params, parse_override(text))

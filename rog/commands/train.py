@@ -34,10 +34,12 @@ def run(args: argparse.Namespace) -> int:
     from rog.engine.checkpoint import CheckpointError
     from rog.engine.rundir import RunDirError
     from rog.engine.trainer import train
+    from rog.models.pretrained import resolve_weights
 
     rank = 0
     try:
         params = load_params(args.params or "params.yaml", args.profile, args.experiment, args.overrides)
+        resolve_weights(params, args.profile)  # weights: pretrain -> out/pipeline/<profile>/pretrain/backbone.pt
         final = train(params, args.out, progress=not args.no_progress)
         rank = distributed.rank()
     except (ParamsError, RunDirError, CheckpointError, LVISFormatError, ImageReadError, FileNotFoundError,

@@ -289,7 +289,12 @@ def render_image(rng: np.random.Generator, source: TextSource, fonts: FontBank, 
             if piece:
                 add(make_run(fonts, font, glyph_size, piece[0], allowed, min_px))
 
+    return add_noise(rng, img, params), glyphs
+
+
+def add_noise(rng: np.random.Generator, img: np.ndarray, params: dict) -> np.ndarray:
+    """Gaussian pixel noise on a fraction of the images, then rounding: float32 [S, S, 3] -> uint8."""
     noise = params["background"]
     if rng.random() < noise["noise_fraction"]:
         img += rng.normal(0.0, rng.uniform(*noise["noise_sigma"]), size=img.shape).astype(np.float32)
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8), glyphs
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)

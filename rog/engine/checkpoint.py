@@ -3,7 +3,8 @@
 A checkpoint is a dict::
 
     format        FORMAT
-    signature     rog.models.builder.model_signature(...): arch, backbone, objective, num_classes, hash
+    signature     rog.models.builder.model_signature(...): arch, backbone, weights_sha256, objective,
+                  num_classes, hash
     params        the resolved params the run was started with
     iteration     optimizer steps done
     model         state_dict, buffers included (BN statistics, GAP counts, objective statistics)
@@ -81,7 +82,7 @@ def kept_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 def check_signature(state: dict, signature: dict, path: str | Path = "checkpoint") -> None:
     """CheckpointError listing every difference in architecture, backbone, objective, classes, mask head."""
     saved = state["signature"]
-    keys = ("arch", "backbone", "objective", "num_classes", "mask")
+    keys = ("arch", "backbone", "weights_sha256", "objective", "num_classes", "mask")
     diffs = [f"{k}: checkpoint {saved.get(k)!r} vs model {signature.get(k)!r}" for k in keys
              if saved.get(k) != signature.get(k)]
     if diffs:

@@ -18,6 +18,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RegionProposalNetwork
 from torchvision.ops import MultiScaleRoIAlign
 
+from rog.models import pretrained
 from rog.models.backbones import MASK_LEVEL, build_backbone
 from rog.models.masks import BatchedPasteTransform
 from rog.models.roi_align import SeparableMultiScaleRoIAlign
@@ -112,11 +113,15 @@ def _counts_tensor(class_counts):
 
 
 def model_signature(model_params: dict, num_classes: int) -> dict:
-    """What must match between a checkpoint and the model it is loaded into: architecture and classes."""
+    """What must match between a checkpoint and the model it is loaded into: architecture, classes and the
+    pretrained backbone weights' digest (None from scratch)."""
     spec = {"arch": model_params["arch"], "backbone": model_params["backbone"],
             "objective": model_params["objective"]["name"], "num_classes": int(num_classes),
             "mask": model_params["arch"] == "mask_rcnn"}
-    spec["hash"] = hashlib.sha256(json.dumps(model_params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    weights = model_params["backbone"].get("weights")
+    spec["weights_sha256"] = pretrained.weights_digest(weights) if weights else None  # the pretrained body
+    hashed = dict(model_params, weights_sha256=spec["weights_sha256"]) if weights else model_params
+    spec["hash"] = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return spec
 
 

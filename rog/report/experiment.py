@@ -1,8 +1,9 @@
 """One registry entry end to end, as notebooks/experiment.ipynb and notebooks/posthoc.ipynb run it.
 
-run_experiment(name, profile, dataset_root, runs_root) trains experiment NAME of params.yaml into
-RUNS_ROOT/NAME (resuming an interrupted run of the same params, starting over otherwise), evaluates
-its final checkpoint and writes results/experiments/NAME/:
+run_experiment(name, profile, dataset_root, runs_root, weights) trains experiment NAME of params.yaml
+into RUNS_ROOT/NAME (resuming an interrupted run of the same params, starting over otherwise), evaluates
+its final checkpoint and writes results/experiments/NAME/ (weights: the pretrained backbone file that
+model.backbone.weights 'pretrain' stands for; None: the pretrain command's default folder):
 
     metrics.json       rog.evaluation.metrics.evaluate_all's dict plus "run" (name, profile, params,
                        and the timings train_seconds, eval_seconds, jobs: see run_experiment)
@@ -80,15 +81,18 @@ def prepare_run_dir(run_dir: Path, params: dict) -> str:
     return "resume"
 
 
-def _with_root(params: dict, dataset_root: str | None) -> dict:
+def _with_root(params: dict, dataset_root: str | None, profile: str, weights: str | None) -> dict:
+    """The pipeline's paths: the dataset (LT-Glyphs) and the pretrained backbone (when weights: pretrain)."""
+    from rog.models.pretrained import resolve_weights
+
     if dataset_root is not None and params["dataset"]["name"] == "lt_glyphs":
         params["dataset"]["root"] = str(dataset_root)
-    return params
+    return resolve_weights(params, profile, weights)
 
 
 def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root: str | Path,
                    params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, weights: str | None = None) -> dict:
     """Train and evaluate experiment `name`; returns the metrics dict (see the module docstring).
 
     run.train_seconds: the summed per-iteration seconds of the run's losses.jsonl (all sittings of a
@@ -102,7 +106,7 @@ def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root:
     from rog.engine.trainer import LOSS_LOG, log_seconds, train
 
     jobs = jobs_from_env()  # before training: a bad value fails at once
-    params = _with_root(experiment_params(params_path, profile, name), dataset_root)
+    params = _with_root(experiment_params(params_path, profile, name), dataset_root, profile, weights)
     run_dir = Path(runs_root) / name
     state = prepare_run_dir(run_dir, params)
     final = train(params, run_dir, progress=progress)
@@ -123,7 +127,8 @@ def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root:
 
 
 def run_posthoc(name: str, profile: str, dataset_root: str | None, runs_root: str | Path,
-                params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS) -> dict:
+                params_path: str | Path = "params.yaml", results_root: str | Path = RESULTS,
+                weights: str | None = None) -> dict:
     """Evaluate posthoc.NAME: its source's final checkpoint, scores calibrated with NorCal.
 
     Records run.eval_seconds and run.jobs as run_experiment does, and run.train_seconds 0 (nothing is
@@ -134,7 +139,7 @@ def run_posthoc(name: str, profile: str, dataset_root: str | None, runs_root: st
     if spec is None:
         raise RegistryError(f"no posthoc entry '{name}' in {params_path}")
     source = spec["source"]
-    params = _with_root(experiment_params(params_path, profile, source), dataset_root)
+    params = _with_root(experiment_params(params_path, profile, source), dataset_root, profile, weights)
     checkpoint_path = Path(runs_root) / source / "model_final.pt"
     if not checkpoint_path.is_file():
         raise FileNotFoundError(

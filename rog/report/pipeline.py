@@ -9,6 +9,11 @@ Stages (all papermill runs of notebooks/, executed copies in results/notebooks/,
 stripped by `python -m rog.report.notebooks`):
 
     dataset                 LT-Glyphs for ${profile} -> out/pipeline/<profile>/dataset (DVC cache)
+    pretrain                the tiny body pretrained on glyphs disjoint from LT-Glyphs' classes ->
+                            out/pipeline/<profile>/pretrain/backbone.pt (DVC cache); the experiment and
+                            post-hoc stages depend on it only when an experiment of the profile sets
+                            model.backbone.weights: pretrain (`uses_pretraining`), so from-scratch runs
+                            do not rerun when it changes
     experiment@NAME         train + evaluate -> results/experiments/NAME/{metrics,summary,diagnostics,curve}.json
                             (git); the run folder out/pipeline/<profile>/runs/NAME/ (checkpoints) is a
                             by-product, not a DVC output: see below
@@ -37,6 +42,10 @@ HEADER = ("# Generated from params.yaml by `python -m rog report pipeline`: edit
 PAPERMILL = "papermill {src} {dst} -k python3 --cwd . --no-progress-bar --execution-timeout 7200"
 STRIP = "python -m rog.report.notebooks {dst}"
 DATASET = "out/pipeline/${profile}/dataset"
+PRETRAIN = "out/pipeline/${profile}/pretrain"  # rog.models.pretrained.PRETRAIN_DIR
+PRETRAIN_CODE = ["rog/data/pretrain_glyphs.py", "rog/data/glyph_layout.py", "rog/data/glyphs.py",
+                 "rog/engine/pretrain.py", "rog/models/backbones.py", "rog/models/pretrained.py",
+                 "rog/commands/pretrain.py", "rog/config.py"]
 RUNS = "out/pipeline/${profile}/runs"
 TRAINING_CODE = ["rog/commands", "rog/config.py", "rog/data", "rog/engine", "rog/evaluation", "rog/losses",
                  "rog/models", "rog/report/experiment.py", "rog/report/registry.py"]
@@ -63,6 +72,14 @@ def stages(params: dict) -> dict:
         "params": ["dataset", "profiles.${profile}"],
         "outs": [DATASET],
     }
+    out["pretrain"] = {
+        "cmd": f"python -m rog pretrain --profile ${{profile}} --out {PRETRAIN} --no-progress",
+        "deps": ["data/fonts", *PRETRAIN_CODE],
+        "params": ["pretrain", "dataset.glyphs", "model.backbone.widths", "model.backbone.depth", "model.image_mean",
+                   "model.image_std", "profiles.${profile}"],
+        "outs": [PRETRAIN],
+    }
+    weights = [PRETRAIN] if uses_pretraining(params) else []
     out["dataset_notebook"] = {
         "cmd": _notebook_cmd("dataset", "results/notebooks/dataset.ipynb",
                              {"profile": "${profile}", "dataset_root": DATASET}),
@@ -79,11 +96,11 @@ def stages(params: dict) -> dict:
     }
     if params.get("experiments"):
         out["experiment"] = {"foreach": "${experiments}", "do": _run_stage("experiment", TRAINING_CODE + [
-            "notebooks/experiment.ipynb", DATASET], ["dataset", "model", "train", "evaluate", "schedule",
+            "notebooks/experiment.ipynb", DATASET, *weights], ["dataset", "model", "train", "evaluate", "schedule",
                                                      "profiles.${profile}", "experiments.${key}"], train=True)}
     if params.get("posthoc"):
         out["posthoc"] = {"foreach": "${posthoc}", "do": _run_stage("posthoc", TRAINING_CODE + [
-            "notebooks/posthoc.ipynb", DATASET, "results/experiments/${item.source}/metrics.json"],
+            "notebooks/posthoc.ipynb", DATASET, *weights, "results/experiments/${item.source}/metrics.json"],
             ["evaluate", "posthoc.${key}"], train=False)}
     for name, section in sections(params).items():
         kind = "figures" if name in (params.get("figures") or {}) else "tables"
@@ -111,10 +128,20 @@ def stages(params: dict) -> dict:
     return out
 
 
+def uses_pretraining(params: dict) -> bool:
+    """Whether an experiment of the pipeline's profile sets model.backbone.weights: pretrain."""
+    from rog.config import resolve
+    from rog.models.pretrained import PRETRAIN
+
+    profile = params.get("profile")
+    return any(resolve(params, profile, name)["model"]["backbone"].get("weights") == PRETRAIN
+               for name in params.get("experiments") or {})
+
+
 def _run_stage(kind: str, deps: list[str], tracked: list[str], train: bool) -> dict:
     dst = f"results/notebooks/{kind}/${{key}}.ipynb"
     cmd = _notebook_cmd(kind, dst, {"name": "${key}", "profile": "${profile}", "dataset_root": DATASET,
-                                    "runs_root": RUNS})
+                                    "runs_root": RUNS, "weights": f"{PRETRAIN}/backbone.pt"})
     outs: list = [{dst: {"cache": False}}]
     if train:
         outs.append({"results/experiments/${key}/diagnostics.json": {"cache": False}})
