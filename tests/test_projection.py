@@ -36,7 +36,7 @@ def write(root: Path, name: str, profile: str = "default", **run) -> None:
 def test_projection_uses_measured_runs_and_estimates_the_others_from_medians(tmp_path, params_path):
     # a: 1.0 s/iteration, measured at half the iterations the registry now gives it; b: 3.0 s/iteration
     write(tmp_path, "a", iterations=600, train_seconds=600.0, eval_seconds=100.0, jobs=2)
-    write(tmp_path, "b", iterations=2400, train_seconds=7200.0, eval_seconds=300.0, jobs=2)
+    write(tmp_path, "b", iterations=2400, train_seconds=7200.0, eval_seconds=240.0, curve_seconds=60.0, jobs=2)
     write(tmp_path, "c", iterations=1200)  # older code: no timings
     write(tmp_path, "d", "smoke", iterations=20, train_seconds=1.0, eval_seconds=1.0, jobs=1)  # other profile
     write(tmp_path, "p", iterations=600, train_seconds=0.0, eval_seconds=50.0, jobs=2)
@@ -47,6 +47,7 @@ def test_projection_uses_measured_runs_and_estimates_the_others_from_medians(tmp
     assert rows["a"] == {"run": "a", "iterations": 1200, "train_seconds": 1200.0, "eval_seconds": 100.0,
                          "jobs": 2, "measured": True}
     assert rows["b"]["iterations"] == 2400 and rows["b"]["train_seconds"] == 7200.0
+    assert rows["b"]["eval_seconds"] == 300.0  # the learning curve's evaluations count as evaluation
     # estimates: median of 1.0 and 3.0 s/iteration = 2.0; median of the measured evals 100, 300, 50 = 100
     for name in ("c", "d"):
         assert rows[name] == {"run": name, "iterations": 1200, "train_seconds": 2400.0, "eval_seconds": 100.0,

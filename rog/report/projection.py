@@ -5,7 +5,8 @@ seconds, read from results/experiments/RUN/metrics.json's run.train_seconds, run
 and run.iterations (written by rog.report.experiment). A run is *measured* when its metrics.json has
 these fields and was made with the pipeline's profile; its training seconds are its seconds per
 iteration times the iterations the registry gives it now (experiment_params: the profile's iterations
-x schedule.length), its evaluation seconds as recorded. Any other run (not run yet, or run by older
+x schedule.length), its evaluation seconds as recorded (the learning curve's, run.curve_seconds,
+included). Any other run (not run yet, or run by older
 code that recorded no timings) is *estimated*: the median seconds per iteration of the measured
 experiments times its iterations, and the median evaluation seconds of the measured runs. Post-hoc
 evaluations train nothing (0 iterations).
@@ -39,7 +40,8 @@ def recorded(metrics: dict | None, profile: str) -> dict | None:
     if run.get("profile") != profile or "train_seconds" not in run or "eval_seconds" not in run:
         return None
     return {"iterations": int(run.get("iterations", 0)), "train_seconds": float(run["train_seconds"]),
-            "eval_seconds": float(run["eval_seconds"]), "jobs": int(run.get("jobs", 1))}
+            "eval_seconds": float(run["eval_seconds"]) + float(run.get("curve_seconds", 0.0)),
+            "jobs": int(run.get("jobs", 1))}
 
 
 def _planned(params_path: str | Path, params: dict) -> list[tuple[str, int]]:
