@@ -98,6 +98,8 @@ def test_short_pretraining_lowers_the_loss_and_writes_a_loadable_backbone(backbo
     assert data["num_classes"] == 4 and len(data["chars"]) == 4 and 0.0 <= data["val_accuracy"] <= 1.0
     again = pretrain(short_params(), tmp_path, progress=False)  # same params and seed: same weights
     assert again["body_sha256"] == meta["body_sha256"]
+    for name in ("backbone.pt", "summary.json"):  # byte-identical files: DVC sees an unchanged output
+        assert (tmp_path / name).read_bytes() == (path.parent / name).read_bytes(), name
 
 
 def detector_params(weights) -> dict:

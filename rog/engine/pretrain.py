@@ -130,11 +130,12 @@ def pretrain(params: dict, out_dir: str | Path, progress: bool = True) -> dict:
     meta = {"chars": chars, "num_classes": len(chars), "params": p,
             "style": {k: params["dataset"]["glyphs"][k] for k in ("fonts", "glyph_size", "background")},
             "train_accuracy": round(accuracy(model, x_train, y_train, prepare), 4),
-            "val_accuracy": history[-1]["val_accuracy"], "history": history,
-            "seconds": round(time.perf_counter() - start, 1)}
+            "val_accuracy": history[-1]["val_accuracy"], "history": history}
     arch = {"name": "tiny", "widths": [int(w) for w in backbone["widths"]], "depth": int(backbone["depth"])}
     out = Path(out_dir)
     path = pretrained.save(out / pretrained.WEIGHTS_FILE, model[0], arch, **meta)
     meta = dict(meta, arch=arch, body_sha256=pretrained.weights_digest(path))
     (out / "summary.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
-    return meta
+    # the wall time is returned, not written: the stage's output must be byte-identical when rerun (a fresh
+    # clone re-makes it, and DVC would otherwise call every experiment that depends on it changed)
+    return dict(meta, seconds=round(time.perf_counter() - start, 1))

@@ -6,7 +6,7 @@ backbone.pt is a dict (torch.save, readable with weights_only=True)::
     arch          {name: tiny, widths: [...], depth: d}
     body          state_dict of rog.models.backbones.tiny_body (the keys of a detector's backbone.body)
     body_sha256   digest of `body` (`body_digest`): the weights' identity, independent of the metadata
-    chars, params, train_accuracy, val_accuracy, history, seconds   (how it was made)
+    chars, params, train_accuracy, val_accuracy, history   (how it was made; no timing: reruns are byte-identical)
 
 params.yaml's model.backbone.weights: null (from scratch), a path to such a file, or PRETRAIN ('pretrain'),
 the pipeline's pretrain stage output for the profile: out/pipeline/<profile>/pretrain/backbone.pt
