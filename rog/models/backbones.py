@@ -124,15 +124,15 @@ def build_backbone(params: dict, mask_channels: int | None = None, mask_stride: 
     mask_channels: add the tiny backbone's MASK_LEVEL of that width at mask_stride (None: the mask
     branch reads the pyramid)."""
     name = params.get("name")
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone '{name}'; valid: {', '.join(BACKBONES)}")
     if mask_channels and name != "tiny":
         raise ValueError(f"model.roi.mask_features 'stride{mask_stride}' is for the tiny backbone; {name} "
                          "has a stride-4 pyramid level already (use 'fpn')")
     if name == "tiny":
         return load_weights(tiny_fpn(tuple(params.get("widths", (32, 64, 128, 256))), int(params.get("depth", 2)),
                                      int(params.get("fpn_channels", 128)), mask_channels, mask_stride), params)
-    if name == "resnet50_fpn":
-        if params.get("weights"):
-            raise ValueError("model.backbone.weights: only the tiny backbone loads pretrained glyph weights "
-                             "(resnet50_fpn: model.backbone.pretrained)")
-        return resnet50_fpn(bool(params.get("pretrained", False)), int(params.get("trainable_layers", 5)))
-    raise ValueError(f"unknown backbone '{name}'; valid: {', '.join(BACKBONES)}")
+    if params.get("weights"):
+        raise ValueError("model.backbone.weights: only the tiny backbone loads pretrained glyph weights "
+                         "(resnet50_fpn: model.backbone.pretrained)")
+    return resnet50_fpn(bool(params.get("pretrained", False)), int(params.get("trainable_layers", 5)))
