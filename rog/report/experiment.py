@@ -181,11 +181,8 @@ def _write_results(out: Path, name: str, profile: str, params: dict, metrics: di
                       "iterations": int(params["train"]["iterations"]), "seed": int(params["train"]["seed"]),
                       "objective": params["model"]["objective"], "gap": params["model"]["gap"],
                       "sampler": params["dataset"]["sampler"]["kind"],
-                      "train_seconds": round(float(timing["train_seconds"]), 2),
-                      "eval_seconds": round(float(timing["eval_seconds"]), 2), "jobs": int(timing["jobs"]),
-                      **({"curve_seconds": round(float(timing["curve_seconds"]), 2)} if "curve_seconds" in timing
-                         else {}),
-                      **(extra or {})}
+                      **{k: round(float(v), 2) for k, v in timing.items() if k.endswith("_seconds")},
+                      "jobs": int(timing["jobs"]), **(extra or {})}
     metrics["run"].pop("run_dir_state")  # how the folder was found is not a result (keeps reruns equal)
     _dump(out / "metrics.json", metrics)
     _dump(out / "summary.json", summary(metrics))

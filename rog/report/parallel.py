@@ -1,7 +1,7 @@
 """`dvc repro` with the experiments side by side: `python -m rog.report.parallel [-j 2]`.
 
 One training process uses a single core well but not two (one process with 2 threads reaches ~120 %
-CPU, shared/spec/cpu-facts.md), so: `dvc repro dataset` and `pretrain` first, then the experiments as JOBS
+CPU, shared/spec/cpu-facts.md), so: `dvc repro dataset` (and `pretrain`, when a run uses it) first, then the experiments as JOBS
 concurrent `dvc repro -s experiment@NAME` (single stage, so no two processes touch the shared
 upstream; DVC 3 locks per stage, so concurrent reproductions of different stages are safe), each
 post-hoc evaluation next in line once its source experiment is done, then one plain `dvc repro` for
@@ -24,6 +24,7 @@ from collections import deque
 from pathlib import Path
 
 from rog.report.experiment import JOBS_ENV
+from rog.report.pipeline import uses_pretraining
 from rog.report.registry import read_params
 
 LOCKED = ("Unable to acquire lock", "is busy, it is being blocked by")  # nothing ran: retry
@@ -89,7 +90,8 @@ def reproduce(root: str | Path = ".", jobs: int = 2, env: dict | None = None, lo
     start = time.perf_counter()
     params = read_params(root / "params.yaml")
     dvc_repro("dataset", root, env, log=log)
-    dvc_repro("pretrain", root, env, log=log, single=True)  # the experiments' backbone, made before they start
+    if uses_pretraining(params):  # the experiments' backbone, made before they start
+        dvc_repro("pretrain", root, env, log=log, single=True)
     followers: dict[str, list[str]] = {}
     for name, spec in (params.get("posthoc") or {}).items():
         followers.setdefault(f"experiment@{spec['source']}", []).append(f"posthoc@{name}")

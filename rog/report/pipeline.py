@@ -10,10 +10,9 @@ stripped by `python -m rog.report.notebooks`):
 
     dataset                 LT-Glyphs for ${profile} -> out/pipeline/<profile>/dataset (DVC cache)
     pretrain                the tiny body pretrained on glyphs disjoint from LT-Glyphs' classes ->
-                            out/pipeline/<profile>/pretrain/backbone.pt (DVC cache); the experiment and
-                            post-hoc stages depend on it only when an experiment of the profile sets
-                            model.backbone.weights: pretrain (`uses_pretraining`), so from-scratch runs
-                            do not rerun when it changes
+                            out/pipeline/<profile>/pretrain/backbone.pt (DVC cache); a stage, and a
+                            dependency of the experiment and post-hoc stages, only when an experiment of
+                            the profile sets model.backbone.weights: pretrain (`uses_pretraining`)
     experiment@NAME         train + evaluate -> results/experiments/NAME/{metrics,summary,diagnostics,curve}.json
                             (git); the run folder out/pipeline/<profile>/runs/NAME/ (checkpoints) is a
                             by-product, not a DVC output: see below
@@ -72,14 +71,16 @@ def stages(params: dict) -> dict:
         "params": ["dataset", "profiles.${profile}"],
         "outs": [DATASET],
     }
-    out["pretrain"] = {
-        "cmd": f"python -m rog pretrain --profile ${{profile}} --out {PRETRAIN} --no-progress",
-        "deps": ["data/fonts", *PRETRAIN_CODE],
-        "params": ["pretrain", "dataset.glyphs", "model.backbone.widths", "model.backbone.depth", "model.image_mean",
-                   "model.image_std", "profiles.${profile}"],
-        "outs": [PRETRAIN],
-    }
-    weights = [PRETRAIN] if uses_pretraining(params) else []
+    weights = []
+    if uses_pretraining(params):  # a stage only when a run reads it: pretraining costs minutes
+        out["pretrain"] = {
+            "cmd": f"python -m rog pretrain --profile ${{profile}} --out {PRETRAIN} --no-progress",
+            "deps": ["data/fonts", *PRETRAIN_CODE],
+            "params": ["pretrain", "dataset.glyphs", "model.backbone.widths", "model.backbone.depth",
+                       "model.image_mean", "model.image_std", "profiles.${profile}"],
+            "outs": [PRETRAIN],
+        }
+        weights = [PRETRAIN]
     out["dataset_notebook"] = {
         "cmd": _notebook_cmd("dataset", "results/notebooks/dataset.ipynb",
                              {"profile": "${profile}", "dataset_root": DATASET}),
