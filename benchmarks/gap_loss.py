@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from official_gap import official_gap_grad  # noqa: E402
-from rog.losses import GAPLoss  # noqa: E402
+from rog.losses import CategoryCounts, GAPLoss  # noqa: E402
 
 NUM_CLASSES = 1203
 
@@ -51,12 +51,12 @@ def batch_counts(labels: torch.Tensor) -> torch.Tensor:
 
 
 def omega_for(labels: torch.Tensor) -> torch.Tensor:
-    return GAPLoss(NUM_CLASSES, weighting="dataset", class_counts=batch_counts(labels)).to(labels.device).omega()
+    return GAPLoss(NUM_CLASSES, weighting="dataset", class_counts=CategoryCounts.from_instance_counts(batch_counts(labels))).to(labels.device).omega()
 
 
 def ours(logits, labels, omega):
     # fixed counts = this batch's, so omega equals the reference's `omega_for(labels)`
-    gap = GAPLoss(NUM_CLASSES, weighting="dataset", class_counts=batch_counts(labels)).to(logits.device)
+    gap = GAPLoss(NUM_CLASSES, weighting="dataset", class_counts=CategoryCounts.from_instance_counts(batch_counts(labels))).to(logits.device)
     z = logits.clone().requires_grad_(True)
     gap(z, labels).backward()
     return z.grad

@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rog.data.counts import CategoryCounts  # noqa: E402
+from rog.losses.counts import CategoryCounts  # noqa: E402
 from rog.losses.objectives import OBJECTIVES, build_objective  # noqa: E402
 
 NUM_CLASSES = 1203

@@ -9,7 +9,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from data_helpers import ROOT, ensure_snapshot, tiny_glyph_params
-from rog.data.counts import CategoryCounts, frequency_group
+from rog.losses.counts import CategoryCounts, frequency_group
 from rog.data.glyphs import GlyphParamsError, generate, split_text
 
 

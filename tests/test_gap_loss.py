@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rog.losses import GAPLoss
+from rog.losses.counts import CategoryCounts
 from rog.losses.gap import class_weights
 from ranking_oracles import gap_oracle, omega_oracle
 
@@ -62,7 +63,7 @@ def test_weightings_match_oracle(weighting, exclude_fg):
     num_classes, gamma = 5, 0.8
     counts = torch.tensor([300.0, 40.0, 7.0, 1.0, 0.0])
     loss = GAPLoss(num_classes, gamma=gamma, loss_weight=0.3, weighting=weighting, exclude_fg=exclude_fg,
-                   class_counts=counts if weighting != "none" else None)
+                   class_counts=CategoryCounts.from_instance_counts(counts) if weighting != "none" else None)
     expected_counts = counts.clone() if weighting != "none" else torch.zeros(num_classes)
     for step in range(4):  # successive batches: online counts accumulate before omega is taken
         logits, labels = make_batch(16, num_classes, 10 + step)
@@ -185,8 +186,10 @@ def test_bad_options_raise():
         GAPLoss(3, weighting="batch")
     with pytest.raises(ValueError, match="class_counts"):
         GAPLoss(3, weighting="dataset")
-    with pytest.raises(ValueError, match="shape"):
-        GAPLoss(3, weighting="dataset", class_counts=torch.ones(4))
+    with pytest.raises(ValueError, match="cover 4 classes"):
+        GAPLoss(3, weighting="dataset", class_counts=CategoryCounts.from_instance_counts(torch.ones(4)))
+    with pytest.raises(ValueError, match="CategoryCounts"):  # the one count type, not a bare tensor
+        GAPLoss(3, weighting="dataset", class_counts=torch.ones(3))
     with pytest.raises(ValueError, match="rank_offset"):
         GAPLoss(3, rank_offset=0.0)
 

@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 
-from rog.data.counts import CategoryCounts
+from rog.losses.counts import CategoryCounts
 from rog.losses import GAPLoss
 from rog.losses.objectives import OBJECTIVES, NorCal, NormedLinear, build_objective, objective_params
 

@@ -4,7 +4,7 @@ Labels are contiguous foreground indices 0..C-1 (see rog.data.lvis_dataset); the
 to its own convention at its boundary.
 """
 from rog.data.build import build_dataset, build_sampler, dataset_paths
-from rog.data.counts import CategoryCounts, frequency_group
+from rog.losses.counts import CategoryCounts, frequency_group
 from rog.data.lvis_dataset import ImageReadError, LVISDataset, LVISFormatError, collate
 from rog.data.sampler import RandomSampler, RepeatFactorSampler, repeat_factors
 

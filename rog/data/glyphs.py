@@ -40,7 +40,7 @@ from typing import Callable, Iterable
 import numpy as np
 from PIL import Image
 
-from rog.data.counts import CategoryCounts
+from rog.losses.counts import CategoryCounts
 from rog.data.glyph_layout import FontBank, Glyph, TextSource, render_image
 from rog.data.snapshot import CORPUS_FILE, FONT_DIR
 

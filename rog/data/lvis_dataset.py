@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rog.data.counts import CategoryCounts
+from rog.losses.counts import CategoryCounts
 
 
 class LVISFormatError(ValueError):

@@ -99,7 +99,7 @@ def counts_to_state(counts) -> dict | None:
 
 def counts_from_state(state: dict):
     """The CategoryCounts saved in a checkpoint dict (None if it has none)."""
-    from rog.data.counts import CategoryCounts
+    from rog.losses.counts import CategoryCounts
 
     saved = state.get("class_counts")
     if saved is None:

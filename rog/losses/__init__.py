@@ -1,6 +1,10 @@
-"""Box-classification objectives and ranking losses."""
+"""Box-classification objectives and ranking losses; `CategoryCounts` is the class-count type they all take.
+
+Importing this package needs torch alone: no dataset code, no detector, no image library.
+"""
+from rog.losses.counts import CategoryCounts
 from rog.losses.gap import GAPLoss
 from rog.losses.ranking import APLoss, RSLoss
 from rog.losses.objectives import OBJECTIVES, NorCal, build_objective
 
-__all__ = ["GAPLoss", "APLoss", "RSLoss", "OBJECTIVES", "NorCal", "build_objective"]
+__all__ = ["CategoryCounts", "GAPLoss", "APLoss", "RSLoss", "OBJECTIVES", "NorCal", "build_objective"]

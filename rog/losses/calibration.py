@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rog.data.counts import CategoryCounts
+from rog.losses.counts import CategoryCounts
 from rog.losses.cross_entropy import SoftmaxCE
 from rog.losses.objective_base import Objective, require_counts
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from rog.data.counts import CategoryCounts
+from rog.losses.counts import CategoryCounts
 from rog.losses.objective_base import Objective, SigmoidPriorInit, one_hot, require_counts, weighted_bce
 
 

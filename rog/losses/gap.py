@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from rog.losses.counts import CategoryCounts
 from rog.losses.inputs import check_logits_labels
 from rog.losses.pool import ranking_pool, scatter_gradient
 from rog.losses.ramp import GroupedRampBuckets, RampBuckets, ramp_at_zero
@@ -109,7 +110,9 @@ class GAPLoss(nn.Module):
     loss_weight:  lambda of Eq. 10 (the paper: 1.0 without RFS, 0.1 with RFS).
     weighting:    "online"  omega from positive RoI counts accumulated over training (buffer
                             `class_counts`, increased by each batch before omega is computed);
-                  "dataset" omega from fixed `class_counts` [C] (e.g. training instance counts);
+                  "dataset" omega from the fixed instance counts of `class_counts` (CategoryCounts,
+                            the type every loss takes; `CategoryCounts.from_instance_counts` wraps
+                            a [C] tensor);
                   "none"    omega = 1.
     exclude_fg:   negatives exclude other classes' positives (N-hat, the paper and the official code);
                   False ranks class m's positives against them too (N-hat(m)), Table 4's ablation.
@@ -122,7 +125,7 @@ class GAPLoss(nn.Module):
     """
 
     def __init__(self, num_classes: int, delta: float = 0.5, gamma: float = 1.0, loss_weight: float = 1.0,
-                 weighting: str = "online", class_counts: torch.Tensor | None = None,
+                 weighting: str = "online", class_counts: CategoryCounts | None = None,
                  exclude_fg: bool = True, rank_offset: float = 0.5, sync_counts: bool = True):
         super().__init__()
         if num_classes < 1:
@@ -134,12 +137,17 @@ class GAPLoss(nn.Module):
         if rank_offset <= 0:
             raise ValueError(f"GAPLoss: rank_offset must be > 0 (0.5 official, 1.0 paper), got {rank_offset}")
         if weighting == "dataset" and class_counts is None:
-            raise ValueError("GAPLoss: weighting='dataset' needs class_counts [C]")
+            raise ValueError("GAPLoss: weighting='dataset' needs class_counts (a CategoryCounts)")
         counts = torch.zeros(num_classes, dtype=torch.float64)
         if class_counts is not None:
-            counts = torch.as_tensor(class_counts, dtype=torch.float64).clone()
-            if counts.shape != (num_classes,):
-                raise ValueError(f"GAPLoss: class_counts must have shape [{num_classes}], got {tuple(counts.shape)}")
+            if not isinstance(class_counts, CategoryCounts):
+                raise ValueError(f"GAPLoss: class_counts must be a rog.losses.counts.CategoryCounts "
+                                 f"(CategoryCounts.from_instance_counts wraps a [C] tensor), "
+                                 f"got {type(class_counts).__name__}")
+            if class_counts.num_classes != num_classes:
+                raise ValueError(f"GAPLoss: class_counts cover {class_counts.num_classes} classes, "
+                                 f"the loss has {num_classes}")
+            counts = class_counts.instance_count.to(torch.float64).clone()
         self.num_classes = num_classes
         self.delta = float(delta)
         self.gamma = float(gamma)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rog.data.counts import CategoryCounts
+from rog.losses.counts import CategoryCounts
 from rog.losses.objective_base import Objective, one_hot, require_counts, tail_classes, uniform
 
 

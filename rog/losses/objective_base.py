@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rog.data.counts import CategoryCounts
+from rog.losses.counts import CategoryCounts
 from rog.losses.inputs import check_logits_labels
 
 
@@ -167,7 +167,7 @@ def require_counts(name: str, class_counts: CategoryCounts | None, num_classes: 
     if class_counts is None:
         raise ValueError(f"{name}: needs class_counts ({what} of the training annotations), got None")
     if not isinstance(class_counts, CategoryCounts):
-        raise ValueError(f"{name}: class_counts must be a rog.data.counts.CategoryCounts, "
+        raise ValueError(f"{name}: class_counts must be a rog.losses.counts.CategoryCounts, "
                          f"got {type(class_counts).__name__}")
     if class_counts.num_classes != num_classes:
         raise ValueError(f"{name}: class_counts cover {class_counts.num_classes} classes, "

@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 from typing import Callable
 
-from rog.data.counts import CategoryCounts
+from rog.losses.counts import CategoryCounts
 from rog.losses.calibration import NorCal, norcal_softmax
 from rog.losses.cross_entropy import SigmoidCE, SoftmaxCE
 from rog.losses.ecm import ECMLoss

@@ -100,16 +100,8 @@ def build_gap(params: dict, num_classes: int, class_counts=None) -> nn.Module | 
     if options.get("weighting") == "dataset":
         if class_counts is None:
             raise ValueError("gap: weighting 'dataset' needs the training set's class counts")
-        options["class_counts"] = torch.as_tensor(class_counts, dtype=torch.float64)
+        options["class_counts"] = class_counts
     return GAPLoss(num_classes, **options)
-
-
-def _counts_tensor(class_counts):
-    """CategoryCounts or a tensor of [C] instance counts -> (objective's counts, GAP's counts)."""
-    if class_counts is None:
-        return None, None
-    instance = getattr(class_counts, "instance_count", class_counts)
-    return class_counts, instance
 
 
 def model_signature(model_params: dict, num_classes: int) -> dict:
@@ -134,10 +126,9 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
     arch = model_params["arch"]
     if arch not in ARCHS:
         raise ValueError(f"unknown model arch '{arch}'; valid: {', '.join(ARCHS)}")
-    counts, instance_counts = _counts_tensor(class_counts)
     if objective is None:
-        objective = build_objective_module(model_params["objective"], num_classes, counts)
-    gap = build_gap(model_params.get("gap") or {}, num_classes, instance_counts)
+        objective = build_objective_module(model_params["objective"], num_classes, class_counts)
+    gap = build_gap(model_params.get("gap") or {}, num_classes, class_counts)
     roi = model_params["roi"]
     mask_features = roi.get("mask_features", "fpn")
     if mask_features not in MASK_FEATURES:

@@ -84,7 +84,7 @@ def stages(params: dict) -> dict:
     out["dataset_notebook"] = {
         "cmd": _notebook_cmd("dataset", "results/notebooks/dataset.ipynb",
                              {"profile": "${profile}", "dataset_root": DATASET}),
-        "deps": ["notebooks/dataset.ipynb", DATASET, "rog/data/plots.py", "rog/data/counts.py", "rog/losses/gap.py",
+        "deps": ["notebooks/dataset.ipynb", DATASET, "rog/data/plots.py", "rog/losses/counts.py", "rog/losses/gap.py",
                  "rog/report/figures.py"],
         "params": ["profile"],
         "outs": [{"results/notebooks/dataset.ipynb": {"cache": False}}],

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from rog.losses import GAPLoss
+from rog.losses import CategoryCounts, GAPLoss
 
 CLASSES = ("person", "dog", "soccer ball")
 # sigmoid scores of the paper's Figure 3: rows = objects, columns = classes
@@ -56,7 +56,8 @@ def ranking_ap(scores: torch.Tensor, labels: torch.Tensor, cls: int) -> float:
 def gap_module(num_classes: int = 3, weighting: str = "dataset", **options) -> GAPLoss:
     counts = torch.tensor(FIGURE3_COUNTS, dtype=torch.float64)[:num_classes]
     if weighting == "dataset":
-        return GAPLoss(num_classes, weighting="dataset", class_counts=counts, **options)
+        return GAPLoss(num_classes, weighting="dataset", class_counts=CategoryCounts.from_instance_counts(counts),
+                       **options)
     return GAPLoss(num_classes, weighting=weighting, **options)
 
 
