@@ -1,6 +1,7 @@
-"""Backbones with a feature pyramid: `tiny` (CPU, from scratch) and `resnet50_fpn` (the paper's).
+"""Backbones with a feature pyramid: `tiny` (CPU, from scratch), `resnet50_fpn` (the paper's) and
+`resnet101_fpn` (the paper's Table 5 R101 rows).
 
-Both map images [B, 3, H, W] to an OrderedDict of pyramid levels, each [B, out_channels, H / stride,
+All map images [B, 3, H, W] to an OrderedDict of pyramid levels, each [B, out_channels, H / stride,
 W / stride], and expose `out_channels` and `strides` (one per pyramid level, in order). The tiny one
 can add a `MASK_LEVEL` map at stride 4 for the mask branch alone (see `TinyFPN`).
 """
@@ -16,7 +17,8 @@ from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastL
 
 from rog.models.pretrained import load_weights
 
-BACKBONES = ("tiny", "resnet50_fpn")
+RESNETS = {"resnet50_fpn": "resnet50", "resnet101_fpn": "resnet101"}  # backbone name -> torchvision ResNet
+BACKBONES = ("tiny", *RESNETS)
 
 
 def _conv_bn(in_channels: int, out_channels: int, stride: int) -> list[nn.Module]:
@@ -99,21 +101,26 @@ def tiny_fpn(widths: tuple[int, ...] = (32, 64, 128, 256), depth: int = 2, fpn_c
     return TinyFPN(tuple(widths), depth, fpn_channels, mask_channels, mask_stride)
 
 
-def resnet50_fpn(pretrained: bool = False, trainable_layers: int = 5) -> BackboneWithFPN:
-    """torchvision's ResNet-50 + FPN (256 channels, strides 4..64).
+def resnet_fpn(name: str = "resnet50_fpn", pretrained: bool = False, trainable_layers: int = 5) -> BackboneWithFPN:
+    """torchvision's ResNet-50 or -101 + FPN (256 channels, strides 4..64), as its resnet_fpn_backbone.
 
-    From scratch (pretrained=False) BatchNorm is trainable (torchvision defaults to frozen BN, which
-    would pin random statistics). With ImageNet weights it is frozen BN, as in the paper's setup.
+    name: a key of RESNETS. From scratch (pretrained=False: random weights, nothing downloaded)
+    BatchNorm is trainable (torchvision defaults to frozen BN, which would pin random statistics).
+    pretrained=True loads torchvision's ImageNet weights (IMAGENET1K_V1, mmdet's `torchvision://`
+    checkpoints) with frozen BN and at most 3 trainable stages, as in the paper's setup.
     """
-    from torchvision.models import ResNet50_Weights
+    from torchvision.models import ResNet50_Weights, ResNet101_Weights
     from torchvision.ops import misc as misc_nn_ops
 
+    if name not in RESNETS:
+        raise ValueError(f"unknown ResNet backbone '{name}'; valid: {', '.join(RESNETS)}")
     if pretrained:
-        model = resnet_fpn_backbone(backbone_name="resnet50", weights=ResNet50_Weights.IMAGENET1K_V1,
+        weights = {"resnet50_fpn": ResNet50_Weights, "resnet101_fpn": ResNet101_Weights}[name].IMAGENET1K_V1
+        model = resnet_fpn_backbone(backbone_name=RESNETS[name], weights=weights,
                                     norm_layer=misc_nn_ops.FrozenBatchNorm2d,
                                     trainable_layers=min(trainable_layers, 3))
     else:
-        model = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=nn.BatchNorm2d,
+        model = resnet_fpn_backbone(backbone_name=RESNETS[name], weights=None, norm_layer=nn.BatchNorm2d,
                                     trainable_layers=trainable_layers)
     model.strides = (4, 8, 16, 32, 64)
     return model
@@ -134,5 +141,5 @@ def build_backbone(params: dict, mask_channels: int | None = None, mask_stride: 
                                      int(params.get("fpn_channels", 128)), mask_channels, mask_stride), params)
     if params.get("weights"):
         raise ValueError("model.backbone.weights: only the tiny backbone loads pretrained glyph weights "
-                         "(resnet50_fpn: model.backbone.pretrained)")
-    return resnet50_fpn(bool(params.get("pretrained", False)), int(params.get("trainable_layers", 5)))
+                         f"({name}: model.backbone.pretrained)")
+    return resnet_fpn(name, bool(params.get("pretrained", False)), int(params.get("trainable_layers", 5)))
