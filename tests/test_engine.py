@@ -161,6 +161,19 @@ def test_killed_run_resumes_to_identical_weights(smoke_data, tmp_path):
     assert (tmp_path / "straight" / "model_final.pt").read_bytes() == before
 
 
+def test_workers_load_the_same_batches_and_resume_exactly(smoke_data, tmp_path):
+    """train.workers > 0: a run killed and resumed with 2 workers ends with the in-process run's weights,
+    random multi-scale resizing included (each sample's draw is seeded by its sampler position)."""
+    scales = ["train.iterations=4", "dataset.resize_min_size=[80,96,112,128]", "dataset.resize_max_size=128"]
+    params = fast_params(smoke_data, *scales)
+    straight = train(params, tmp_path / "straight", progress=False)
+    workers = fast_params(smoke_data, *scales, "train.workers=2")
+    assert rundir.params_hash(workers) == rundir.params_hash(params)  # an execution knob
+    assert train(workers, tmp_path / "killed", progress=False, stop_after=3) is None
+    resumed = train(workers, tmp_path / "killed", progress=False)
+    assert_same_weights(weights(straight), weights(resumed))
+
+
 def test_resume_refuses_a_checkpoint_of_another_model(smoke_data, tmp_path):
     params = fast_params(smoke_data, "train.iterations=2")
     train(params, tmp_path / "run", progress=False)

@@ -1,7 +1,7 @@
 """Train-time transforms on (image float [3, H, W], target) pairs, masks included.
 
 Randomness comes from `generator` (a torch.Generator) when given, else from torch's global RNG,
-which the training engine seeds per worker.
+which the training loader seeds per sample (rog.data.loader).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import yaml
 # knobs that change how a run executes, not what it computes. keep_every only copies the model to
 # checkpoints/iter_*.pt (no RNG draw, no effect on the weights: tests/test_engine.py), so turning it on
 # for a finished or half-done run keeps its folder instead of retraining it from scratch.
-EXECUTION_ONLY = {"train": ("threads", "device", "checkpoint_every", "keep_every")}
+EXECUTION_ONLY = {"train": ("threads", "workers", "device", "checkpoint_every", "keep_every")}
 HASHED_SECTIONS = ("dataset", "model", "train")
 
 

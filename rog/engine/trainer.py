@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from rog.data.build import build_dataset, build_sampler
-from rog.data.lvis_dataset import collate
+from rog.data.loader import training_loader
 from rog.engine import checkpoint, diagnostics, distributed, rundir
 from rog.engine.schedule import build_scheduler
 from rog.models.builder import build_detector, classifier
@@ -183,15 +183,15 @@ class Trainer:
 
     # ---- the loop ---------------------------------------------------------------------------------
     def batches(self):
-        """Infinite stream of (images, targets) of batch_size / world_size images, tracking the position."""
+        """Infinite stream of (images, targets) of batch_size / world_size images, tracking the position;
+        train.workers processes decode them (rog.data.loader: the batches do not depend on the count)."""
         per_rank = int(self.tp["batch_size"]) // self.world
         self.sampler.set_start(self.sampler_state["epoch"], self.sampler_state["position"])
-        stream = self.sampler.positions()
-        while True:
-            picks = [next(stream) for _ in range(per_rank)]
-            epoch, position, _ = picks[-1]
+        loader = training_loader(self.dataset, self.sampler, per_rank, int(self.tp.get("workers") or 0),
+                                 int(self.tp["seed"]), self.rank, pin_memory=self.device.type == "cuda")
+        for images, targets, (epoch, position) in loader:
             self.sampler_state = {"epoch": epoch, "position": position + 1}
-            yield collate([self.dataset[index] for _, _, index in picks])
+            yield images, targets
 
     def step(self, model, images, targets) -> dict[str, float]:
         """One SGD step; returns the losses averaged over processes, the total under 'loss'."""
@@ -233,8 +233,8 @@ class Trainer:
         bar = tqdm(total=iterations, initial=self.iteration, disable=not self.progress or self.rank != 0,
                    desc="resumed" if resumed else "train", dynamic_ncols=True)
         log = open(self.out / LOSS_LOG, "a") if self.rank == 0 else None
+        batches = self.batches()
         try:
-            batches = self.batches()
             while self.iteration < iterations:
                 start = time.perf_counter()
                 images, targets = to_device(*next(batches), self.device)
@@ -254,6 +254,7 @@ class Trainer:
                 if stop_after is not None and self.iteration >= stop_after and self.iteration < iterations:
                     return None
         finally:
+            batches.close()  # stops the loader's workers
             bar.close()
             if log is not None:
                 log.close()
