@@ -157,8 +157,14 @@ def run_params(data: Path, device: str, iterations: int, nproc: int, image_size:
 
 
 def run_command(command: list[str], timeout: float, env: dict) -> tuple[subprocess.CompletedProcess, float]:
+    """(the finished process, seconds); a process past `timeout` is killed and reported with return code -1."""
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    try:
+        proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        output = "".join(x.decode(errors="replace") if isinstance(x, bytes) else x
+                         for x in (err.stdout, err.stderr) if x)
+        proc = subprocess.CompletedProcess(command, -1, output, f"\ntimed out after {timeout:.0f} s")
     return proc, time.perf_counter() - start
 
 
