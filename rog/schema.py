@@ -11,8 +11,10 @@ keys) are only required to be mappings: the objective's constructor checks its o
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import math
+import re
 from typing import Any, Callable, Mapping
 
 from rog.config import ParamsError
@@ -20,11 +22,14 @@ from rog.config import ParamsError
 
 class Rule:
     """`ok(value)` says whether a value is allowed; `allowed` says in words what is (a string, or a
-    function giving it, for lists read from the code)."""
+    function giving it, for lists read from the code); `coerce(value)` may first turn a value written
+    another way into the type (e.g. '1e-3', a string to PyYAML, into 0.001)."""
 
-    def __init__(self, ok: Callable[[Any], bool], allowed: str | Callable[[], str]):
+    def __init__(self, ok: Callable[[Any], bool], allowed: str | Callable[[], str],
+                 coerce: Callable[[Any], Any] = lambda v: v):
         self.ok = ok
         self._allowed = allowed
+        self.coerce = coerce
 
     @property
     def allowed(self) -> str:
@@ -59,14 +64,22 @@ def integer(lo: int | None = None, hi: int | None = None) -> Rule:
     return Rule(lambda v: _is_int(v) and inside(v), f"an integer{words}")
 
 
+# YAML 1.2 floats that PyYAML (YAML 1.1) reads as strings: 1e-3, 2E+4 (no dot)
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _as_float(v):
+    return float(v) if isinstance(v, str) and _EXPONENT_FLOAT.fullmatch(v.strip()) else v
+
+
 def number(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Rule:
-    """A finite int or float within the bounds (open bounds exclude the end)."""
+    """A finite int or float within the bounds (open bounds exclude the end); '1e-3' is read as 0.001."""
     inside, words = _bounds(lo, hi, lo_open, hi_open)
-    return Rule(lambda v: _is_num(v) and inside(v), f"a finite number{words}")
+    return Rule(lambda v: _is_num(v) and inside(v), f"a finite number{words}", _as_float)
 
 
 def optional(rule: Rule) -> Rule:
-    return Rule(lambda v: v is None or rule.ok(v), f"null or {rule.allowed}")
+    return Rule(lambda v: v is None or rule.ok(v), lambda: f"null or {rule.allowed}", rule.coerce)
 
 
 def choice(*values: str) -> Rule:
@@ -83,17 +96,20 @@ def choice_from(module: str, name: str) -> Rule:
 
 
 def list_of(item: Rule, length: int | None = None, min_length: int = 0) -> Rule:
+    """A list (of `length` items, or at least `min_length`), each allowed by `item`."""
     def ok(v) -> bool:
         return (isinstance(v, list) and len(v) >= min_length and (length is None or len(v) == length)
                 and all(item.ok(x) for x in v))
     size = f" of {length} items" if length is not None else " (non-empty)" if min_length else ""
-    return Rule(ok, f"a list{size}, each {item.allowed}")
+    return Rule(ok, f"a list{size}, each {item.allowed}",
+                lambda v: [item.coerce(x) for x in v] if isinstance(v, list) else v)
 
 
 def span(item: Rule) -> Rule:
     """[low, high], both allowed by `item`, low <= high."""
     return Rule(lambda v: isinstance(v, list) and len(v) == 2 and all(item.ok(x) for x in v) and v[0] <= v[1],
-                f"[low, high] with low <= high, each {item.allowed}")
+                f"[low, high] with low <= high, each {item.allowed}",
+                lambda v: [item.coerce(x) for x in v] if isinstance(v, list) else v)
 
 
 BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
@@ -262,14 +278,24 @@ def problems(params: Mapping) -> list[str]:
     found = []
     for key, rule in SCHEMA.items():
         value = lookup(params, key)
-        if value is not _MISSING and not rule.ok(value):
+        if value is not _MISSING and not rule.ok(rule.coerce(value)):
             found.append(f"{key} = {value!r}: expected {rule.allowed}")
     return found
 
 
-def check_params(params: Mapping) -> Mapping:
-    """Raise ParamsError listing every value of `params` outside its rule; return `params`."""
+def check_params(params: Mapping) -> dict:
+    """`params` with values written another way coerced (Rule.coerce: '1e-3' -> 0.001); ParamsError
+    listing every value outside its rule."""
     found = problems(params)
     if found:
         raise ParamsError("invalid parameter" + ("s" if len(found) > 1 else "") + ": " + "; ".join(found))
-    return params
+    out = copy.deepcopy(dict(params))
+    for key, rule in SCHEMA.items():
+        value = lookup(out, key)
+        if value is not _MISSING:
+            *sections, name = key.split(".")
+            node = out
+            for part in sections:
+                node = node[part]
+            node[name] = rule.coerce(value)
+    return out

@@ -109,3 +109,11 @@ def test_missing_keys_are_not_checked_but_a_non_section_on_the_way_is():
     assert schema.problems({"train": {"iterations": 5}}) == []
     with pytest.raises(ParamsError, match="train = 5: expected a section"):
         schema.problems({"train": 5})
+
+
+def test_exponent_floats_that_pyyaml_reads_as_strings_are_numbers():
+    resolved = resolve(PARAMS, "smoke", None, ["train.lr=1e-3", "train.lr_steps=[5e-1, 0.9]", "train.grad_clip=1E1"])
+    assert resolved["train"]["lr"] == 0.001 and resolved["train"]["lr_steps"] == [0.5, 0.9]
+    assert resolved["train"]["grad_clip"] == 10.0
+    with pytest.raises(ParamsError, match="train.iterations = '1e3': expected an integer"):
+        resolve(PARAMS, "smoke", None, ["train.iterations=1e3"])
