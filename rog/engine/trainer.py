@@ -168,7 +168,14 @@ class Trainer:
         return {"threads": threads, "device": self.device.type}
 
     def save(self, *paths: Path, kept: Path | None = None) -> None:
-        """Write the full checkpoint to `paths` and the model-only one to `kept` (collective under DDP)."""
+        """Write the full checkpoint to `paths` and the model-only one to `kept` (collective under DDP).
+
+        NonFiniteLoss instead when a weight is NaN or infinite: a blown-up model never replaces a good one."""
+        bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise NonFiniteLoss(f"iteration {self.iteration}: the weights became non-finite ({bad[0]}"
+                                + (f" and {len(bad) - 1} more" if len(bad) > 1 else "") + "); not saved, "
+                                f"{self.kept_message()}; lower train.lr or check the data")
         state = self.state()
         if self.rank == 0:
             for path in paths:
@@ -266,9 +273,23 @@ class Trainer:
             self.sampler_state = {"epoch": epoch, "position": position + 1}
             yield collate([self.dataset[index] for _, _, index in picks])
 
+    def kept_message(self) -> str:
+        if self.saved_iteration is None:
+            return "no checkpoint was written"
+        return f"{self.last_checkpoint} (iteration {self.saved_iteration}) is kept"
+
     def step(self, model, images, targets) -> dict[str, float]:
-        """One SGD step; returns the losses averaged over processes, the total under 'loss'."""
-        losses = model(images, targets)
+        """One SGD step; returns the losses averaged over processes, the total under 'loss'.
+
+        NonFiniteLoss, naming the iteration, for a NaN or infinite loss term, or for non-finite logits
+        (weights blown up by the previous step)."""
+        try:
+            losses = model(images, targets)
+        except ValueError as err:
+            if "non-finite" not in str(err):
+                raise
+            raise NonFiniteLoss(f"iteration {self.iteration + 1}: {err}; the run stopped before saving, "
+                                f"{self.kept_message()}; lower train.lr or check the data") from None
         total = sum(losses.values())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -282,12 +303,10 @@ class Trainer:
         out = dict(zip(["loss"] + names, values.tolist()))
         if not math.isfinite(out["loss"]):
             terms = [k for k in names if not math.isfinite(out[k])] or ["loss"]
-            kept = (f"{self.last_checkpoint} (iteration {self.saved_iteration}) is kept"
-                    if self.saved_iteration is not None else "no checkpoint was written")
             raise NonFiniteLoss(
                 f"iteration {self.iteration + 1}: non-finite training loss in "
                 + ", ".join(f"{k} = {out[k]:.4g}" for k in terms) + f" (total {out['loss']:.4g}); "
-                f"the run stopped before saving, {kept}; lower train.lr or check the data")
+                f"the run stopped before saving, {self.kept_message()}; lower train.lr or check the data")
         return out
 
     def run(self, stop_after: int | None = None) -> Path | None:
