@@ -17,8 +17,9 @@ from model_final.pt or checkpoints/previous.pt, the checkpoint before it, and sa
 between its last iteration and model_final.pt (the file is written from the restored state), temp
 files of a killed write (removed), a torn last line of losses.jsonl (dropped). A change of the
 execution knobs that change the numbers (train.threads, the device) is refused mid-run. A non-finite
-loss stops the run (NonFiniteLoss, naming the iteration and the terms) before anything is saved. Under torchrun each process trains on
-batch_size / world_size images per iteration (DDP; gloo on CPU, nccl on GPU).
+loss stops the run (NonFiniteLoss, naming the iteration and the terms) before anything is saved.
+Under torchrun each process trains on batch_size / world_size images per iteration (DDP; gloo on
+CPU, nccl on GPU).
 """
 from __future__ import annotations
 
@@ -80,8 +81,9 @@ def truncate_log(path: Path, last_iteration: int) -> None:
     """Keep only the log lines of iterations <= last_iteration (a resumed run rewrites the rest)."""
     if not path.is_file():
         return
-    kept = [r for _, r in read_log(path) if r["iteration"] <= last_iteration]
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    lines = path.read_text().splitlines()
+    kept = [lines[number - 1] for number, r in read_log(path) if r["iteration"] <= last_iteration]
+    path.write_text("".join(line + "\n" for line in kept))
 
 
 def log_seconds(path: str | Path) -> float:
