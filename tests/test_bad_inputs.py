@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from data_helpers import ensure_snapshot
 from rog.cli import main
 from rog.engine import checkpoint
 from rog.engine.trainer import train
@@ -68,6 +69,7 @@ def assert_refused(result: tuple[int, str, str], *named: str) -> str:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
+    ensure_snapshot()  # a fresh clone: data/ pulled from the in-repo DVC remote (this module runs first)
     return render_smoke(tmp_path_factory.getbasetemp())
 
 
