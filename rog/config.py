@@ -52,6 +52,8 @@ def merge(base: Mapping, overlay: Mapping, where: str = "") -> dict:
         if key not in out:
             valid = ", ".join(sorted(map(str, out))) or "(none)"
             raise ParamsError(f"unknown parameter '{path}'; valid keys here: {valid}")
+        if isinstance(out[key], Mapping) and not isinstance(value, Mapping):
+            raise ParamsError(f"'{path}' is a section, not a value: set its keys ({path}.KEY=...), got {value!r}")
         if isinstance(out[key], Mapping) and out[key] and isinstance(value, Mapping):
             out[key] = merge(out[key], value, path)
         else:
@@ -92,7 +94,9 @@ def resolve(
         resolved = merge(resolved, table[name] or {}, f"{section}.{name}")
     for text in overrides:
         resolved = merge(resolved, parse_override(text))
-    return resolved
+    from rog.schema import check_params  # every value's type and range (rog/schema.py)
+
+    return check_params(resolved)
 
 
 def load_params(

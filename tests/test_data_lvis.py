@@ -62,6 +62,26 @@ def test_real_lvis_records_use_coco_url(tmp_path):
     (lambda d: d["annotations"][0].update(image_id=99), "image_id 99 is not an image of this file"),
     (lambda d: d["annotations"][0].update(category_id=7), "category_id 7 is not a category of this file"),
     (lambda d: d["categories"].append(category(1)), "duplicate category id 1"),
+    # content: finite numbers, boxes of non-negative size, decodable segmentations, something to read
+    (lambda d: d.update(images=[], annotations=[]), "'images' is empty"),
+    (lambda d: d.update(categories=[], annotations=[]), "'categories' is empty"),
+    (lambda d: d["images"][0].update(width=0), "images[0] (id 1): height and width must be >= 1"),
+    (lambda d: d["annotations"][0].update(bbox=[0, float("nan"), 3, 3]), "annotations[0] (id 1): 'bbox' must be"),
+    (lambda d: d["annotations"][0].update(bbox=[0, 0, float("inf"), 3]), "annotations[0] (id 1): 'bbox' must be"),
+    (lambda d: d["annotations"][0].update(bbox=[0, 0, -3, 3]), "annotations[0] (id 1): 'bbox' width and height"),
+    (lambda d: d["annotations"][0].update(area=float("nan")), "annotations[0] (id 1): 'area' must be"),
+    (lambda d: d["annotations"][0].update(segmentation=[[0, 0, 3, 0, 3]]), "'segmentation': polygon 0 must be"),
+    (lambda d: d["annotations"][0].update(segmentation=[[0, 0, 3, 0, 3, float("nan")]]), "polygon 0 must be"),
+    (lambda d: d["annotations"][0].update(segmentation=[]), "polygon list is empty"),
+    (lambda d: d["annotations"][0].update(segmentation="mask"), "must be polygons (list) or RLE (dict)"),
+    (lambda d: d["annotations"][0].update(segmentation={"size": [32, 48], "counts": "!!!"}),
+     "annotations[0] (id 1): 'segmentation': RLE counts are malformed"),
+    (lambda d: d["annotations"][0].update(segmentation={"size": [32, 48], "counts": "P13"}),
+     "RLE runs must be >= 0 and sum to height x width = 1536"),
+    (lambda d: d["annotations"][0].update(segmentation={"size": [32, 48], "counts": [1000, 5, 300]}),
+     "RLE runs must be >= 0 and sum to height x width = 1536, got sum 1305"),
+    (lambda d: d["annotations"][0].update(segmentation={"size": [10, 10], "counts": [100]}),
+     "RLE size [10, 10] is not the image's [height, width] = [32, 48]"),
 ])
 def test_not_lvis_is_named(tmp_path, mutate, problem):
     data = {"images": [image(1)], "annotations": [box_annotation(1, 1, 1, (0, 0, 3, 3))], "categories": [category(1)]}
@@ -156,3 +176,31 @@ def test_build_transforms_from_params():
     assert build_transforms(glyphs, train=True) is None
     with pytest.raises(ValueError, match="mirrored glyph"):
         build_transforms(dict(glyphs, horizontal_flip=True), train=True)
+
+
+def test_rle_string_runs_and_validity_agree_with_pycocotools():
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    from rog.data.lvis_dataset import rle_string_counts, segmentation_problem, segmentation_to_mask
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        h, w = (int(v) for v in rng.integers(1, 70, 2))
+        mask = np.asfortranarray(rng.random((h, w)) < rng.random())
+        if trial % 3 == 0:  # long runs: multi-group numbers and large differences
+            mask[:] = False
+            mask[rng.integers(0, h):, rng.integers(0, w):] = True
+        rle = mask_utils.encode(mask.astype(np.uint8))
+        counts = rle["counts"].decode("ascii")
+        runs = rle_string_counts(counts)
+        flat = np.repeat(np.arange(len(runs)) % 2, runs).astype(bool)  # column-major, first run of zeros
+        assert np.array_equal(flat.reshape(w, h).T, mask)
+        seg = {"size": [h, w], "counts": counts}
+        assert segmentation_problem(seg, h, w) is None
+        assert np.array_equal(segmentation_to_mask(seg, h, w), mask)
+        if len(counts) > 1:  # cut short or wrong alphabet: refused, never handed to pycocotools
+            assert segmentation_problem(dict(seg, counts=counts[:-1] + "~"), h, w)
+    polygon = [[1.5, 1, 20.25, 2, 18, 25, 3, 22]]
+    assert segmentation_problem(polygon, 32, 48) is None
+    assert segmentation_to_mask(polygon, 32, 48).sum() > 300

@@ -220,3 +220,126 @@ def test_learning_curve_evaluates_each_checkpoint_once_and_ends_at_the_final_mod
     assert json.loads(path.read_text()) == points
     with pytest.raises(FileNotFoundError, match="model_final.pt"):
         curve.learning_curve(tmp_path / "nothing", params=curve.run_params(run))
+
+
+# ---- faults: corrupt checkpoints, a kill during the final save, torn logs, changed execution -------------
+def flip_middle(path: Path) -> None:
+    """Flip 16 bytes in the middle of a file, keeping its size (bit rot)."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+    path.write_bytes(bytes(data))
+
+
+def test_a_checkpoint_with_flipped_bytes_is_refused_by_name(tmp_path):
+    path = checkpoint.save(tmp_path / "c.pt", {"signature": {}, "params": {}, "iteration": 1,
+                                               "model": {"w": torch.arange(100000.0)}})
+    assert checkpoint.load(path)["iteration"] == 1 and checkpoint.is_intact(path)
+    size = path.stat().st_size
+    flip_middle(path)
+    assert path.stat().st_size == size
+    with pytest.raises(checkpoint.CheckpointError, match=r"c\.pt: corrupted checkpoint: member .* CRC-32"):
+        checkpoint.load(path)
+    assert not checkpoint.is_intact(path) and not checkpoint.is_intact(tmp_path / "absent.pt")
+
+
+def test_resume_falls_back_past_a_corrupt_last_checkpoint_and_after_a_torn_log_line(smoke_data, tmp_path, capsys):
+    params = fast_params(smoke_data)
+    straight = train(params, tmp_path / "straight", progress=False)
+    run = tmp_path / "run"
+    assert train(params, run, progress=False, stop_after=5) is None  # last.pt: 4, previous.pt: 2
+    last, previous = run / "checkpoints" / "last.pt", run / "checkpoints" / "previous.pt"
+    assert checkpoint.load(previous)["iteration"] == 2
+    flip_middle(last)
+    with open(run / "losses.jsonl", "a") as log:
+        log.write('{"iteration": 6, "lr": 0.0')  # killed mid-line
+    resumed = train(params, run, progress=False)
+    err = capsys.readouterr().err
+    assert f"{last}: corrupted checkpoint" in err and "resuming from" in err and "(iteration 2)" in err
+    assert_same_weights(weights(straight), weights(resumed))
+    assert (run / "checkpoints" / "last.pt.corrupt").is_file()  # set aside, not trained over
+    assert not previous.exists()  # the fallback goes once the run has finished
+    assert [json.loads(line)["iteration"] for line in (run / "losses.jsonl").read_text().splitlines()] == \
+        list(range(1, 7))
+
+
+def test_a_kill_during_the_final_save_is_repaired_by_the_rerun(smoke_data, tmp_path, monkeypatch, capsys):
+    params = fast_params(smoke_data)
+    straight = train(params, tmp_path / "straight", progress=False)
+    real_save = checkpoint.save
+
+    def killed_in_final_save(path, state, previous=None):
+        path = Path(path)
+        if path.name != "model_final.pt":
+            return real_save(path, state, previous)
+        (path.parent / f".{path.name}.tmp4242").write_bytes(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt("killed")  # as SIGKILL would: nothing after this line runs
+
+    monkeypatch.setattr(checkpoint, "save", killed_in_final_save)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(params, run, progress=False)
+    assert not (run / "model_final.pt").exists() and checkpoint.load(run / "checkpoints" / "last.pt")["iteration"] == 6
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    final = train(params, run, progress=False)
+    err = capsys.readouterr().err
+    assert "model_final.pt is missing; written again from the restored state of iteration 6" in err
+    assert "removed 1 temp file(s)" in err and not list(run.glob(".*tmp*"))
+    assert_same_weights(weights(straight), weights(final))
+    # lost later, or rotted: written again the same way
+    final.unlink()
+    assert_same_weights(weights(straight), weights(train(params, run, progress=False)))
+    flip_middle(final)
+    assert_same_weights(weights(straight), weights(train(params, run, progress=False)))
+
+
+def test_resume_refuses_another_thread_count_mid_run_but_a_finished_run_does_not_care(smoke_data, tmp_path):
+    params = fast_params(smoke_data)
+    run = tmp_path / "run"
+    assert train(params, run, progress=False, stop_after=3) is None
+    two = fast_params(smoke_data, "train.threads=2")
+    assert rundir.params_hash(two) == rundir.params_hash(params)
+    try:
+        with pytest.raises(checkpoint.CheckpointError, match=r"started with threads 1.*resume with threads 2.*--set train.threads=1"):
+            train(two, run, progress=False)
+        final = train(params, run, progress=False)
+        assert train(two, run, progress=False) == final  # finished: nothing is computed again
+    finally:
+        torch.set_num_threads(1)
+
+
+class NaNAfter(torch.nn.Module):
+    """Sigmoid CE whose loss turns NaN from its `after`-th training call on."""
+
+    def __init__(self, num_classes: int, after: int):
+        super().__init__()
+        from rog.losses.cross_entropy import SigmoidCE
+
+        self.inner, self.after, self.calls = SigmoidCE(num_classes), after, 0
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.inner, name)
+
+    def loss(self, logits, labels):
+        self.calls += 1
+        out = self.inner.loss(logits, labels)
+        return {k: v * float("nan") for k, v in out.items()} if self.calls >= self.after else out
+
+    forward = loss
+
+
+def test_a_non_finite_loss_stops_the_run_naming_iteration_and_term_and_keeps_the_checkpoint(smoke_data, tmp_path):
+    from rog.data.build import build_dataset
+    from rog.engine.trainer import NonFiniteLoss
+
+    params = fast_params(smoke_data)
+    classes = build_dataset(params["dataset"], "train").num_classes
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteLoss, match=r"iteration 3: non-finite training loss in loss_cls = nan .*"
+                                            r"last\.pt \(iteration 2\) is kept"):
+        train(params, run, objective=NaNAfter(classes, after=3), progress=False)
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["iteration"] == 2
+    assert not (run / "model_final.pt").exists()

@@ -161,3 +161,15 @@ def test_metrics_json_and_train_counts(gt_path, dets, dataset, tmp_path):
     (tmp_path / "train.json").write_text(json.dumps(train))
     with pytest.raises(ValueError, match="image_count"):
         image_counts_from_json(tmp_path / "train.json")
+
+
+def test_fewer_categories_than_groups_keeps_every_other_metric(tmp_path):
+    small = synthetic_lvis(num_images=8, num_categories=3, seed=3)
+    path = tmp_path / "val3.json"
+    path.write_text(json.dumps(small))
+    dets = synthetic_detections(small, per_gt=3, false_positives=4, seed=4)
+    with pytest.warns(UserWarning, match="3 categories cannot make 5 frequency groups"):
+        m = evaluate_all(path, dets, None, [300], train_image_counts={c["id"]: 10 for c in small["categories"]})
+    assert "frequency_groups" not in m["bbox"] and "cannot make 5 groups" in m["protocol"]["train_image_counts"]
+    assert m["bbox"]["metrics"] == evaluate_detailed(path, dets, "bbox", 300).metrics  # same as a plain run
+    assert len(m["bbox"]["per_category"]) == 3

@@ -152,7 +152,7 @@ def test_pretrain_resolves_to_the_pipeline_output():
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["pretrain", "--out", str(tmp_path), "--set", "pretrain.iterations=0"]) == 2
-    assert "pretrain.iterations: expected a positive integer" in capsys.readouterr().err
+    assert "pretrain.iterations = 0: expected an integer >= 1" in capsys.readouterr().err  # rog/schema.py
     assert main(["pretrain", "--out", str(tmp_path), "--set", "dataset.glyphs.fonts=[Nope.ttf]"]) == 2
     assert "Nope.ttf: font missing" in capsys.readouterr().err
     assert main(["pretrain", "--out", str(tmp_path), "--set", "pretrain.nope=1"]) == 2

@@ -97,7 +97,7 @@ def test_schedule_length_scales_iterations(tmp_path, params):
     assert two["dataset"]["sampler"]["kind"] == "repeat_factor"
     p["experiments"]["bad"] = {"schedule": {"length": 0}}
     path.write_text(yaml.safe_dump(p))
-    with pytest.raises(registry.RegistryError, match="schedule.length"):
+    with pytest.raises(registry.ParamsError, match="schedule.length = 0"):  # the schema (rog/schema.py)
         registry.experiment_params(path, "smoke", "bad")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, profile_default: str | None = "default") -> None:
@@ -49,5 +50,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         distributed.shutdown()
     if rank == 0:
+        if final is None or not Path(final).is_file():  # never claim a file that is not there
+            print(f"rog train: no final model was written in {args.out}", file=sys.stderr)
+            return 2
         print(f"rog train: {final}")
     return 0

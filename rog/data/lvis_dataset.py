@@ -26,6 +26,7 @@ that gives their count.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Callable, Sequence
@@ -54,7 +55,63 @@ def _is_int(v) -> bool:
 
 
 def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (json.load accepts NaN and Infinity)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def rle_string_counts(counts: str) -> list[int] | None:
+    """Run lengths of a compressed COCO RLE string (pycocotools' rleFrString, in Python), or None if it
+    is malformed: a character outside '0'..'o' or a number cut short. Checked here because pycocotools
+    reads malformed strings out of bounds (it may abort the process)."""
+    runs: list[int] = []
+    x = k = 0
+    for c in counts.encode("latin-1", errors="replace"):
+        c -= 48
+        if not 0 <= c < 64:
+            return None
+        x |= (c & 0x1F) << (5 * k)
+        k += 1
+        if c & 0x20:  # more 5-bit groups follow
+            continue
+        if c & 0x10:  # sign bit of the last group
+            x |= -1 << (5 * k)
+        if len(runs) > 2:  # runs after the second are stored as differences with the run two before
+            x += runs[-2]
+        runs.append(x)
+        x = k = 0
+    return runs if k == 0 else None
+
+
+def segmentation_problem(seg, height: int, width: int) -> str | None:
+    """Why `seg` cannot be decoded into a [height, width] mask, or None if it can.
+
+    Polygons: a non-empty list of lists of >= 6 finite numbers (x, y pairs). RLE: {'size': [height,
+    width], 'counts': run lengths (a list) or a compressed string}, the runs non-negative and summing to
+    height x width, which is what pycocotools' decode needs.
+    """
+    if isinstance(seg, list):
+        if not seg:
+            return "polygon list is empty"
+        for j, poly in enumerate(seg):
+            if not (isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0 and all(map(_is_num, poly))):
+                return f"polygon {j} must be an even number (>= 6) of finite coordinates x, y, ..."
+        return None
+    if not isinstance(seg, dict):
+        return f"must be polygons (list) or RLE (dict), got {type(seg).__name__}"
+    size, counts = seg.get("size"), seg.get("counts")
+    if size != [height, width]:
+        return f"RLE size {size!r} is not the image's [height, width] = [{height}, {width}]"
+    if isinstance(counts, list):
+        runs = counts if all(_is_int(c) for c in counts) else None
+    elif isinstance(counts, str):
+        runs = rle_string_counts(counts)
+    else:
+        return f"RLE counts must be a string or a list of integers, got {type(counts).__name__}"
+    if runs is None:
+        return "RLE counts are malformed (not a COCO RLE string, or not integers)"
+    if any(r < 0 for r in runs) or sum(runs) != height * width:
+        return f"RLE runs must be >= 0 and sum to height x width = {height * width}, got sum {sum(runs)}"
+    return None
 
 
 def _check_record(path, where: str, record, int_keys: tuple[str, ...]) -> None:
@@ -67,7 +124,11 @@ def _check_record(path, where: str, record, int_keys: tuple[str, ...]) -> None:
 
 
 def validate_lvis(data, path="<dict>") -> None:
-    """Check the parts of the LVIS v1 schema this project reads; raise LVISFormatError on the first problem."""
+    """Check the parts of the LVIS v1 schema this project reads, content included (finite numbers, boxes
+    of non-negative size, decodable segmentations, at least one image and one category); raise
+    LVISFormatError on the first problem, naming the file and the record (list index and id).
+
+    Training and evaluation both read their json through this (load_lvis_json)."""
     if not isinstance(data, dict):
         _fail(path, f"expected a json object at the top level, got {type(data).__name__}")
     for key in ("images", "annotations", "categories"):
@@ -75,6 +136,9 @@ def validate_lvis(data, path="<dict>") -> None:
             _fail(path, f"missing top-level key '{key}' (an LVIS file has images, annotations, categories)")
         if not isinstance(data[key], list):
             _fail(path, f"'{key}' must be a list, got {type(data[key]).__name__}")
+    for key in ("images", "categories"):
+        if not data[key]:
+            _fail(path, f"'{key}' is empty: nothing to train on or evaluate")
     category_ids = set()
     for k, cat in enumerate(data["categories"]):
         if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
@@ -82,9 +146,12 @@ def validate_lvis(data, path="<dict>") -> None:
         if cat["id"] in category_ids:
             _fail(path, f"categories[{k}]: duplicate category id {cat['id']}")
         category_ids.add(cat["id"])
-    image_ids = set()
+    image_ids, sizes = set(), {}
     for k, img in enumerate(data["images"]):
         _check_record(path, f"images[{k}]", img, ("id", "height", "width"))
+        if img["height"] < 1 or img["width"] < 1:
+            _fail(path, f"images[{k}] (id {img['id']}): height and width must be >= 1, "
+                        f"got {img['height']} x {img['width']}")
         if not isinstance(img.get("file_name", img.get("coco_url")), str):
             _fail(path, f"images[{k}] (id {img['id']}): needs a string 'file_name' or 'coco_url'")
         for key in ("neg_category_ids", "not_exhaustive_category_ids"):
@@ -93,19 +160,26 @@ def validate_lvis(data, path="<dict>") -> None:
         if img["id"] in image_ids:
             _fail(path, f"images[{k}]: duplicate image id {img['id']}")
         image_ids.add(img["id"])
+        sizes[img["id"]] = (img["height"], img["width"])
     for k, ann in enumerate(data["annotations"]):
         _check_record(path, f"annotations[{k}]", ann, ("id", "image_id", "category_id"))
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_num(v) for v in bbox)):
-            _fail(path, f"annotations[{k}] (id {ann['id']}): 'bbox' must be 4 numbers [x, y, w, h], got {bbox!r}")
+            _fail(path, f"annotations[{k}] (id {ann['id']}): 'bbox' must be 4 numbers [x, y, w, h], finite, "
+                        f"got {bbox!r}")
+        if bbox[2] < 0 or bbox[3] < 0:
+            _fail(path, f"annotations[{k}] (id {ann['id']}): 'bbox' width and height must be >= 0, got {bbox!r}")
+        if "area" in ann and not (_is_num(ann["area"]) and ann["area"] >= 0):
+            _fail(path, f"annotations[{k}] (id {ann['id']}): 'area' must be a finite number >= 0, got {ann['area']!r}")
         if ann["image_id"] not in image_ids:
             _fail(path, f"annotations[{k}] (id {ann['id']}): image_id {ann['image_id']} is not an image of this file")
         if ann["category_id"] not in category_ids:
             _fail(path, f"annotations[{k}] (id {ann['id']}): category_id {ann['category_id']} "
                         "is not a category of this file")
         seg = ann.get("segmentation")
-        if seg is not None and not isinstance(seg, (list, dict)):
-            _fail(path, f"annotations[{k}] (id {ann['id']}): 'segmentation' must be polygons (list) or RLE (dict)")
+        problem = segmentation_problem(seg, *sizes[ann["image_id"]]) if seg is not None else None
+        if problem:
+            _fail(path, f"annotations[{k}] (id {ann['id']}): 'segmentation': {problem}")
 
 
 def load_lvis_json(path: str | Path) -> dict:
@@ -244,7 +318,11 @@ class LVISDataset(torch.utils.data.Dataset):
             masks = np.zeros((n, h, w), dtype=np.uint8)
             for k, a in enumerate(anns):
                 if a.get("segmentation") is not None:
-                    masks[k] = segmentation_to_mask(a["segmentation"], h, w)
+                    try:
+                        masks[k] = segmentation_to_mask(a["segmentation"], h, w)
+                    except (ValueError, TypeError, RuntimeError) as err:  # validate_lvis lets none through
+                        raise LVISFormatError(f"{self.json_path}: annotation id {a['id']}: segmentation "
+                                              f"cannot be decoded: {err}") from None
             target["masks"] = torch.from_numpy(masks)
         return target
 

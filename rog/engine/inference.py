@@ -73,15 +73,18 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
     change the restored model before inference (e.g. wrap its objective in a post-hoc calibration).
     max_dets_list: the K of the max-detections sweep (default: params.evaluate.max_dets_sweep); [K] with
     K = evaluate.max_dets computes the main metrics only (learning curves).
-    Nothing is written when the checkpoint, the params or the data are bad.
+    Nothing is written when the checkpoint, the params or the data are bad, nor when the evaluation
+    fails: the three files are written together once every metric is computed.
     """
     from rog.data.build import build_dataset, dataset_paths
     from rog.engine.distributed import local_device
     from rog.evaluation.metrics import evaluate_all, write_metrics_json
     from rog.evaluation.results import write_results_json
 
+    from rog.schema import check_params
+
     state = checkpoint.load(checkpoint_path)
-    params = params if params is not None else state["params"]
+    params = check_params(params if params is not None else state["params"])
     ev = params["evaluate"]
     device = local_device(params["train"]["device"])
     if device.type == "cpu":
@@ -91,10 +94,6 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
     if adjust_model is not None:
         adjust_model(model, state)
     bbox, segm = predict(model, dataset, int(ev["batch_size"]), device, progress)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_results_json(out / "results_bbox.json", bbox)
-    write_results_json(out / "results_segm.json", segm)
     train_json, _ = dataset_paths(params["dataset"], "train")
     metrics = evaluate_all(dataset.json_path, bbox, segm if segm else None,
                            max_dets_list=ev["max_dets_sweep"] if max_dets_list is None else max_dets_list,
@@ -103,5 +102,15 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
                            backend=ev["backend"])
     metrics["checkpoint"] = {"path": str(checkpoint_path), "iteration": state["iteration"],
                              "params_hash": state.get("params_hash")}
-    write_metrics_json(out / "metrics.json", metrics)
+    out, written = Path(out_dir), []
+    try:
+        for name, write, content in (("results_bbox.json", write_results_json, bbox),
+                                     ("results_segm.json", write_results_json, segm),
+                                     ("metrics.json", write_metrics_json, metrics)):
+            write(out / name, content)
+            written.append(out / name)
+    except BaseException:
+        for path in written:  # all three or none
+            path.unlink(missing_ok=True)
+        raise
     return metrics

@@ -16,7 +16,10 @@ import yaml
 
 # knobs that change how a run executes, not what it computes. keep_every only copies the model to
 # checkpoints/iter_*.pt (no RNG draw, no effect on the weights: tests/test_engine.py), so turning it on
-# for a finished or half-done run keeps its folder instead of retraining it from scratch.
+# for a finished or half-done run keeps its folder instead of retraining it from scratch. workers do not
+# change the batches (each sample is seeded by its position: rog.data.loader). threads and device do change
+# the floating-point sums: they stay out of the hash (a finished run may be evaluated anywhere) but a resume
+# mid-run with other values is refused (rog.engine.trainer.Trainer.check_resumable).
 EXECUTION_ONLY = {"train": ("threads", "workers", "device", "checkpoint_every", "keep_every")}
 HASHED_SECTIONS = ("dataset", "model", "train")
 

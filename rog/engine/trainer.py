@@ -12,14 +12,22 @@
 
 A run started again on the same folder resumes from checkpoints/last.pt: model (buffers included),
 optimizer, scheduler, sampler position and every process's RNG states are restored, so it ends with
-the same weights as a run that was never interrupted. Under torchrun each process trains on
-batch_size / world_size images per iteration (DDP; gloo on CPU, nccl on GPU).
+the same weights as a run that was never interrupted. Faults it survives: a corrupt last.pt (resumed
+from model_final.pt or checkpoints/previous.pt, the checkpoint before it, and said so), a run killed
+between its last iteration and model_final.pt (the file is written from the restored state), temp
+files of a killed write (removed), a torn last line of losses.jsonl (dropped). A change of the
+execution knobs that change the numbers (train.threads, the device) is refused mid-run. A non-finite
+loss stops the run (NonFiniteLoss, naming the iteration and the terms) before anything is saved.
+Under torchrun each process trains on batch_size / world_size images per iteration (DDP; gloo on
+CPU, nccl on GPU).
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -48,12 +56,33 @@ def to_device(images: list[torch.Tensor], targets: list[dict], device: torch.dev
             [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in t.items()} for t in targets])
 
 
+class NonFiniteLoss(FloatingPointError, ValueError):
+    """A training loss became NaN or infinite; the message names the iteration and the terms."""
+
+
+def read_log(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) of each line of a losses.jsonl, without a torn last line (a write killed
+    midway); ValueError naming the file and line for any other unreadable line."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append((number, json.loads(line)))
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                break  # torn by a kill: the iteration it logged is after the last checkpoint
+            raise ValueError(f"{path}, line {number}: not a json record ({err})") from None
+    return records
+
+
 def truncate_log(path: Path, last_iteration: int) -> None:
     """Keep only the log lines of iterations <= last_iteration (a resumed run rewrites the rest)."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["iteration"] <= last_iteration]
+    lines = path.read_text().splitlines()
+    kept = [lines[number - 1] for number, r in read_log(path) if r["iteration"] <= last_iteration]
     path.write_text("".join(line + "\n" for line in kept))
 
 
@@ -64,16 +93,17 @@ def log_seconds(path: str | Path) -> float:
     (truncate_log drops the redone ones) and none of the idle time between sittings.
     """
     path = Path(path)
-    if not path.is_file():
-        return 0.0
     total = 0.0
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            record = json.loads(line)
-            if "seconds" not in record:
-                raise ValueError(f"{path}, line {number}: no 'seconds' field")
-            total += float(record["seconds"])
+    for number, record in read_log(path):
+        if "seconds" not in record:
+            raise ValueError(f"{path}, line {number}: no 'seconds' field")
+        total += float(record["seconds"])
     return total
+
+
+def notice(message: str) -> None:
+    """A line on stderr about a fault the run recovered from."""
+    print(f"rog train: {message}", file=sys.stderr, flush=True)
 
 
 class Trainer:
@@ -109,6 +139,7 @@ class Trainer:
         self.grad_stats = diagnostics.GradientStats(self.num_classes) if self.tp["diagnostics"] else None
         self.model.roi_heads.grad_stats = self.grad_stats
         self.iteration = 0
+        self.saved_iteration = None  # the iteration of the last checkpoint written or restored
         self.sampler_state = {"epoch": 0, "position": 0}
         seed_everything(seed + 1 + self.rank)  # RoI sampling and transforms differ across ranks
 
@@ -126,17 +157,36 @@ class Trainer:
                 "class_counts": checkpoint.counts_to_state(self.counts),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": dict(self.sampler_state),
-                "rng": rng, "diagnostics": stats}
+                "rng": rng, "diagnostics": stats, "execution": self.execution()}
+
+    @property
+    def previous_checkpoint(self) -> Path:
+        """The full checkpoint before last.pt: the fallback when last.pt is corrupt (removed at the end)."""
+        return self.out / "checkpoints" / "previous.pt"
+
+    def execution(self) -> dict:
+        """The execution knobs that change the numbers though not the run hash: threads and device type."""
+        threads = torch.get_num_threads() if self.device.type == "cpu" else None
+        return {"threads": threads, "device": self.device.type}
 
     def save(self, *paths: Path, kept: Path | None = None) -> None:
-        """Write the full checkpoint to `paths` and the model-only one to `kept` (collective under DDP)."""
+        """Write the full checkpoint to `paths` and the model-only one to `kept` (collective under DDP).
+
+        NonFiniteLoss instead when a weight is NaN or infinite: a blown-up model never replaces a good one."""
+        bad = [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad:
+            raise NonFiniteLoss(f"iteration {self.iteration}: the weights became non-finite ({bad[0]}"
+                                + (f" and {len(bad) - 1} more" if len(bad) > 1 else "") + "); not saved, "
+                                f"{self.kept_message()}; lower train.lr or check the data")
         state = self.state()
         if self.rank == 0:
             for path in paths:
-                checkpoint.save(path, state)
+                previous = self.previous_checkpoint if path == self.last_checkpoint else None
+                checkpoint.save(path, state, previous=previous)
             if kept is not None:
                 checkpoint.save(kept, checkpoint.model_only(state))
             self.write_diagnostics(state["diagnostics"])
+        self.saved_iteration = self.iteration
         distributed.barrier()
 
     def due(self, iterations: int) -> tuple[list[Path], Path | None]:
@@ -159,27 +209,59 @@ class Trainer:
                           list(self.counts.frequency))
 
     def resume(self) -> bool:
-        """Restore the training state from checkpoints/last.pt if there is one."""
-        if not self.last_checkpoint.is_file():
+        """Restore the training state from the newest intact full checkpoint: checkpoints/last.pt, else
+        model_final.pt, else checkpoints/previous.pt. One that fails its integrity check is set aside
+        as NAME.corrupt, and said so; CheckpointError if every one does, or if one is of another run."""
+        final = self.out / "model_final.pt"
+        candidates = [p for p in (self.last_checkpoint, final, self.previous_checkpoint) if p.is_file()]
+        damaged, state = [], None
+        for path in candidates:
+            try:
+                state = checkpoint.load(path)
+                break
+            except checkpoint.CheckpointError as err:
+                damaged.append((path, err))
+        if state is None and not damaged:
             return False
-        state = checkpoint.load(self.last_checkpoint)
-        checkpoint.check_signature(state, self.signature, self.last_checkpoint)
-        if state.get("params_hash") != self.hash:
-            raise checkpoint.CheckpointError(f"{self.last_checkpoint}: written by another experiment "
-                                             f"(params hash {state.get('params_hash')} vs {self.hash})")
-        if state["world_size"] != self.world:
+        if state is None:
             raise checkpoint.CheckpointError(
-                f"{self.last_checkpoint}: saved by {state['world_size']} processes, resumed with {self.world}; "
-                "an exact resume needs the same number")
+                "no intact checkpoint to resume from: " + "; ".join(str(err) for _, err in damaged)
+                + f"; delete {self.out} to train from scratch")
+        self.check_resumable(state, path)
+        distributed.barrier()  # every rank has read its checkpoint before rank 0 moves the damaged ones
+        if self.rank == 0:
+            for bad, err in damaged:
+                os.replace(bad, bad.with_name(bad.name + ".corrupt"))
+                notice(f"{err}; set aside as {bad.name}.corrupt; resuming from {path} "
+                       f"(iteration {state['iteration']})")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler_state = dict(state["sampler"])
-        self.iteration = int(state["iteration"])
+        self.iteration = self.saved_iteration = int(state["iteration"])
         checkpoint.set_rng_state(state["rng"][self.rank])
         if self.grad_stats is not None and state["diagnostics"] is not None and self.rank == 0:
             self.grad_stats.load_state_dict(state["diagnostics"])  # the sum over ranks lives on rank 0
         return True
+
+    def check_resumable(self, state: dict, path: Path) -> None:
+        """CheckpointError unless `state` belongs to this run, its processes and (mid-run) its execution."""
+        checkpoint.check_signature(state, self.signature, path)
+        if state.get("params_hash") != self.hash:
+            raise checkpoint.CheckpointError(f"{path}: written by another experiment "
+                                             f"(params hash {state.get('params_hash')} vs {self.hash})")
+        if state["world_size"] != self.world:
+            raise checkpoint.CheckpointError(
+                f"{path}: saved by {state['world_size']} processes, resumed with {self.world}; "
+                "an exact resume needs the same number")
+        saved, now = state.get("execution"), self.execution()
+        if saved and saved != now and int(state["iteration"]) < int(self.tp["iterations"]):
+            started = ", ".join(f"{k} {saved.get(k)}" for k in now)
+            raise checkpoint.CheckpointError(
+                f"{path}: the run started with {started} and would resume with "
+                + ", ".join(f"{k} {v}" for k, v in now.items())
+                + "; these change the numbers, so an exact resume needs the same (e.g. --set train.threads="
+                f"{saved.get('threads')})")
 
     # ---- the loop ---------------------------------------------------------------------------------
     def batches(self):
@@ -193,9 +275,23 @@ class Trainer:
             self.sampler_state = {"epoch": epoch, "position": position + 1}
             yield images, targets
 
+    def kept_message(self) -> str:
+        if self.saved_iteration is None:
+            return "no checkpoint was written"
+        return f"{self.last_checkpoint} (iteration {self.saved_iteration}) is kept"
+
     def step(self, model, images, targets) -> dict[str, float]:
-        """One SGD step; returns the losses averaged over processes, the total under 'loss'."""
-        losses = model(images, targets)
+        """One SGD step; returns the losses averaged over processes, the total under 'loss'.
+
+        NonFiniteLoss, naming the iteration, for a NaN or infinite loss term, or for non-finite logits
+        (weights blown up by the previous step)."""
+        try:
+            losses = model(images, targets)
+        except ValueError as err:
+            if "non-finite" not in str(err):
+                raise
+            raise NonFiniteLoss(f"iteration {self.iteration + 1}: {err}; the run stopped before saving, "
+                                f"{self.kept_message()}; lower train.lr or check the data") from None
         total = sum(losses.values())
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -208,8 +304,11 @@ class Trainer:
         values = distributed.all_reduce_sum(values) / self.world
         out = dict(zip(["loss"] + names, values.tolist()))
         if not math.isfinite(out["loss"]):
-            raise FloatingPointError(f"iteration {self.iteration + 1}: non-finite loss "
-                                     + ", ".join(f"{k}={v:.4g}" for k, v in out.items()))
+            terms = [k for k in names if not math.isfinite(out[k])] or ["loss"]
+            raise NonFiniteLoss(
+                f"iteration {self.iteration + 1}: non-finite training loss in "
+                + ", ".join(f"{k} = {out[k]:.4g}" for k in terms) + f" (total {out['loss']:.4g}); "
+                f"the run stopped before saving, {self.kept_message()}; lower train.lr or check the data")
         return out
 
     def run(self, stop_after: int | None = None) -> Path | None:
@@ -221,9 +320,18 @@ class Trainer:
         if self.rank == 0:
             rundir.initialise(self.out, self.params, self.signature)
             truncate_log(self.out / LOSS_LOG, self.iteration)
+            removed = checkpoint.clean_partial(self.out)
+            if removed:
+                notice(f"removed {len(removed)} temp file(s) of an interrupted checkpoint write: "
+                       + ", ".join(p.name for p in removed))
         distributed.barrier()
-        if self.iteration >= iterations and final.is_file():
-            return final
+        if self.iteration >= iterations:
+            if not checkpoint.is_intact(final):  # killed between last.pt and model_final.pt, or lost
+                if self.rank == 0:
+                    notice(f"{final} is {'corrupt' if final.is_file() else 'missing'}; written again from "
+                           f"the restored state of iteration {self.iteration}")
+                self.save(final)
+            return self.finish(final)
         model = self.model
         if self.world > 1:
             # no buffer sync in forward: BN statistics stay per process (as mmdet); GAP and EQLv2 sum their
@@ -258,6 +366,14 @@ class Trainer:
             bar.close()
             if log is not None:
                 log.close()
+        return self.finish(final)
+
+    def finish(self, final: Path) -> Path:
+        """The path of the finished run's model, checked on disk; the fallback checkpoint goes."""
+        if not checkpoint.is_intact(final):
+            raise checkpoint.CheckpointError(f"{final}: the final model was not written intact")
+        if self.rank == 0:
+            self.previous_checkpoint.unlink(missing_ok=True)
         return final
 
 

@@ -12,6 +12,7 @@
 - AP of five frequency groups (Table 6): categories ranked by training image count (ties by id),
   split into five groups of equal size (sizes differ by one when C is not a multiple of five);
   group AP averages the per-category APs of its members that have ground truth, as LVIS does.
+  With fewer categories than groups the group table is left out, with a warning; the rest stays.
 - AP per category: the precision array averaged over IoU thresholds and recall points (area all),
   -1 for a category without ground truth. Their mean over categories with ground truth is AP.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -122,7 +124,12 @@ def evaluate_all(gt_json, results_bbox, results_segm=None, max_dets_list: Sequen
         else:
             counts_source = "none: no training image counts given, frequency groups left out"
     groups = None
-    if train_image_counts is not None:  # checked before any evaluation runs
+    if train_image_counts is not None and len(gt.category_ids) < num_groups:
+        counts_source = (f"{counts_source}; frequency groups left out: {len(gt.category_ids)} categories "
+                         f"cannot make {num_groups} groups")
+        warnings.warn(f"{gt.path}: {len(gt.category_ids)} categories cannot make {num_groups} frequency groups; "
+                      "the group table is left out, every other metric is computed", stacklevel=2)
+    elif train_image_counts is not None:  # checked before any evaluation runs
         groups = frequency_groups(gt.category_ids, train_image_counts, num_groups)
     sweep = sorted({int(k) for k in max_dets_list})
     out = {"protocol": {

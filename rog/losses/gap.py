@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from rog.losses.counts import CategoryCounts
-from rog.losses.inputs import check_logits_labels
+from rog.losses.inputs import check_finite, check_logits_labels
 from rog.losses.pool import ranking_pool, scatter_gradient
 from rog.losses.ramp import GroupedRampBuckets, RampBuckets, ramp_at_zero
 
@@ -128,6 +128,7 @@ class GAPLoss(nn.Module):
                  weighting: str = "online", class_counts: CategoryCounts | None = None,
                  exclude_fg: bool = True, rank_offset: float = 0.5, sync_counts: bool = True):
         super().__init__()
+        check_finite("GAPLoss", delta=delta, gamma=gamma, loss_weight=loss_weight, rank_offset=rank_offset)
         if num_classes < 1:
             raise ValueError(f"GAPLoss: num_classes must be >= 1, got {num_classes}")
         if weighting not in WEIGHTINGS:

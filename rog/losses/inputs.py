@@ -6,7 +6,37 @@ where C means background.
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
+
+
+def check_finite(owner: str, **options) -> None:
+    """ValueError naming the option unless each value is a finite real number (not a bool)."""
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"{owner}: option {key} must be a finite number, got {value!r}")
+
+
+def check_option(owner: str, key: str, value, default) -> None:
+    """ValueError naming the option unless `value` has the type of its `default`: a bool for a bool,
+    a finite integer for an int, a finite real number for a float; other defaults are not checked."""
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{owner}: option {key} must be true or false, got {value!r}")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"{owner}: option {key} must be an integer, got {value!r}")
+    elif isinstance(default, float):
+        check_finite(owner, **{key: value})
+
+
+def at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    """logits as float32 when they are half or bfloat16 (sums over [R, K] terms overflow float16)."""
+    if isinstance(logits, torch.Tensor) and logits.is_floating_point() and torch.finfo(logits.dtype).bits < 32:
+        return logits.float()
+    return logits
 
 
 def check_logits_labels(name: str, logits: torch.Tensor, labels: torch.Tensor, num_classes: int,

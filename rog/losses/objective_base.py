@@ -10,9 +10,17 @@ except the features:
                                    method's reference code does
 Running statistics are registered buffers, so they travel with the model's state_dict. They change
 only in training mode (`objective.train()`), so an evaluation-time loss leaves them alone.
+
+Every subclass gets two guards from `Objective.__init_subclass__`, without code of its own: its
+constructor's options are checked against their defaults' types (a float option must be a finite
+number, an int an integer, a bool a bool; ValueError naming the option), and its `loss` computes in
+float32 at least (half and bfloat16 logits are cast, autocast is off inside), so that sums over
+[R, K] terms cannot overflow float16.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 
 import torch
@@ -20,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rog.losses.counts import CategoryCounts
-from rog.losses.inputs import check_logits_labels
+from rog.losses.inputs import at_least_float32, check_finite, check_logits_labels, check_option
 
 
 class NormedLinear(nn.Linear):
@@ -68,11 +76,20 @@ class Objective(nn.Module):
     name = "objective"
     extra_columns = 1
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _checked_options(cls.__dict__["__init__"])
+        if "loss" in cls.__dict__:
+            cls.loss = _in_float32(cls.__dict__["loss"])
+
     def __init__(self, num_classes: int, loss_weight: float = 1.0, normed_linear: bool = False,
                  temperature: float = 20.0):
         super().__init__()
         if int(num_classes) != num_classes or num_classes < 1:
             raise ValueError(f"{self.name}: num_classes must be a positive integer, got {num_classes!r}")
+        check_finite(self.name, loss_weight=loss_weight, temperature=temperature)
+        check_option(self.name, "normed_linear", normed_linear, False)
         self.num_classes = int(num_classes)
         self.loss_weight = float(loss_weight)
         self.normed_linear = bool(normed_linear)
@@ -125,6 +142,36 @@ class Objective(nn.Module):
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.loss(logits, labels)
+
+
+def _checked_options(init):
+    """Wrap a constructor: each argument with a bool, int or float default is checked against that type."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def checked(self, *args, **kwargs):
+        try:
+            arguments = signature.bind(self, *args, **kwargs).arguments
+        except TypeError:
+            arguments = {}  # the constructor itself reports a wrong call
+        for key, value in arguments.items():
+            check_option(type(self).name, key, value, signature.parameters[key].default)
+        init(self, *args, **kwargs)
+
+    return checked
+
+
+def _in_float32(loss):
+    """Wrap a loss: half and bfloat16 logits are computed in float32, with autocast off."""
+    @functools.wraps(loss)
+    def in_float32(self, logits, labels, *args, **kwargs):
+        logits = at_least_float32(logits)
+        if isinstance(logits, torch.Tensor):
+            with torch.autocast(logits.device.type, enabled=False):
+                return loss(self, logits, labels, *args, **kwargs)
+        return loss(self, logits, labels, *args, **kwargs)
+
+    return in_float32
 
 
 class SigmoidPriorInit:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from rog.losses.gap import error_driven
-from rog.losses.inputs import check_logits_labels
+from rog.losses.inputs import check_finite, check_logits_labels
 from rog.losses.pool import ranking_pool, scatter_gradient
 from rog.losses.ramp import RampBuckets, ramp, ramp_at_zero
 
@@ -96,6 +96,7 @@ class APLoss(nn.Module):
 
     def __init__(self, num_classes: int, delta: float = 1.0, loss_weight: float = 1.0):
         super().__init__()
+        check_finite("APLoss", delta=delta, loss_weight=loss_weight)
         if delta < 0:
             raise ValueError(f"APLoss: delta must be >= 0, got {delta}")
         self.num_classes, self.delta, self.loss_weight = num_classes, float(delta), float(loss_weight)
@@ -115,6 +116,7 @@ class RSLoss(nn.Module):
 
     def __init__(self, num_classes: int, delta: float = 0.5, loss_weight: float = 1.0):
         super().__init__()
+        check_finite("RSLoss", delta=delta, loss_weight=loss_weight)
         if delta < 0:
             raise ValueError(f"RSLoss: delta must be >= 0, got {delta}")
         self.num_classes, self.delta, self.loss_weight = num_classes, float(delta), float(loss_weight)
