@@ -1,4 +1,4 @@
-"""The whole DVC pipeline on the smoke profile, in a copy of the repository (rog.report.smoke), then
+"""The whole DVC pipeline on the smoke profile, in a copy of the repository (rog.pipeline.smoke), then
 nbval on the executed notebooks. Slow by nature (about 5 minutes on 2 cores): one module-scoped run.
 
 Checks: `dvc repro` runs end to end; right after, `dvc status` is clean and a second `dvc repro` runs
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from rog.report import smoke
-from rog.report.registry import read_params
+from rog.pipeline.registry import read_params
 
 ROOT = Path(__file__).resolve().parents[1]
 NARRATIVE = ("dataset", "gap_loss", "table1", "table2", "table3", "table4", "table5", "table6", "sweeps",

@@ -16,8 +16,9 @@ import yaml
 
 # knobs that change how a run executes, not what it computes. keep_every only copies the model to
 # checkpoints/iter_*.pt (no RNG draw, no effect on the weights: tests/test_engine.py), so turning it on
-# for a finished or half-done run keeps its folder instead of retraining it from scratch.
-EXECUTION_ONLY = {"train": ("threads", "device", "checkpoint_every", "keep_every")}
+# for a finished or half-done run keeps its folder instead of retraining it from scratch. processes (how
+# the run is launched) is checked through the checkpoint's world_size instead.
+EXECUTION_ONLY = {"train": ("threads", "device", "checkpoint_every", "keep_every", "processes")}
 HASHED_SECTIONS = ("dataset", "model", "train")
 
 

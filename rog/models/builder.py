@@ -112,6 +112,19 @@ def _counts_tensor(class_counts):
     return class_counts, instance
 
 
+def norcal_shift(class_counts, gamma: float | None, num_classes: int) -> torch.Tensor | None:
+    """NorCal's shift of the C foreground logits, gamma log n_c (n_c: training image counts, at least 1),
+    as rog.losses.calibration.NorCal computes it; None without gamma."""
+    if gamma is None:
+        return None
+    if class_counts is None or getattr(class_counts, "image_count", None) is None:
+        raise ValueError("evaluate.norcal_gamma: NorCal needs the training set's image counts per class")
+    counts = torch.as_tensor(class_counts.image_count, dtype=torch.float64)
+    if counts.numel() != num_classes:
+        raise ValueError(f"evaluate.norcal_gamma: {counts.numel()} image counts for {num_classes} classes")
+    return float(gamma) * counts.clamp(min=1).log()
+
+
 def model_signature(model_params: dict, num_classes: int) -> dict:
     """What must match between a checkpoint and the model it is loaded into: architecture, classes and the
     pretrained backbone weights' digest (None from scratch)."""
@@ -126,10 +139,15 @@ def model_signature(model_params: dict, num_classes: int) -> dict:
 
 
 def build_detector(model_params: dict, num_classes: int, class_counts=None,
-                   objective: nn.Module | None = None) -> nn.Module:
+                   objective: nn.Module | None = None, *, norcal_gamma: float | None = None,
+                   masks: bool = True, grad_stats=None) -> nn.Module:
     """model_params: the resolved `model` section; class_counts: CategoryCounts of the training split.
 
     `objective` replaces the one named in params (tests use it to inject a small objective).
+    Options that change how a built model runs, never its state dict (a checkpoint loads either way):
+    norcal_gamma: scores calibrated with NorCal(gamma) from class_counts' image counts
+    (rog.losses.calibration; renormalised); masks=False: boxes only (the mask branch is not run);
+    grad_stats: a rog.engine.diagnostics.GradientStats that records the classification gradients.
     """
     arch = model_params["arch"]
     if arch not in ARCHS:
@@ -197,6 +215,7 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
         score_thresh=test["score_thresh"], nms_thresh=test["nms_thresh"],
         detections_per_img=test["detections_per_img"],
         mask_roi_pool=mask_pool, mask_head=old.mask_head, mask_predictor=old.mask_predictor,
+        score_shift=norcal_shift(class_counts, norcal_gamma, num_classes), masks=masks, grad_stats=grad_stats,
     )
     model.signature = model_signature(model_params, num_classes)
     return model

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from rog.report.registry import sections
+from rog.pipeline.registry import sections
 from rog.report.results import load_curve, load_diagnostics, load_metrics, value
 
 GROUPS = ("r", "c", "f")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rog.report.registry import sections
+from rog.pipeline.registry import sections
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
 
 MIN_EFFECT = 0.1  # AP points: a smaller difference is "no difference"
