@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rog.pipeline import registry
-from rog.report import figures, tables, toy
+from rog.report import claims, figures, pages, tables, toy
 from rog.report.results import aggregate, paper_numbers, value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def test_table1_puts_ours_beside_the_paper_and_judges_claims(tmp_path, params, p
     lines = text.splitlines()
     assert len({line.count("|") for line in lines}) == 1  # every line has the header's columns
     assert "20.0 ± 1.0 | 17.3" in text and "(3 seeds)" in text and "not run" in text
-    found = {c["id"]: c for c in tables.claims(params, tmp_path, paper, tables=["table1"])}
+    found = {c["id"]: c for c in claims.claims(params, tmp_path, paper, tables=["table1"])}
     assert found["gap_lifts_apr"]["verdict"] == "reproduced"
     assert found["gap_lifts_apr_rfs"]["verdict"] == "not run"
     assert found["gap_helps_every_objective"]["verdict"] == "reproduced where run"
@@ -88,7 +88,7 @@ def test_claims_not_reproduced_when_the_sign_is_wrong_or_within_noise(tmp_path, 
     write_run(tmp_path, "seesaw_rfs_gap_2x", fake_metrics(0.3, 0.15))
     write_run(tmp_path, "eqlv2", fake_metrics(0.3, 0.1, groups=(0.2000, 0.2, 0.3, 0.4, 0.5)))
     write_run(tmp_path, "eqlv2_gap", fake_metrics(0.3, 0.1, groups=(0.2005, 0.2, 0.3, 0.4, 0.5)))
-    found = {c["id"]: c for c in tables.claims(params, tmp_path, paper, tables=["table5", "table6"])}
+    found = {c["id"]: c for c in claims.claims(params, tmp_path, paper, tables=["table5", "table6"])}
     assert found["seesaw_gap"]["verdict"] == "not reproduced"
     assert found["eqlv2_gap_rarest_group"]["verdict"] == "not reproduced"  # +0.05 AP is below 0.1
     assert "+20.0" not in found["seesaw_gap"]["details"][0] and "-5.0" in found["seesaw_gap"]["details"][0]
@@ -114,20 +114,20 @@ def test_k_sweep_relative_gains_and_claim(tmp_path, params, paper):
     assert sweep["rows"][0]["gain"][300][0] == pytest.approx(100.0)
     assert sweep["rows"][1]["gain"][300][0] == pytest.approx(10.0)
     assert sweep["rows"][0]["paper_gain"][0] == pytest.approx(100 * (6.7 - 3.9) / 3.9)
-    assert tables.k_sweep_claim(sweep).startswith("reproduced")
+    assert claims.k_sweep_claim(sweep).startswith("reproduced")
     assert "+100.0%" in tables.k_sweep_markdown(sweep)
     for name in ("rfs_sigmoid_ce_gap", "rfs_sigmoid_ce_gap_seed1", "rfs_sigmoid_ce_gap_seed2"):
         write_run(tmp_path, name, fake_metrics(0.2, 0.1, sweep={100: (0.01, 0.1, 0.2), 300: (0.03, 0.1, 0.2)}))
-    assert tables.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper)).startswith("not reproduced")
+    assert claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper)).startswith("not reproduced")
     # a baseline with no rare AP at the smaller K: every rare hit it has needs the larger K
     for name in ("rfs_sigmoid_ce", "rfs_sigmoid_ce_seed1", "rfs_sigmoid_ce_seed2"):
         write_run(tmp_path, name, fake_metrics(0.2, 0.0, sweep={100: (0.0, 0.1, 0.2), 300: (0.02, 0.12, 0.2)}))
-    claim = tables.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper))
+    claim = claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper))
     assert claim.startswith("reproduced") and "APr 100%" in claim
     # both rows miss (nearly) all their rare AP at the smaller K: a tie, not the paper's contrast
     for name in ("rfs_sigmoid_ce_gap", "rfs_sigmoid_ce_gap_seed1", "rfs_sigmoid_ce_gap_seed2"):
         write_run(tmp_path, name, fake_metrics(0.2, 0.1, sweep={100: (0.0001, 0.1, 0.2), 300: (0.05, 0.1, 0.2)}))
-    assert tables.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper)).startswith("not reproduced")
+    assert claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper)).startswith("not reproduced")
 
 
 # ---- figures ---------------------------------------------------------------------------------------
@@ -137,9 +137,9 @@ def test_balance_is_rare_over_frequent_group_means():
     assert figures.balance([4.0, 2.0, 5.0, 1.0, 2.0], freq) == pytest.approx(0.5)
     assert figures.balance([1.0, 1.0, 1.0], ["f", "c", "c"]) is None
     rows = [{"key": "sigmoid_ce", "balance": 0.2}, {"key": "rog", "balance": 0.8}]
-    assert figures.balance_verdict(rows, "sigmoid_ce", "rog", "norms").startswith("reproduced")
+    assert claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms").startswith("reproduced")
     rows = [{"key": "sigmoid_ce", "balance": 0.9}, {"key": "rog", "balance": 3.0}]
-    assert figures.balance_verdict(rows, "sigmoid_ce", "rog", "norms").startswith("not reproduced")
+    assert claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms").startswith("not reproduced")
 
 
 def test_figure_series_read_diagnostics(tmp_path, params):
@@ -250,11 +250,11 @@ def test_convergence_table_checks_the_tolerance_and_names_missing_runs(tmp_path,
     assert rows[1]["converged"] is None and rows[1]["missing"] == ["sigmoid_ce_gap_2x"]
     text = figures.convergence_markdown(rows, labels)
     assert "| Sigmoid CE | sigmoid_ce | sigmoid_ce_2x | 20.0 | 21.0 | +1.0 |" in text
-    verdict = figures.convergence_verdict(rows)
+    verdict = claims.convergence_verdict(rows)
     assert "sigmoid_ce: converged" in verdict and "no results for sigmoid_ce_gap_2x" in verdict
     write_run(tmp_path, "sigmoid_ce_gap_2x", fake_metrics(0.22, 0.1))  # +2.0 AP: still climbing
     rows = figures.convergence_rows(params, root=tmp_path)
-    assert rows[1]["converged"] is False and "sigmoid_ce_gap: NOT converged" in figures.convergence_verdict(rows)
+    assert rows[1]["converged"] is False and "sigmoid_ce_gap: NOT converged" in claims.convergence_verdict(rows)
     # the curves: 2x runs as lines, 1x runs' last points as ends; runs without curve.json listed
     for run, curve in (("sigmoid_ce", fake_curve([1200], [0.2])),
                        ("sigmoid_ce_2x", fake_curve([300, 2400], [0.1, 0.21]))):
@@ -266,3 +266,33 @@ def test_convergence_table_checks_the_tolerance_and_names_missing_runs(tmp_path,
     assert list(data["curves"]) == ["Sigmoid CE"] and data["ends"]["Sigmoid CE"]["iteration"] == 1200
     assert data["lr_drops"] == [round(f * 2400) for f in params["train"]["lr_steps"]]
     assert data["missing"] == ["sigmoid_ce_gap_2x", "sigmoid_ce_gap"]
+
+
+# ---- pages: what the table and figure notebooks show ---------------------------------------------------
+def test_every_page_renders_from_the_committed_results_as_the_old_tables_did(params):
+    """results/ holds the old regime's runs and the tables the older report code wrote from them: every
+    page renders from them, and each table's body is the one written then (same numbers, same layout)."""
+    for name in registry.sections(params):
+        page = pages.render(name, ROOT, params)
+        text = page.markdown()
+        assert text.startswith(f"# {name}\n") and "## " in text, name
+        assert (page.figure is not None) == (name in params["figures"]), name
+        old = (ROOT / "results" / "tables" / f"{name}.md")
+        if name in params["tables"] and name != "table3" and old.is_file():
+            body = tables.markdown(tables.build(params, name, ROOT))
+            assert body in old.read_text(), name
+    assert "| Random, Sigmoid CE | sigmoid_ce, sigmoid_ce_seed1, sigmoid_ce_seed2 (3 seeds) | 27.0 ± 0.4 | 17.3 |" in \
+        pages.render("table1", ROOT, params).markdown()
+
+
+def test_page_write_puts_the_markdown_and_the_figure_in_results(tmp_path, params):
+    for name in ("sigmoid_ce", "sigmoid_ce_gap"):
+        write_run(tmp_path, name, fake_metrics(0.2, 0.1))
+    page = pages.render("table1", tmp_path, params)
+    path = page.write(tmp_path)
+    assert path == tmp_path / "results" / "tables" / "table1.md" and path.read_text() == page.markdown()
+    assert "## What reproduced" in page.markdown() and "20.0" in page.markdown()
+    figure = pages.render("figure5", tmp_path, params)
+    figure.write(tmp_path)
+    assert (tmp_path / "results" / "figures" / "figure5.png").stat().st_size > 1000
+    assert figure.markdown().rstrip().endswith("![figure5](../figures/figure5.png)")

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from rog.config import ParamsError
     from rog.pipeline import dvcyaml
     from rog.pipeline.registry import read_params, sections
-    from rog.report import tables
+    from rog.report import claims, tables
 
     try:
         if args.what == "pipeline":
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         params = read_params(args.params)
         if args.what == "claims":
-            print(tables.claims_markdown(tables.claims(params, args.root)), end="")
+            print(claims.claims_markdown(claims.claims(params, args.root)), end="")
             return 0
         for name in args.names or [n for n in sections(params) if not n.startswith("figure")]:
             if name == "table3":

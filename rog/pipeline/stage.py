@@ -96,7 +96,7 @@ def evaluate_command(name: str, profile: str, overrides: list[str], checkpoint: 
 
 def launch(argv: list[str], log=print) -> None:
     """Run a command to the end; StageError with its output's tail when it fails."""
-    log("$ " + " ".join(argv[1:] if argv[0] == sys.executable else argv))
+    log("$ " + " ".join(["python", *argv[1:]] if argv[0] == sys.executable else argv))
     result = subprocess.run(argv, text=True, capture_output=True)
     if result.stdout.strip():
         log(result.stdout.strip()[-4000:])

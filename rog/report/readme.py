@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rog.report import tables
+from rog.report import claims, tables
 from rog.pipeline.registry import read_params
 from rog.report.results import profiles_of
 
@@ -35,8 +35,8 @@ def headline(params: dict, root: str | Path = ".") -> str:
         ours = [tables.fmt(row.ours[table.metrics.index(c)], row.spread[table.metrics.index(c)]) for c in COLUMNS]
         paper = [tables.fmt(row.paper[table.metrics.index(c)]) for c in PAPER_COLUMNS]
         lines.append("| " + " | ".join([row.label, str(len(row.found)), *ours, *paper]) + " |")
-    verdicts = [f"- **{c['verdict']}**: {c['text']}" for c in tables.claims(params, root)]
-    verdicts.append("- **" + tables.k_sweep_claim(tables.build_k_sweep(params, root)).split("\n")[0]
+    verdicts = [f"- **{c['verdict']}**: {c['text']}" for c in claims.claims(params, root)]
+    verdicts.append("- **" + claims.k_sweep_claim(tables.build_k_sweep(params, root)).split("\n")[0]
                     .replace(": ", "**: ", 1))
     return "\n".join(lines + ["", "The paper's claims, checked on these results:", ""] + verdicts) + "\n"
 
