@@ -20,7 +20,6 @@ from pathlib import Path
 from rog.config import ParamsError, read_yaml
 from rog.pipeline.stage import RESULTS
 
-REGISTRY_KEYS = ("profile", "schedule", "experiments", "posthoc", "tables", "figures", "subsets")
 
 
 class RegistryError(ParamsError):
