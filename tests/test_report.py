@@ -2,7 +2,6 @@
 headline and the Figure 3 toy example, from fake results (fast; the registry and dvc.yaml: test_pipeline)."""
 from __future__ import annotations
 
-import copy
 import json
 import math
 from pathlib import Path

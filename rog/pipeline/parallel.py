@@ -1,7 +1,7 @@
 """`dvc repro` with the experiments side by side: `python -m rog.pipeline.parallel [-j 2]`.
 
 One training process uses a single core well but not two (one process with 2 threads reaches ~120 %
-CPU, shared/spec/cpu-facts.md), so: `dvc repro dataset` (and `pretrain`, when a run uses it) first, then the experiments as JOBS
+CPU), so: `dvc repro dataset` (and `pretrain`, when a run uses it) first, then the experiments as JOBS
 concurrent `dvc repro -s experiment@NAME` (single stage, so no two processes touch the shared
 upstream; DVC 3 locks per stage, so concurrent reproductions of different stages are safe), each
 post-hoc evaluation next in line once its source experiment is done, then one plain `dvc repro` for

@@ -7,7 +7,6 @@ the verdict on each of the paper's claims. --check only says whether README.md i
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from rog.report import claims, tables
