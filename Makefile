@@ -23,7 +23,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/gap_loss.py
 
 # The whole pipeline on params.yaml's profile (default): the raw snapshot pulled offline from the
-# in-repo remote, then `dvc repro` with JOBS experiments side by side (rog.report.parallel; it ends
+# in-repo remote, then `dvc repro` with JOBS experiments side by side (rog.pipeline.parallel; it ends
 # with a plain `dvc repro`), then README.md's headline table from results/. papermill, dvc and python
 # of the venv first on PATH; no MPLBACKEND, which would drop the figures from the executed notebooks.
 JOBS      ?= 2
@@ -31,7 +31,7 @@ REPRO_ENV := env -u MPLBACKEND PATH="$(abspath $(VENV))/bin:$$PATH" DVC_NO_ANALY
 repro: $(STAMP)
 	$(PY) -m rog report pipeline --check
 	$(REPRO_ENV) $(PY) -m dvc pull data.dvc
-	$(REPRO_ENV) $(PY) -m rog.report.parallel -j $(JOBS)
+	$(REPRO_ENV) $(PY) -m rog.pipeline.parallel -j $(JOBS)
 	$(PY) -m rog.report.readme
 
 # A subset of the registry (params.yaml `subsets`) in a copy of the repo (COPY_DIR, default: a new
@@ -39,7 +39,7 @@ repro: $(STAMP)
 # ranking (Table 2's ranking losses alone, Figure 4, Table 4's GAP design; default profile).
 .PHONY: smoke quick ranking
 smoke quick ranking: $(STAMP)
-	$(REPRO_ENV) $(PY) -m rog.report.smoke --subset $@ -j $(JOBS) $${COPY_DIR:-$$(mktemp -d)/rog}
+	$(REPRO_ENV) $(PY) -m rog.pipeline.smoke --subset $@ -j $(JOBS) $${COPY_DIR:-$$(mktemp -d)/rog}
 
 # What a fresh clone lacks before DVC can judge it: the raw inputs of LT-Glyphs (corpus text, fonts),
 # pulled offline from the in-repo DVC remote (dvc-remote/), and the dataset stage's output, rendered

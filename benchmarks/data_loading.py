@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rog.config import load_params  # noqa: E402
+from rog.config import resolve_run  # noqa: E402
 from rog.data.build import build_dataset, build_sampler  # noqa: E402
 from rog.data.glyphs import generate  # noqa: E402
 from rog.data.loader import training_loader  # noqa: E402
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    params = load_params("params.yaml", "default", overrides=args.overrides)
+    params = resolve_run("params.yaml", "default", overrides=args.overrides)
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.root

@@ -20,51 +20,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from official_gap import official_gap_grad  # noqa: E402
-from rog.losses import CategoryCounts, GAPLoss  # noqa: E402
-
-NUM_CLASSES = 1203
-
-
-def lvis_like_batch(rows: int, device: str, seed: int = 0, classes_in_batch: int = 40):
-    """[R, C+1] float32 logits and [R] labels: 25 % positives over `classes_in_batch` classes."""
-    g = torch.Generator().manual_seed(seed)
-    logits = torch.randn(rows, NUM_CLASSES + 1, generator=g) * 1.5 - 4.0
-    labels = torch.full((rows,), NUM_CLASSES)
-    num_pos = rows // 4
-    batch_classes = torch.randperm(NUM_CLASSES, generator=g)[:classes_in_batch]
-    # a long tail inside the batch too: class k drawn with weight 1 / (k + 1)
-    weights = 1.0 / torch.arange(1, classes_in_batch + 1, dtype=torch.float)
-    pos_labels = batch_classes[torch.multinomial(weights, num_pos, replacement=True, generator=g)]
-    pos_rows = torch.randperm(rows, generator=g)[:num_pos]
-    labels[pos_rows] = pos_labels
-    logits[pos_rows, pos_labels] = torch.randn(num_pos, generator=g) * 2.0 - 1.0
-    return logits.to(device), labels.to(device)
-
-
-def batch_counts(labels: torch.Tensor) -> torch.Tensor:
-    """[C] positive RoIs per class: the online counts after this one batch."""
-    return torch.bincount(labels[labels < NUM_CLASSES], minlength=NUM_CLASSES).double()
-
-
-def omega_for(labels: torch.Tensor) -> torch.Tensor:
-    return GAPLoss(NUM_CLASSES, weighting="dataset", class_counts=CategoryCounts.from_instance_counts(batch_counts(labels))).to(labels.device).omega()
-
-
-def ours(logits, labels, omega):
-    # fixed counts = this batch's, so omega equals the reference's `omega_for(labels)`
-    gap = GAPLoss(NUM_CLASSES, weighting="dataset", class_counts=CategoryCounts.from_instance_counts(batch_counts(labels))).to(logits.device)
-    z = logits.clone().requires_grad_(True)
-    gap(z, labels).backward()
-    return z.grad
-
-
-def reference(logits, labels, omega):
-    return official_gap_grad(logits, labels, NUM_CLASSES, omega)
-
+from rog.report.official_gap import NUM_CLASSES, lvis_like_batch, omega_for, ours, reference  # noqa: E402
 
 METHODS = {"ours": ours, "official": reference}
 
@@ -152,7 +110,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads"
     print(f"GAP forward+backward, {NUM_CLASSES} classes, 25 % positive RoIs over 40 classes ({device_name})")
-    print(f"torch {torch.__version__}; times are medians; official = benchmarks/official_gap.py\n")
+    print(f"torch {torch.__version__}; times are medians; official = rog/report/official_gap.py\n")
 
     print(f"{'RoIs x C':>12} {'ours ms':>9} {'official ms':>12} {'speed-up':>9} "
           f"{'ours MB':>8} {'official MB':>12} {'max |dg|/max |g|':>17}")

@@ -7,7 +7,7 @@ Four checks, a few minutes on one GPU, nothing downloaded:
 
 1. GAP parity: GAPLoss's value and gradient on the device equal those on the CPU (same float32
    logits, 2048 x 1203 LVIS-like batch; several GAP options), to --tolerance relative to the largest.
-2. GAP speed: forward + backward of GAPLoss against benchmarks/official_gap.py on the device at
+2. GAP speed: forward + backward of GAPLoss against the official algorithm (rog/report/official_gap.py) on the device at
    2048 x 1203 (medians; peak memory on CUDA), with their gradients' largest difference.
 3. Training: `torchrun --nproc_per_node N -m rog train --profile lvis_r50_1x` (Mask R-CNN R50-FPN,
    random weights) for --iterations iterations on synthetic LVIS-schema data (ellipses of
@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import gap_loss as gap_bench  # noqa: E402
 from rog.losses import CategoryCounts, GAPLoss  # noqa: E402
+from rog.report import official_gap  # noqa: E402
 
 # GAP options checked for parity: the default (online omega), dataset omega, Excl.FG off, the paper's
 # rank offset with a wider ramp, and the step function (delta 0)
@@ -70,8 +71,8 @@ def check_device(device: str) -> str:
 def gap_value_grad(logits: torch.Tensor, labels: torch.Tensor, options: dict) -> tuple[float, torch.Tensor]:
     options = dict(options)
     if options.get("weighting") == "dataset":
-        options["class_counts"] = CategoryCounts.from_instance_counts(gap_bench.batch_counts(labels.cpu()))
-    gap = GAPLoss(gap_bench.NUM_CLASSES, **options).to(logits.device)
+        options["class_counts"] = CategoryCounts.from_instance_counts(official_gap.batch_counts(labels.cpu()))
+    gap = GAPLoss(official_gap.NUM_CLASSES, **options).to(logits.device)
     z = logits.clone().requires_grad_(True)
     value = gap(z, labels)
     value.backward()
@@ -80,8 +81,8 @@ def gap_value_grad(logits: torch.Tensor, labels: torch.Tensor, options: dict) ->
 
 def gap_parity(device: str, rows: int, tolerance: float) -> dict:
     """GAP on `device` against GAP on the CPU, same inputs, every PARITY_OPTIONS entry."""
-    logits, labels = gap_bench.lvis_like_batch(rows, "cpu", seed=1)
-    out = {"rows": rows, "classes": gap_bench.NUM_CLASSES, "tolerance": tolerance, "options": {}}
+    logits, labels = official_gap.lvis_like_batch(rows, "cpu", seed=1)
+    out = {"rows": rows, "classes": official_gap.NUM_CLASSES, "tolerance": tolerance, "options": {}}
     for name, options in PARITY_OPTIONS.items():
         v_cpu, g_cpu = gap_value_grad(logits, labels, options)
         v_dev, g_dev = gap_value_grad(logits.to(device), labels.to(device), options)
@@ -97,7 +98,7 @@ def gap_parity(device: str, rows: int, tolerance: float) -> dict:
 def gap_speed(device: str, rows: int, repeats: int, tolerance: float) -> dict:
     """benchmarks/gap_loss.py's comparison on `device`: medians, speed-up, peak memory on CUDA."""
     t_ours, t_ref, rel = gap_bench.compare(rows, device, repeats=repeats, reference_repeats=max(1, repeats // 3))
-    out = {"rows": rows, "classes": gap_bench.NUM_CLASSES, "ours_ms": 1e3 * t_ours, "official_ms": 1e3 * t_ref,
+    out = {"rows": rows, "classes": official_gap.NUM_CLASSES, "ours_ms": 1e3 * t_ours, "official_ms": 1e3 * t_ref,
            "speedup": t_ref / t_ours, "grad_rel_diff_vs_official": rel}
     if device == "cuda":
         out["ours_peak_mb"] = gap_bench.peak_memory_mb("ours", rows, device)
@@ -146,7 +147,7 @@ def run_params(data: Path, device: str, iterations: int, nproc: int, image_size:
             f"train.iterations={iterations}", f"train.batch_size={2 * nproc}", "train.lr=0.01",
             f"train.warmup_iterations={max(1, iterations // 4)}",
             f"train.checkpoint_every={iterations if quick else max(1, iterations // 2)}",
-            f"train.device={device}", "train.workers=2", f"train.threads={1 if quick else 4}",
+            f"train.device={device}", "train.workers=2", f"train.threads={1 if quick else 4}", f"train.processes={nproc}",
             "evaluate.batch_size=4"]
     if quick:
         sets += ["model.rpn.pre_nms_top_n_train=200", "model.rpn.post_nms_top_n_train=100",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from rog.config import load_params
+from rog.config import resolve_run
 from rog.data.build import build_dataset, dataset_paths
 from rog.evaluation.mask_baselines import mean_shape_results, mean_shapes, round_trip_results
 from rog.evaluation.metrics import evaluate_all
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     overrides = [f"dataset.root={args.root}"] if args.root else []
-    params = load_params("params.yaml", args.profile, overrides=overrides)
+    params = resolve_run("params.yaml", args.profile, overrides=overrides)
     val = build_dataset(params["dataset"], "val", train=False)
     print(f"{val.json_path}: {len(val)} images")
     print(f"round trip (GT -> 28x28 target -> paste)  {fmt(segm_metrics(val, round_trip_results(val), params))}")

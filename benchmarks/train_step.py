@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rog.config import load_params  # noqa: E402
+from rog.config import resolve_run  # noqa: E402
 from rog.data.build import build_dataset  # noqa: E402
 from rog.data.glyphs import generate  # noqa: E402
 from rog.data.lvis_dataset import collate  # noqa: E402
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    params = load_params("params.yaml", "default", overrides=args.overrides)
+    params = resolve_run("params.yaml", "default", overrides=args.overrides)
     with tempfile.TemporaryDirectory() as tmp:
         glyphs = dict(params["dataset"]["glyphs"], num_train=args.images, num_val=1, min_val_images=0)
         generate(glyphs, tmp)
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     models = {}
     for name, gap in (("sigmoid CE", False), ("sigmoid CE + GAP", True)):
         torch.manual_seed(0)
-        p = load_params("params.yaml", "default", overrides=args.overrides + [f"model.gap.enabled={str(gap).lower()}"])
+        p = resolve_run("params.yaml", "default", overrides=args.overrides + [f"model.gap.enabled={str(gap).lower()}"])
         model = build_detector(p["model"], c, counts).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9, weight_decay=1e-4)
         models[name] = (model, opt)

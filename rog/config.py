@@ -1,17 +1,24 @@
-"""Read params.yaml: defaults, then a profile, then an experiment, then `--set key=value` overrides.
+"""params.yaml -> the params of one run: `resolve_run` (the only resolver; CLI, pipeline, benchmarks and
+notebooks all call it).
 
 params.yaml layout::
 
-    dataset: {...}      # defaults, one section per stage
+    dataset: {...}      # defaults, one section per stage (RUN_SECTIONS)
     model: {...}
     train: {...}
     evaluate: {...}
+    pretrain: {...}
     profiles:           # named overlays: smoke (CI), default (CPU laptop), lvis_r50_1x (GPUs)
       smoke: {dataset: {...}, train: {...}}
+    profile: default    # the profile used when none is named (the pipeline's)
+    schedule: {length: 1.0}   # train.iterations x length (an experiment may set its own)
     experiments:        # named overlays: the experiment registry
       sigmoid_ce: {model: {...}}
+    posthoc:            # a trained experiment's checkpoint evaluated another way
+      softmax_ce_norcal: {source: softmax_ce, norcal_gamma: 1.0}
 
-An overlay may only set keys that the defaults define, so a typo fails loudly instead of being ignored.
+Order: defaults <- profile <- experiment (then its schedule.length applied) <- `--set` overrides. An
+overlay may only set keys that the defaults define, so a typo fails loudly instead of being ignored.
 """
 from __future__ import annotations
 
@@ -21,7 +28,8 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-OVERLAY_SECTIONS = ("profiles", "experiments")
+RUN_SECTIONS = ("dataset", "model", "train", "evaluate", "pretrain")
+DEFAULT_PROFILE = "default"
 
 
 class ParamsError(ValueError):
@@ -75,40 +83,93 @@ def parse_override(text: str) -> dict:
     return nested
 
 
-def resolve(
-    params: Mapping,
-    profile: str | None = None,
-    experiment: str | None = None,
-    overrides: Iterable[str] = (),
-) -> dict:
-    """Resolve the effective parameters; `profile` and `experiment` are names in params."""
-    defaults = {k: v for k, v in params.items() if k not in OVERLAY_SECTIONS}
-    resolved = copy.deepcopy(defaults)
-    for section, name in (("profiles", profile), ("experiments", experiment)):
-        if name is None:
-            continue
-        table = params.get(section) or {}
-        if name not in table:
-            valid = ", ".join(sorted(table)) or "(none)"
-            raise ParamsError(f"unknown {section[:-1]} '{name}'; valid: {valid}")
-        resolved = merge(resolved, table[name] or {}, f"{section}.{name}")
+def apply_overrides(params: Mapping, overrides: Iterable[str]) -> dict:
+    """`params` with each 'key.path=value' merged in, in order."""
+    out = copy.deepcopy(dict(params))
     for text in overrides:
-        resolved = merge(resolved, parse_override(text))
-    from rog.schema import check_params  # every value's type and range (rog/schema.py)
-
-    return check_params(resolved)
+        out = merge(out, parse_override(text))
+    return out
 
 
-def load_params(
-    path: str | Path = "params.yaml",
+def _entry(params: Mapping, experiment: str) -> tuple[dict, dict]:
+    """(experiment overlay, evaluate overlay) of a registry name: an experiment, or a post-hoc entry
+    (its source experiment's overlay; NorCal's gamma as evaluate.norcal_gamma)."""
+    experiments = params.get("experiments") or {}
+    posthoc = params.get("posthoc") or {}
+    if experiment in experiments:
+        return experiments[experiment] or {}, {}
+    if experiment in posthoc:
+        spec = posthoc[experiment] or {}
+        source = spec.get("source")
+        if source not in experiments:
+            raise ParamsError(f"posthoc.{experiment}.source '{source}' is not an experiment")
+        return experiments[source] or {}, {"norcal_gamma": float(spec.get("norcal_gamma", 1.0))}
+    valid = ", ".join(sorted([*experiments, *posthoc])) or "(none)"
+    raise ParamsError(f"unknown experiment '{experiment}'; valid: {valid}")
+
+
+def _scale_schedule(train: dict, length: float, where: str) -> None:
+    """train.iterations x length (at least 1); warmup capped at the new length."""
+    if length <= 0:
+        raise ParamsError(f"{where}: schedule.length must be > 0, got {length}")
+    if length != 1.0:
+        train["iterations"] = max(1, round(int(train["iterations"]) * length))
+        train["warmup_iterations"] = min(int(train["warmup_iterations"]), train["iterations"])
+
+
+def profile_name(params: str | Path | Mapping = "params.yaml", profile: str | None = None) -> str:
+    """The profile a run uses: `profile`, else params.yaml's top-level `profile`, else 'default'."""
+    if profile:
+        return profile
+    raw = read_yaml(params) if not isinstance(params, Mapping) else params
+    return raw.get("profile") or DEFAULT_PROFILE
+
+
+def resolve_run(
+    params: str | Path | Mapping = "params.yaml",
     profile: str | None = None,
     experiment: str | None = None,
     overrides: Iterable[str] = (),
+    weights: str | Path | None = None,
 ) -> dict:
-    """Read `path` and resolve it (see `resolve`). Errors name the file."""
+    """The params one run uses: {dataset, model, train, evaluate, pretrain}, nothing of the registry.
+
+    params: params.yaml's path or its dict. profile: a name in `profiles` (None: params' `profile`, else
+    'default'). experiment: a name in `experiments` or `posthoc` (a post-hoc name resolves to its
+    source's params with evaluate.norcal_gamma set). Order: defaults <- profile <- experiment, then
+    train.iterations x schedule.length (the experiment's, else the top-level one; `schedule.length=...`
+    overrides count here), then the other overrides. model.backbone.weights 'pretrain' becomes
+    `weights` (default: the pretrain stage's output for the profile). Errors name the file.
+    """
+    from rog.models.pretrained import resolve_weights
+
+    where = str(params) if not isinstance(params, Mapping) else "params"
     try:
-        return resolve(read_yaml(path), profile, experiment, overrides)
+        raw = read_yaml(params) if not isinstance(params, Mapping) else dict(params)
+        profile = profile_name(raw, profile)
+        profiles = raw.get("profiles") or {}
+        if profile not in profiles and profile != DEFAULT_PROFILE:
+            raise ParamsError(f"unknown profile '{profile}'; valid: {', '.join(sorted(profiles)) or '(none)'}")
+        resolved = {k: copy.deepcopy(raw[k]) for k in RUN_SECTIONS if k in raw}
+        resolved = merge(resolved, profiles.get(profile) or {}, f"profiles.{profile}")
+        schedule = {"length": 1.0, **(raw.get("schedule") or {})}
+        evaluate: dict = {}
+        if experiment is not None:
+            overlay, evaluate = _entry(raw, experiment)
+            overlay = dict(overlay)
+            schedule.update(overlay.pop("schedule", None) or {})
+            resolved = merge(resolved, overlay, f"experiments.{experiment}")
+        overrides = list(overrides)
+        schedule_sets = [o for o in overrides if o.strip().startswith("schedule.")]
+        schedule = apply_overrides({"schedule": schedule}, schedule_sets)["schedule"]
+        _scale_schedule(resolved["train"], float(schedule["length"]), f"experiments.{experiment}"
+                        if experiment else "schedule")
+        resolved = merge(resolved, {"evaluate": evaluate})
+        resolved = apply_overrides(resolved, [o for o in overrides if o not in schedule_sets])
     except ParamsError as err:
-        if str(path) in str(err):
+        if where in str(err):
             raise
-        raise ParamsError(f"{path}: {err}") from None
+        raise ParamsError(f"{where}: {err}") from None
+    from rog.schema import check_params  # every value's type and range
+
+    return resolve_weights(check_params(resolved), profile, weights)

@@ -228,6 +228,7 @@ SCHEMA: dict[str, Rule] = {
     "train.keep_every": COUNT,
     "train.threads": POSITIVE,
     "train.workers": COUNT,
+    "train.processes": POSITIVE,
     "train.device": choice("auto", "cpu", "cuda"),
     "train.diagnostics": BOOL,
     # ---- evaluate -----------------------------------------------------------------------------------
@@ -237,6 +238,8 @@ SCHEMA: dict[str, Rule] = {
     "evaluate.max_dets_sweep": list_of(POSITIVE),
     "evaluate.backend": choice("fast", "lvis"),
     "evaluate.curve": BOOL,
+    "evaluate.masks": BOOL,
+    "evaluate.norcal_gamma": optional(NONNEG),
     # ---- pretrain -----------------------------------------------------------------------------------
     "pretrain.max_similarity": FRACTION,
     "pretrain.max_classes": integer(2),

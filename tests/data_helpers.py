@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rog.config import load_params
+from rog.config import resolve_run
 from rog.data.snapshot import ensure_snapshot as _ensure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,7 +20,7 @@ def ensure_snapshot() -> Path:
 
 def tiny_glyph_params(**changes) -> dict:
     """dataset.glyphs of the smoke profile, shrunk further (about 1 s to render)."""
-    params = load_params(ROOT / "params.yaml", "smoke")["dataset"]["glyphs"]
+    params = resolve_run(ROOT / "params.yaml", "smoke")["dataset"]["glyphs"]
     params = dict(params, snapshot=str(ensure_snapshot()), num_train=40, num_val=10,
                   min_val_images=2)
     params.update(changes)

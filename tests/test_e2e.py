@@ -10,7 +10,7 @@ from rog.cli import main
 from rog.data.glyphs import generate
 from rog.engine import checkpoint
 from test_engine import FAST, assert_same_weights, render_smoke, weights
-from rog.config import load_params
+from rog.config import resolve_run
 
 RUN_FILES = ("params.yaml", "run.json", "losses.jsonl", "checkpoints/last.pt", "model_final.pt", "diagnostics.json")
 
@@ -107,7 +107,7 @@ def test_bad_checkpoints_fail_clearly_and_write_nothing(trained, data, tmp_path,
                  "--set", "model.arch=faster_rcnn"]) == 2
     assert "another model: arch" in capsys.readouterr().err
     # a dataset with another number of classes
-    glyphs = load_params("params.yaml", "smoke", overrides=["dataset.glyphs.num_train=4",
+    glyphs = resolve_run("params.yaml", "smoke", overrides=["dataset.glyphs.num_train=4",
                                                             "dataset.glyphs.num_val=2"])["dataset"]["glyphs"]
     generate(glyphs, tmp_path / "small")
     assert main(["evaluate", "--checkpoint", str(final), "--out", str(tmp_path / "c"), "--no-progress",
@@ -117,14 +117,44 @@ def test_bad_checkpoints_fail_clearly_and_write_nothing(trained, data, tmp_path,
     assert checkpoint.load(final)["iteration"] == 6  # untouched
 
 
-def test_box_ap_by_budget_matches_a_plain_evaluation_without_masks(trained, tmp_path):
+def test_evaluate_k_and_boxes_only_match_a_plain_evaluation_of_the_boxes(trained, tmp_path, capsys):
     from rog.engine.inference import evaluate_checkpoint
-    from rog.report.budget import box_ap_by_budget, markdown
 
     final = trained / "model_final.pt"
     plain = evaluate_checkpoint(final, tmp_path / "plain")  # masks, the run's own K = 20
-    by_k = box_ap_by_budget(final, tmp_path / "budget", [20, 5])
-    assert sorted(by_k) == [5, 20]
-    assert by_k[20] == plain["bbox"]["metrics"]  # same boxes: skipping masks changes no box or score
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(final), "--out", str(tmp_path / "budget"), "--k", "20", "5",
+                 "--boxes-only", "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "budget" / "metrics.json").read_text())
+    assert "segm" not in metrics and sorted(metrics["bbox"]["max_dets_sweep"], key=int) == ["5", "20"]
+    # same boxes and scores: skipping the mask branch changes neither
+    assert metrics["bbox"]["metrics"] == plain["bbox"]["metrics"]
     assert json.loads((tmp_path / "budget" / "results_segm.json").read_text()) == []
-    assert f"| run | 20 | {100 * by_k[20]['AP']:.1f} |" in markdown({"run": by_k})
+    k20 = metrics["bbox"]["max_dets_sweep"]["20"]["metrics"]
+    assert f"| bbox | 20 | {100 * k20['AP']:.1f} |" in capsys.readouterr().out
+
+
+def test_norcal_build_option_scores_as_wrapping_the_trained_objective(trained, data):
+    """The oracle: the trained model with its objective wrapped in rog.losses.calibration.NorCal after
+    loading (how a post-hoc calibration is usually applied); the build option must give the same detections."""
+    import torch
+
+    from rog.data.build import build_dataset
+    from rog.engine.inference import load_model, predict
+    from rog.losses.calibration import NorCal
+
+    final = trained / "model_final.pt"
+    state = checkpoint.load(final)
+    params = resolve_run("params.yaml", "smoke", overrides=sets(data)[1::2] + ["model.gap.enabled=true"])
+    dataset = build_dataset(params["dataset"], "val", train=False)
+    oracle, _ = load_model(final, dataset.num_classes, params=params, state=state)
+    heads = oracle.roi_heads
+    heads.objective = NorCal(heads.objective, checkpoint.counts_from_state(state), gamma=0.7)
+    calibrated = dict(params, evaluate=dict(params["evaluate"], norcal_gamma=0.7))
+    built, _ = load_model(final, dataset.num_classes, params=calibrated, state=state)
+    plain, _ = load_model(final, dataset.num_classes, params=params, state=state)
+    ours, theirs, before = (predict(m, dataset)[0] for m in (built, oracle, plain))
+    assert ours == theirs and ours != before
+    assert set(built.state_dict()) == set(plain.state_dict())  # the option adds no saved state
+    assert torch.equal(built.roi_heads.score_shift, 0.7 * checkpoint.counts_from_state(state).image_count
+                       .double().clamp(min=1).log())

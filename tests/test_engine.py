@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rog.config import load_params
+from rog.config import resolve_run
 from rog.data.glyphs import generate
 from rog.engine import checkpoint, diagnostics, rundir
 from rog.engine.schedule import lr_factor
@@ -26,7 +26,7 @@ def render_smoke(root: Path) -> Path:
     """The smoke profile's LT-Glyphs, made smaller (24 train, 8 val images); reused across tests."""
     data = root / "glyphs"
     if not (data / "val.json").is_file():
-        glyphs = load_params("params.yaml", "smoke", overrides=["dataset.glyphs.num_train=24",
+        glyphs = resolve_run("params.yaml", "smoke", overrides=["dataset.glyphs.num_train=24",
                                                                 "dataset.glyphs.num_val=8"])["dataset"]["glyphs"]
         generate(glyphs, data)
     return data
@@ -38,7 +38,7 @@ def smoke_data(tmp_path_factory) -> Path:
 
 
 def fast_params(data: Path, *overrides: str) -> dict:
-    return load_params("params.yaml", "smoke", overrides=[f"dataset.root={data}", *FAST, *overrides])
+    return resolve_run("params.yaml", "smoke", overrides=[f"dataset.root={data}", *FAST, *overrides])
 
 
 def weights(path: Path) -> dict:

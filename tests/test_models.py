@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from rog.config import load_params
+from rog.config import resolve_run
 from rog.models.builder import build_detector, classifier
 from rog.models.roi_heads import box_regression_loss, objective_labels, select_detections
 
@@ -13,7 +13,7 @@ from rog.models.roi_heads import box_regression_loss, objective_labels, select_d
 def model_params(*overrides: str) -> dict:
     fast = ["model.rpn.post_nms_top_n_train=64", "model.rpn.post_nms_top_n_test=32",
             "model.roi.batch_size_per_image=32", "model.test.detections_per_img=20"]
-    return load_params("params.yaml", "smoke", overrides=fast + list(overrides))["model"]
+    return resolve_run("params.yaml", "smoke", overrides=fast + list(overrides))["model"]
 
 
 def random_batch(num_images: int = 2, num_classes: int = 5, size: int = 128, seed: int = 0):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rog.config import load_params
+from rog.config import resolve_run
 from rog.data.glyphs import generate
 from rog.data.lvis_dataset import LVISDataset
 from rog.evaluation.mask_baselines import mean_shape_results, mean_shapes, round_trip_results
@@ -99,7 +99,7 @@ def test_transform_postprocess_resizes_boxes_then_pastes():
 def smoke_val(tmp_path_factory):
     """The smoke profile's LT-Glyphs as params.yaml renders it."""
     folder = tmp_path_factory.mktemp("smoke_glyphs")
-    generate(load_params("params.yaml", "smoke")["dataset"]["glyphs"], folder)
+    generate(resolve_run("params.yaml", "smoke")["dataset"]["glyphs"], folder)
     return folder
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from rog.config import load_params
+from rog.config import resolve_run
 from rog.engine.schedule import step_iterations
 from rog.models.backbones import build_backbone
 from rog.models.builder import build_detector
@@ -46,7 +46,7 @@ def test_resnet_fpn_body_is_torchvision_resnet(name, resnet, blocks):
 def test_r101_mask_rcnn_trains_and_infers_on_cpu():
     torch.manual_seed(0)
     c = 4
-    params = load_params("params.yaml", "lvis_r101_2x", overrides=SMALL)["model"]
+    params = resolve_run("params.yaml", "lvis_r101_2x", overrides=SMALL)["model"]
     model = build_detector(params, c)
     assert len(model.backbone.body.layer3) == 23
     images, targets = random_batch(2, c)
@@ -62,8 +62,8 @@ def test_r101_mask_rcnn_trains_and_infers_on_cpu():
 
 
 def test_lvis_r101_2x_is_r50_1x_with_r101_and_2x():
-    r50 = load_params("params.yaml", "lvis_r50_1x")
-    r101 = load_params("params.yaml", "lvis_r101_2x")
+    r50 = resolve_run("params.yaml", "lvis_r50_1x")
+    r101 = resolve_run("params.yaml", "lvis_r101_2x")
     assert r101["model"]["backbone"] == dict(r50["model"]["backbone"], name="resnet101_fpn")
     assert r101["train"]["iterations"] == 2 * r50["train"]["iterations"] == 180000
     # mmdet's 2x: LR drops at epochs 16 and 22 of 24

@@ -1,4 +1,4 @@
-"""The whole DVC pipeline on the smoke profile, in a copy of the repository (rog.report.smoke), then
+"""The whole DVC pipeline on the smoke profile, in a copy of the repository (rog.pipeline.smoke), then
 nbval on the executed notebooks. Slow by nature (about 5 minutes on 2 cores): one module-scoped run.
 
 Checks: `dvc repro` runs end to end; right after, `dvc status` is clean and a second `dvc repro` runs
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from rog.report import smoke
-from rog.report.registry import read_params
+from rog.pipeline import smoke
+from rog.pipeline.registry import read_params
 
 ROOT = Path(__file__).resolve().parents[1]
 NARRATIVE = ("dataset", "gap_loss", "table1", "table2", "table3", "table4", "table5", "table6", "sweeps",
-             "figure4", "figure5", "convergence", "overview")
+             "figure4", "figure5", "convergence", "overview", "run/sigmoid_ce")
 
 
 def dvc(copy: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -56,7 +56,12 @@ def test_smoke_pipeline_runs_end_to_end(pipeline):
         assert set(json.loads((pipeline / f"results/experiments/{run}/summary.json").read_text())) == {"bbox", "segm"}
     for run in params["experiments"]:
         assert (pipeline / f"out/pipeline/smoke/runs/{run}/model_final.pt").is_file()
-        assert (pipeline / f"results/experiments/{run}/diagnostics.json").is_file()
+        for name in ("diagnostics.json", "curve.json", "losses.json"):
+            assert (pipeline / f"results/experiments/{run}/{name}").is_file(), (run, name)
+        # trained by the CLI: the stage's notebook shows the `rog train` and `rog evaluate` it launched
+        launched = (pipeline / f"results/notebooks/experiment/{run}.ipynb").read_text()
+        assert f"rog train --params params.yaml --profile smoke --experiment {run}" in launched
+        assert "rog evaluate --params params.yaml" in launched
     for name in NARRATIVE:
         nb = json.loads((pipeline / f"results/notebooks/{name}.ipynb").read_text())
         assert "papermill" not in nb["metadata"], name
@@ -103,6 +108,32 @@ def test_nbval_on_the_executed_notebooks(pipeline):
                         "-p", "no:cacheprovider", "--nbval-cell-timeout", "600", *paths], pipeline, check=False)
     print(f"\nnbval: {time.perf_counter() - start:.0f} s")
     assert result.returncode == 0, result.stdout[-8000:]
+
+
+def changed_stages(copy: Path) -> set[str]:
+    return {line.strip().rstrip(":") for line in dvc(copy, "status", check=False).stdout.splitlines()
+            if line.strip().endswith(":") and not line.startswith((" ", "\t"))}
+
+
+def test_editing_presentation_reruns_no_training_stage(pipeline):
+    """A table notebook, the report code (tables, claims, pages) and a run's view are presentation: DVC
+    calls only presentation stages changed. The engine changes numbers: every experiment is changed."""
+    edited = ["notebooks/table1.ipynb", "rog/report/tables.py", "rog/report/claims.py", "notebooks/run.ipynb"]
+    try:
+        for rel in edited:
+            with open(pipeline / rel, "a") as f:
+                f.write("\n")
+        changed = changed_stages(pipeline)
+        assert "table1" in changed and "run@sigmoid_ce" in changed
+        assert not [s for s in changed if s.startswith(("experiment@", "posthoc@")) or s in ("dataset", "pretrain")], changed
+        with open(pipeline / "rog/engine/trainer.py", "a") as f:
+            f.write("\n")
+        edited.append("rog/engine/trainer.py")
+        assert {f"experiment@{run}" for run in read_params(pipeline / "params.yaml")["experiments"]} <= \
+            changed_stages(pipeline)
+    finally:
+        smoke.run(["git", "checkout", "--", *edited], pipeline)
+    assert dvc(pipeline, "status", "-q", check=False).returncode == 0
 
 
 def test_a_clone_with_results_and_lock_but_no_checkpoints_is_up_to_date(pipeline):

@@ -2,7 +2,6 @@
 set, a short run, loading its backbone.pt into a detector, the errors, the pipeline stage."""
 from __future__ import annotations
 
-import copy
 import unicodedata
 
 import numpy as np
@@ -10,7 +9,7 @@ import pytest
 import torch
 
 from rog.cli import main
-from rog.config import load_params
+from rog.config import resolve_run
 from rog.data import pretrain_glyphs as pg
 from rog.data.glyphs import load_fonts
 from rog.engine import rundir
@@ -18,10 +17,10 @@ from rog.engine.pretrain import pretrain
 from rog.models import pretrained
 from rog.models.backbones import tiny_body
 from rog.models.builder import build_detector
-from rog.report import pipeline
-from rog.report.registry import read_params
+from rog.pipeline import dvcyaml
+from rog.pipeline.registry import read_params
 
-PARAMS = load_params("params.yaml")
+PARAMS = resolve_run("params.yaml")
 THRESHOLD = PARAMS["pretrain"]["max_similarity"]
 # the hand list of well-known homoglyphs of ASCII characters (the shape test must agree with it)
 HOMOGLYPHS = "аеорсухАВЕКМНОРСТХΑΒΕΖΗΙΚΜΝΟΡΤΥΧον∙−·ǀ‐–"
@@ -77,7 +76,7 @@ def test_rendered_set_is_balanced_and_deterministic(fonts):
 def short_params(**pretrain_overrides) -> dict:
     sets = {"max_classes": 4, "images_per_class": 16, "val_images_per_class": 4, "iterations": 30,
             "batch_size": 16, "warmup_iterations": 5, "eval_every": 10, "lr": 0.05, **pretrain_overrides}
-    return load_params("params.yaml", "smoke", overrides=[f"pretrain.{k}={v}" for k, v in sets.items()])
+    return resolve_run("params.yaml", "smoke", overrides=[f"pretrain.{k}={v}" for k, v in sets.items()])
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +102,7 @@ def test_short_pretraining_lowers_the_loss_and_writes_a_loadable_backbone(backbo
 
 
 def detector_params(weights) -> dict:
-    return load_params("params.yaml", "smoke", overrides=[f"model.backbone.weights={weights}"])
+    return resolve_run("params.yaml", "smoke", overrides=[f"model.backbone.weights={weights}"])
 
 
 def test_detector_body_is_the_pretrained_one_and_its_identity_changes(backbone_file, tmp_path):
@@ -144,10 +143,9 @@ def test_a_mismatching_or_missing_file_is_a_clear_error(tmp_path):
 
 
 def test_pretrain_resolves_to_the_pipeline_output():
-    params = detector_params("pretrain")
-    assert pretrained.resolve_weights(copy.deepcopy(params), "smoke")["model"]["backbone"]["weights"] == \
-        "out/pipeline/smoke/pretrain/backbone.pt"
-    assert pretrained.resolve_weights(params, "smoke", "x.pt")["model"]["backbone"]["weights"] == "x.pt"
+    assert detector_params("pretrain")["model"]["backbone"]["weights"] == "out/pipeline/smoke/pretrain/backbone.pt"
+    named = resolve_run("params.yaml", "smoke", overrides=["model.backbone.weights=pretrain"], weights="x.pt")
+    assert named["model"]["backbone"]["weights"] == "x.pt"
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -161,12 +159,12 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 def test_experiments_depend_on_the_pretrain_stage_only_when_they_use_it():
     params = read_params("params.yaml")
-    stages = pipeline.stages(params)
+    stages = dvcyaml.stages(params)
     assert "pretrain" not in stages  # no run reads it: not made (it costs minutes)
-    assert pipeline.PRETRAIN not in stages["experiment"]["do"]["deps"]
+    assert dvcyaml.PRETRAIN not in stages["experiment"]["do"]["deps"]
     params["profiles"][params["profile"]]["model"] = {"backbone": {"weights": "pretrain"}}
-    stages = pipeline.stages(params)
-    assert stages["pretrain"]["outs"] == [pipeline.PRETRAIN]
-    assert pipeline.PRETRAIN in stages["experiment"]["do"]["deps"]
-    assert pipeline.PRETRAIN in stages["posthoc"]["do"]["deps"]
-    assert pipeline.PRETRAIN == pretrained.PRETRAIN_DIR.format(profile="${profile}")
+    stages = dvcyaml.stages(params)
+    assert stages["pretrain"]["outs"] == [dvcyaml.PRETRAIN]
+    assert dvcyaml.PRETRAIN in stages["experiment"]["do"]["deps"]
+    assert dvcyaml.PRETRAIN in stages["posthoc"]["do"]["deps"]
+    assert dvcyaml.PRETRAIN == pretrained.PRETRAIN_DIR.format(profile="${profile}")

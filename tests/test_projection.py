@@ -1,4 +1,4 @@
-"""rog.report.projection: the pipeline's projected wall time from the runs' recorded timings (fake results)."""
+"""rog.pipeline.projection: the pipeline's projected wall time from the runs' recorded timings (fake results)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from rog.cli import main
-from rog.report import projection, registry
+from rog.pipeline import projection, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rog import schema
-from rog.config import ParamsError, read_yaml, resolve
+from rog.config import ParamsError, read_yaml, resolve_run
 
 PARAMS = read_yaml("params.yaml")
 SECTIONS = ("dataset", "model", "train", "evaluate", "pretrain", "schedule", "profile")
@@ -25,7 +25,7 @@ def test_every_default_key_has_a_rule_and_every_rule_a_key():
 @pytest.mark.parametrize("profile", [None, *PARAMS["profiles"]])
 def test_every_profile_and_experiment_is_valid(profile):
     for experiment in [None, *PARAMS["experiments"]]:
-        resolved = resolve(PARAMS, profile, experiment)
+        resolved = resolve_run(PARAMS, profile, experiment)
         assert schema.problems(resolved) == []
 
 
@@ -66,17 +66,17 @@ def test_fixed_lists_agree_with_the_code_and_registries_are_read_from_it():
     ("dataset.glyphs.crowded.fraction=-0.1", "dataset.glyphs.crowded.fraction = -0.1"),
     ("evaluate.max_dets_sweep=[0,10]", "evaluate.max_dets_sweep = [0, 10]"),
     ("pretrain.batch_size=0", "pretrain.batch_size = 0"),
-    ("schedule.length=0", "schedule.length = 0"),
+    ("schedule.length=0", "schedule.length must be > 0"),
 ])
 def test_bad_values_are_refused_naming_key_value_and_rule(override, named):
     with pytest.raises(ParamsError) as err:
-        resolve(PARAMS, "smoke", "sigmoid_ce", [override])
+        resolve_run(PARAMS, "smoke", "sigmoid_ce", [override])
     assert named in str(err.value)
 
 
 def test_all_problems_are_listed_at_once():
     with pytest.raises(ParamsError) as err:
-        resolve(PARAMS, "smoke", None, ["train.iterations=0", "evaluate.curve=maybe"])
+        resolve_run(PARAMS, "smoke", None, ["train.iterations=0", "evaluate.curve=maybe"])
     assert "train.iterations = 0" in str(err.value) and "evaluate.curve = 'maybe'" in str(err.value)
 
 
@@ -84,20 +84,20 @@ def test_all_problems_are_listed_at_once():
 def test_a_scalar_never_replaces_a_section(override):
     key = override.split("=")[0]
     with pytest.raises(ParamsError, match=f"'{key}' is a section, not a value"):
-        resolve(PARAMS, "smoke", None, [override])
+        resolve_run(PARAMS, "smoke", None, [override])
 
 
 def test_a_profile_or_experiment_with_a_bad_value_is_named():
     params = dict(PARAMS, experiments={"broken": {"train": {"batch_size": "eight"}}})
     with pytest.raises(ParamsError, match="train.batch_size = 'eight'"):
-        resolve(params, None, "broken")
+        resolve_run(params, None, "broken")
     params = dict(PARAMS, profiles={"broken": {"train": 3}})
     with pytest.raises(ParamsError, match="'profiles.broken.train' is a section"):
-        resolve(params, "broken")
+        resolve_run(params, "broken")
 
 
 def test_open_sections_accept_any_keys_and_values_are_checked_by_the_objective():
-    resolved = resolve(PARAMS, "smoke", None, ["model.objective.name=eqlv2", "model.objective.params={gamma: 10}"])
+    resolved = resolve_run(PARAMS, "smoke", None, ["model.objective.name=eqlv2", "model.objective.params={gamma: 10}"])
     assert resolved["model"]["objective"]["params"] == {"gamma": 10}
     from rog.losses.objectives import build_objective
 
@@ -112,8 +112,8 @@ def test_missing_keys_are_not_checked_but_a_non_section_on_the_way_is():
 
 
 def test_exponent_floats_that_pyyaml_reads_as_strings_are_numbers():
-    resolved = resolve(PARAMS, "smoke", None, ["train.lr=1e-3", "train.lr_steps=[5e-1, 0.9]", "train.grad_clip=1E1"])
+    resolved = resolve_run(PARAMS, "smoke", None, ["train.lr=1e-3", "train.lr_steps=[5e-1, 0.9]", "train.grad_clip=1E1"])
     assert resolved["train"]["lr"] == 0.001 and resolved["train"]["lr_steps"] == [0.5, 0.9]
     assert resolved["train"]["grad_clip"] == 10.0
     with pytest.raises(ParamsError, match="train.iterations = '1e3': expected an integer"):
-        resolve(PARAMS, "smoke", None, ["train.iterations=1e3"])
+        resolve_run(PARAMS, "smoke", None, ["train.iterations=1e3"])

@@ -1,7 +1,7 @@
-"""`python -m rog dataset --out DIR [--params params.yaml] [--profile NAME] [--set key=value ...]`
+"""`python -m rog dataset [--out DIR] [--profile NAME] [--set KEY=VALUE ...]`
 
-Renders LT-Glyphs (dataset.glyphs in params.yaml) into DIR: train.json, val.json (LVIS v1 format),
-the PNGs below train/ and val/, and stats.json (image, annotation and r/c/f category counts).
+Renders LT-Glyphs (dataset.glyphs of the resolved params) into DIR: train.json, val.json (LVIS v1
+format), the PNGs below train/ and val/, and stats.json (image, annotation and r/c/f category counts).
 """
 from __future__ import annotations
 
@@ -10,31 +10,24 @@ import json
 import sys
 import time
 
-from tqdm import tqdm
+from rog.commands import add_params_arguments, resolve_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None,
                         help="output folder (default: dataset.root of the resolved params)")
-    add_params_arguments(parser, "dataset.glyphs.seed=1")
-
-
-def add_params_arguments(parser: argparse.ArgumentParser, example: str) -> None:
-    """--params, --profile (no experiment), --set, --no-progress (shared with `pretrain`)."""
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("--profile", default="default", help="profile in params.yaml (default: default)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"override a parameter, e.g. --set {example} (repeatable)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_params_arguments(parser, experiment=False, example="dataset.glyphs.seed=1")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rog.config import ParamsError, load_params
+    from tqdm import tqdm
+
+    from rog.config import ParamsError
     from rog.data.glyphs import GlyphParamsError, generate
     from rog.data.snapshot import ensure_snapshot
 
     try:
-        params = load_params(args.params, args.profile, None, args.overrides)
+        params = resolve_args(args)
     except ParamsError as err:
         print(f"rog dataset: {err}", file=sys.stderr)
         return 2

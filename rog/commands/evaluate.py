@@ -1,61 +1,102 @@
-"""`python -m rog evaluate --checkpoint FILE --out DIR [--profile/--experiment/--params] [--set k=v ...]`
+"""`python -m rog evaluate --checkpoint FILE --out DIR [--profile/--experiment] [--set KEY=VALUE ...]
+[--k K ...] [--boxes-only]`
 
 Runs the checkpoint's detector on the evaluation split and writes DIR/results_bbox.json,
-DIR/results_segm.json (LVIS results format; an empty list for a Faster R-CNN) and DIR/metrics.json
-(rog.evaluation.metrics.evaluate_all). The params are the checkpoint's own unless --params, --profile
-or --experiment name others; --set applies on top either way (e.g. --set dataset.root=...).
+DIR/results_segm.json (LVIS results format; empty for a Faster R-CNN or --boxes-only),
+DIR/metrics.json (rog.evaluation.metrics.evaluate_all) and DIR/timing.json (eval_seconds,
+curve_seconds). With evaluate.curve the checkpoint's run folder's kept checkpoints are evaluated too
+(rog.engine.curve) -> DIR/curve.json.
+
+The params are the checkpoint's own unless --params, --profile or --experiment name others (then
+rog.config.resolve_run, as `rog train`); --set applies on top either way. A post-hoc entry's name as
+--experiment evaluates with its NorCal gamma (evaluate.norcal_gamma). --k 10 100 3000 keeps max(K)
+detections per image and reports AP at each K; --boxes-only skips the mask branch (evaluate.masks:
+false): box AP at budgets where pasting thousands of masks per image would take hours.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
 
-from rog.commands.train import add_common_arguments
+from rog.commands import add_params_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by `rog train`")
     parser.add_argument("--out", required=True, help="folder for results_*.json and metrics.json")
-    add_common_arguments(parser, profile_default=None)
+    add_params_arguments(parser, profile_help="profile in params.yaml (default: the checkpoint's params)",
+                         example="dataset.root=out/lt_glyphs")
+    parser.add_argument("--k", type=int, nargs="+", default=None, metavar="K",
+                        help="per-image detection budgets: AP at each (model.test.detections_per_img = max K)")
+    parser.add_argument("--boxes-only", action="store_true", help="no masks (evaluate.masks: false)")
+
+
+def option_overrides(args: argparse.Namespace) -> list[str]:
+    """--k and --boxes-only as --set overrides."""
+    out = []
+    if args.k:
+        ks = sorted({int(k) for k in args.k})
+        if ks[0] < 1:
+            raise ValueError(f"--k: budgets must be >= 1, got {ks[0]}")
+        out += [f"model.test.detections_per_img={ks[-1]}", f"evaluate.max_dets={ks[-1]}",
+                f"evaluate.max_dets_sweep={ks}"]
+    if args.boxes_only:
+        out.append("evaluate.masks=false")
+    return out
 
 
 def evaluation_params(args: argparse.Namespace, checkpoint_params: dict) -> dict:
-    from rog.config import load_params, merge, parse_override
-    from rog.models.pretrained import resolve_weights
+    """resolve_run of the arguments when they name params, else the checkpoint's params; then --set,
+    --k and --boxes-only."""
+    from rog.config import apply_overrides, resolve_run
 
+    overrides = list(args.overrides) + option_overrides(args)
     if args.params or args.profile or args.experiment:
-        params = load_params(args.params or "params.yaml", args.profile, args.experiment, args.overrides)
-        return resolve_weights(params, args.profile)
-    params = checkpoint_params
-    for text in args.overrides:
-        params = merge(params, parse_override(text))
-    return params
+        return resolve_run(args.params or "params.yaml", args.profile, args.experiment, overrides)
+    return apply_overrides(checkpoint_params, overrides)
 
 
 def run(args: argparse.Namespace) -> int:
     from rog.config import ParamsError
     from rog.data.lvis_dataset import ImageReadError, LVISFormatError
     from rog.engine import checkpoint as ckpt
+    from rog.engine.curve import learning_curve, write_curve
     from rog.engine.inference import evaluate_checkpoint
 
+    out = Path(args.out)
     try:
         state = ckpt.load(args.checkpoint)
         params = evaluation_params(args, state["params"])
-        metrics = evaluate_checkpoint(args.checkpoint, args.out, params, progress=not args.no_progress)
+        start = time.perf_counter()
+        metrics = evaluate_checkpoint(args.checkpoint, out, params, progress=not args.no_progress)
+        timing = {"eval_seconds": time.perf_counter() - start, "curve_seconds": 0.0}
+        if params["evaluate"].get("curve"):
+            start = time.perf_counter()
+            curve = learning_curve(Path(args.checkpoint).parent, params, final_metrics=metrics,
+                                   progress=not args.no_progress)
+            write_curve(out / "curve.json", curve)
+            timing["curve_seconds"] = time.perf_counter() - start
     except (ParamsError, ckpt.CheckpointError, LVISFormatError, ImageReadError, FileNotFoundError,
             ValueError) as err:
         print(f"rog evaluate: {err}", file=sys.stderr)
         return 2
+    (out / "timing.json").write_text(json.dumps(timing) + "\n")
     summary = {t: {k: round(v, 4) for k, v in metrics[t]["metrics"].items()} for t in ("bbox", "segm")
                if t in metrics}
     print(json.dumps(summary))
+    if args.k:
+        print(budget_markdown(metrics), end="")
     return 0
 
 
-def __getattr__(name: str):
-    """`evaluate_checkpoint` lives in rog.engine.inference; re-exported lazily (keeps --help fast)."""
-    if name == "evaluate_checkpoint":
-        from rog.engine.inference import evaluate_checkpoint
-        return evaluate_checkpoint
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def budget_markdown(metrics: dict) -> str:
+    """One row per (IoU type, K) of the max-detections sweep: AP, APr, APc, APf in percent."""
+    names = ("AP", "APr", "APc", "APf")
+    lines = ["| type | K | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for iou in ("bbox", "segm"):
+        for k, entry in sorted((metrics.get(iou) or {}).get("max_dets_sweep", {}).items(), key=lambda kv: int(kv[0])):
+            lines.append(f"| {iou} | {k} | " + " | ".join(f"{100 * entry['metrics'][n]:.1f}" for n in names) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,4 +1,4 @@
-"""`python -m rog pretrain [--out DIR] [--params params.yaml] [--profile NAME] [--set key=value ...]`
+"""`python -m rog pretrain [--out DIR] [--profile NAME] [--set KEY=VALUE ...]`
 
 Pretrains the tiny backbone's body on glyphs disjoint from LT-Glyphs' categories (the `pretrain`
 section; rog.engine.pretrain) and writes DIR/backbone.pt and DIR/summary.json. The default DIR is what
@@ -10,27 +10,28 @@ import argparse
 import json
 import sys
 
-from rog.commands.dataset import add_params_arguments
+from rog.commands import add_params_arguments, resolve_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None,
                         help="output folder (default: out/pipeline/<profile>/pretrain, what weights 'pretrain' reads)")
-    add_params_arguments(parser, "pretrain.iterations=100")
+    add_params_arguments(parser, experiment=False, example="pretrain.iterations=100")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rog.config import ParamsError, load_params
+    from rog.config import ParamsError, profile_name
     from rog.data.snapshot import ensure_snapshot
     from rog.engine.pretrain import PretrainParamsError, pretrain
     from rog.models.pretrained import default_dir
 
     try:
-        params = load_params(args.params, args.profile, None, args.overrides)
+        params = resolve_args(args)
         if "pretrain" not in params:
-            raise ParamsError(f"{args.params}: no 'pretrain' section")
+            raise ParamsError(f"{args.params or 'params.yaml'}: no 'pretrain' section")
         ensure_snapshot(params["dataset"]["glyphs"]["snapshot"])  # a fresh clone: dvc pull the fonts
-        meta = pretrain(params, args.out or default_dir(args.profile), progress=not args.no_progress)
+        out = args.out or default_dir(profile_name(args.params or "params.yaml", args.profile))
+        meta = pretrain(params, out, progress=not args.no_progress)
     except (ParamsError, PretrainParamsError, FileNotFoundError) as err:
         print(f"rog pretrain: {err}", file=sys.stderr)
         return 2

@@ -4,7 +4,7 @@ pipeline: write dvc.yaml from params.yaml's registry (--check: only say whether 
 if not). tables: print the tables (ours beside the paper's) from results/experiments/*/metrics.json.
 claims: print which of the paper's claims our results reproduce. projection: print each run's recorded
 (or estimated) training and evaluation seconds and the pipeline's projected wall time with J experiments
-side by side (rog.report.projection; exit 1 when no run has recorded timings).
+side by side (rog.pipeline.projection; exit 1 when no run has recorded timings).
 """
 from __future__ import annotations
 
@@ -23,19 +23,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rog.config import ParamsError
-    from rog.report import pipeline, tables
-    from rog.report.registry import read_params, sections
+    from rog.pipeline import dvcyaml
+    from rog.pipeline.registry import read_params, sections
+    from rog.report import claims, tables
 
     try:
         if args.what == "pipeline":
-            current = pipeline.write(args.params, "dvc.yaml", check=args.check)
+            current = dvcyaml.write(args.params, "dvc.yaml", check=args.check)
             if args.check and not current:
                 print("rog report: dvc.yaml is not current; run `python -m rog report pipeline`", file=sys.stderr)
                 return 1
             print("dvc.yaml is current" if current else "dvc.yaml written")
             return 0
         if args.what == "projection":
-            from rog.report import projection
+            from rog.pipeline import projection
             try:
                 print(projection.text(projection.projection(args.params, args.root, args.jobs)), end="")
             except projection.ProjectionError as err:
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         params = read_params(args.params)
         if args.what == "claims":
-            print(tables.claims_markdown(tables.claims(params, args.root)), end="")
+            print(claims.claims_markdown(claims.claims(params, args.root)), end="")
             return 0
         for name in args.names or [n for n in sections(params) if not n.startswith("figure")]:
             if name == "table3":

@@ -1,46 +1,46 @@
-"""`python -m rog train --out DIR [--params params.yaml] [--profile NAME] [--experiment NAME] [--set k=v ...]`
+"""`python -m rog train --out DIR [--profile NAME] [--experiment NAME] [--set KEY=VALUE ...]`
 
-Trains the detector of the resolved params on dataset.root's training split into DIR (see
-rog.engine.trainer for the files). Started again on the same DIR it resumes from the last checkpoint;
-a DIR holding another experiment's run is refused. Under `torchrun --nproc_per_node N` it trains with
-N processes (DDP).
+Trains the detector of the resolved params (rog.config.resolve_run) on dataset.root's training split
+into DIR (see rog.engine.trainer for the files). Started again on the same DIR it resumes from the
+last checkpoint; a DIR holding another experiment's run is refused. With train.processes N > 1 it must
+run under `torchrun --nproc_per_node N` (DDP: gloo on CPUs, nccl on GPUs).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-
-def add_common_arguments(parser: argparse.ArgumentParser, profile_default: str | None = "default") -> None:
-    """--params, --profile, --experiment, --set, --no-progress (shared with `evaluate`)."""
-    parser.add_argument("--params", default=None, help="params file (default: params.yaml)")
-    parser.add_argument("--profile", default=profile_default,
-                        help=f"profile in params.yaml (default: {profile_default})")
-    parser.add_argument("--experiment", default=None, help="experiment in params.yaml's registry")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter, e.g. --set train.iterations=100 (repeatable)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+from rog.commands import add_params_arguments, resolve_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="run folder (created; resumed if it holds this run)")
-    add_common_arguments(parser)
+    add_params_arguments(parser)
+
+
+def check_processes(params: dict) -> None:
+    """ValueError unless the processes launched (torchrun's WORLD_SIZE, 1 without) are train.processes."""
+    want = int(params["train"].get("processes", 1))
+    have = int(os.environ.get("WORLD_SIZE", "1"))
+    if want != have:
+        raise ValueError(f"train.processes is {want} but {have} process(es) were launched; run "
+                         f"`torchrun --nproc_per_node {want} -m rog train ...` or --set train.processes={have}")
 
 
 def run(args: argparse.Namespace) -> int:
-    from rog.config import ParamsError, load_params
+    from rog.config import ParamsError
     from rog.data.lvis_dataset import ImageReadError, LVISFormatError
     from rog.engine import distributed
     from rog.engine.checkpoint import CheckpointError
     from rog.engine.rundir import RunDirError
     from rog.engine.trainer import train
-    from rog.models.pretrained import resolve_weights
 
     rank = 0
     try:
-        params = load_params(args.params or "params.yaml", args.profile, args.experiment, args.overrides)
-        resolve_weights(params, args.profile)  # weights: pretrain -> out/pipeline/<profile>/pretrain/backbone.pt
+        params = resolve_args(args)
+        check_processes(params)
         final = train(params, args.out, progress=not args.no_progress)
         rank = distributed.rank()
     except (ParamsError, RunDirError, CheckpointError, LVISFormatError, ImageReadError, FileNotFoundError,

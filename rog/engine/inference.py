@@ -5,7 +5,7 @@ Masks are encoded to RLE batch by batch, so memory stays flat however many image
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from tqdm import tqdm
@@ -48,8 +48,9 @@ def load_model(path, num_classes: int | None = None, device: torch.device | str 
     """A detector restored from a checkpoint; returns (model in eval mode, checkpoint dict).
 
     params: the resolved params to build the model from (default: the checkpoint's own); its model
-    must match the checkpoint's architecture and classes (CheckpointError otherwise).
-    state: the checkpoint dict when already loaded.
+    must match the checkpoint's architecture and classes (CheckpointError otherwise). Its evaluate
+    section's build options apply: norcal_gamma (NorCal scores from the checkpoint's class counts) and
+    masks (false: boxes only). state: the checkpoint dict when already loaded.
     """
     state = state if state is not None else checkpoint.load(path)
     params = params if params is not None else state["params"]
@@ -57,20 +58,21 @@ def load_model(path, num_classes: int | None = None, device: torch.device | str 
     if classes != state["signature"]["num_classes"]:
         raise checkpoint.CheckpointError(f"{path}: checkpoint has {state['signature']['num_classes']} "
                                          f"classes, the dataset {classes}")
-    model = build_detector(params["model"], classes, checkpoint.counts_from_state(state))
+    ev = params.get("evaluate") or {}
+    model = build_detector(params["model"], classes, checkpoint.counts_from_state(state),
+                           norcal_gamma=ev.get("norcal_gamma"), masks=ev.get("masks", True))
     checkpoint.check_signature(state, model.signature, path)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), state
 
 
 def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, progress: bool = False,
-                        adjust_model: Callable[[torch.nn.Module, dict], None] | None = None,
                         max_dets_list: Sequence[int] | None = None) -> dict:
     """Inference on params.evaluate.split + LVIS evaluation of a checkpoint; returns the metrics dict.
 
     Writes out_dir/results_bbox.json, results_segm.json (empty list without masks) and metrics.json.
-    params: resolved params (default: the checkpoint's own). adjust_model(model, checkpoint dict) may
-    change the restored model before inference (e.g. wrap its objective in a post-hoc calibration).
+    params: resolved params (default: the checkpoint's own); evaluate.norcal_gamma and evaluate.masks
+    choose how the model is built (see load_model); with norcal_gamma the metrics' "checkpoint" records it.
     max_dets_list: the K of the max-detections sweep (default: params.evaluate.max_dets_sweep); [K] with
     K = evaluate.max_dets computes the main metrics only (learning curves).
     Nothing is written when the checkpoint, the params or the data are bad, nor when the evaluation
@@ -91,8 +93,6 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
         torch.set_num_threads(int(params["train"]["threads"]))
     dataset = build_dataset(params["dataset"], ev["split"], train=False)
     model, _ = load_model(checkpoint_path, dataset.num_classes, device, params, state=state)
-    if adjust_model is not None:
-        adjust_model(model, state)
     bbox, segm = predict(model, dataset, int(ev["batch_size"]), device, progress)
     train_json, _ = dataset_paths(params["dataset"], "train")
     metrics = evaluate_all(dataset.json_path, bbox, segm if segm else None,
@@ -102,6 +102,8 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
                            backend=ev["backend"])
     metrics["checkpoint"] = {"path": str(checkpoint_path), "iteration": state["iteration"],
                              "params_hash": state.get("params_hash")}
+    if ev.get("norcal_gamma") is not None:
+        metrics["checkpoint"]["norcal_gamma"] = float(ev["norcal_gamma"])
     out, written = Path(out_dir), []
     try:
         for name, write, content in (("results_bbox.json", write_results_json, bbox),

@@ -19,8 +19,9 @@ import yaml
 # for a finished or half-done run keeps its folder instead of retraining it from scratch. workers do not
 # change the batches (each sample is seeded by its position: rog.data.loader). threads and device do change
 # the floating-point sums: they stay out of the hash (a finished run may be evaluated anywhere) but a resume
-# mid-run with other values is refused (rog.engine.trainer.Trainer.check_resumable).
-EXECUTION_ONLY = {"train": ("threads", "workers", "device", "checkpoint_every", "keep_every")}
+# mid-run with other values is refused (rog.engine.trainer.Trainer.check_resumable). processes (how the run
+# is launched) is checked through the checkpoint's world_size instead.
+EXECUTION_ONLY = {"train": ("threads", "workers", "device", "checkpoint_every", "keep_every", "processes")}
 HASHED_SECTIONS = ("dataset", "model", "train")
 
 

@@ -129,15 +129,15 @@ class Trainer:
         self.dataset = build_dataset(params["dataset"], "train")
         self.counts = self.dataset.category_counts()
         self.num_classes = self.dataset.num_classes
-        self.model = build_detector(params["model"], self.num_classes, self.counts, objective).to(self.device)
+        self.grad_stats = diagnostics.GradientStats(self.num_classes) if self.tp["diagnostics"] else None
+        self.model = build_detector(params["model"], self.num_classes, self.counts, objective,
+                                    grad_stats=self.grad_stats).to(self.device)
         self.signature = self.model.signature
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=float(self.tp["lr"]),
                                          momentum=float(self.tp["momentum"]),
                                          weight_decay=float(self.tp["weight_decay"]))
         self.scheduler = build_scheduler(self.optimizer, self.tp)
         self.sampler = build_sampler(params["dataset"], self.dataset, seed, self.rank, self.world)
-        self.grad_stats = diagnostics.GradientStats(self.num_classes) if self.tp["diagnostics"] else None
-        self.model.roi_heads.grad_stats = self.grad_stats
         self.iteration = 0
         self.saved_iteration = None  # the iteration of the last checkpoint written or restored
         self.sampler_state = {"epoch": 0, "position": 0}

@@ -1,7 +1,10 @@
 """Build a Mask R-CNN or Faster R-CNN from the `model` section of params.yaml.
 
-`build_detector(model_params, num_classes, class_counts)` returns a torchvision `MaskRCNN` /
-`FasterRCNN` whose `roi_heads` is an `ObjectiveRoIHeads`. Targets: boxes [N, 4] xyxy float, labels [N]
+`build_detector(model_params, num_classes, class_counts)` assembles torchvision's GeneralizedRCNN from
+its parts in one place: backbone, RPN, `ObjectiveRoIHeads` (the objective, the ranking term, the mask
+branch) and the transform; what changes how a built model runs (NorCal scores, boxes only, gradient
+diagnostics) is a build option, so no caller patches a built model. State-dict keys are torchvision's
+MaskRCNN / FasterRCNN ones. Targets: boxes [N, 4] xyxy float, labels [N]
 in 0..C-1, masks [N, H, W] uint8 (Mask R-CNN); detections use the same labels 0..C-1.
 """
 from __future__ import annotations
@@ -11,11 +14,11 @@ import json
 
 import torch
 from torch import nn
-from torchvision.models.detection import FasterRCNN, MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.models.detection.rpn import RegionProposalNetwork
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
 from rog.models import pretrained
@@ -51,14 +54,6 @@ class PyramidRPN(RegionProposalNetwork):
     def __init__(self, levels: list[str], *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.levels = list(levels)
-
-    @classmethod
-    def of(cls, levels: list[str], rpn: RegionProposalNetwork) -> "PyramidRPN":
-        """The same RPN (its anchor generator, head and settings) restricted to `levels`."""
-        return cls(levels, rpn.anchor_generator, rpn.head, rpn.proposal_matcher.high_threshold,
-                   rpn.proposal_matcher.low_threshold, rpn.fg_bg_sampler.batch_size_per_image,
-                   rpn.fg_bg_sampler.positive_fraction, rpn._pre_nms_top_n, rpn._post_nms_top_n,
-                   rpn.nms_thresh, rpn.score_thresh)
 
     def forward(self, images, features, targets=None):
         return super().forward(images, {k: features[k] for k in self.levels}, targets)
@@ -104,6 +99,19 @@ def build_gap(params: dict, num_classes: int, class_counts=None) -> nn.Module | 
     return GAPLoss(num_classes, **options)
 
 
+def norcal_shift(class_counts, gamma: float | None, num_classes: int) -> torch.Tensor | None:
+    """NorCal's shift of the C foreground logits, gamma log n_c (n_c: training image counts, at least 1),
+    as rog.losses.calibration.NorCal computes it; None without gamma."""
+    if gamma is None:
+        return None
+    if class_counts is None or getattr(class_counts, "image_count", None) is None:
+        raise ValueError("evaluate.norcal_gamma: NorCal needs the training set's image counts per class")
+    counts = torch.as_tensor(class_counts.image_count, dtype=torch.float64)
+    if counts.numel() != num_classes:
+        raise ValueError(f"evaluate.norcal_gamma: {counts.numel()} image counts for {num_classes} classes")
+    return float(gamma) * counts.clamp(min=1).log()
+
+
 def model_signature(model_params: dict, num_classes: int) -> dict:
     """What must match between a checkpoint and the model it is loaded into: architecture, classes and the
     pretrained backbone weights' digest (None from scratch)."""
@@ -118,10 +126,15 @@ def model_signature(model_params: dict, num_classes: int) -> dict:
 
 
 def build_detector(model_params: dict, num_classes: int, class_counts=None,
-                   objective: nn.Module | None = None) -> nn.Module:
+                   objective: nn.Module | None = None, *, norcal_gamma: float | None = None,
+                   masks: bool = True, grad_stats=None) -> nn.Module:
     """model_params: the resolved `model` section; class_counts: CategoryCounts of the training split.
 
     `objective` replaces the one named in params (tests use it to inject a small objective).
+    Options that change how a built model runs, never its state dict (a checkpoint loads either way):
+    norcal_gamma: scores calibrated with NorCal(gamma) from class_counts' image counts
+    (rog.losses.calibration; renormalised); masks=False: boxes only (the mask branch is not run);
+    grad_stats: a rog.engine.diagnostics.GradientStats that records the classification gradients.
     """
     arch = model_params["arch"]
     if arch not in ARCHS:
@@ -133,62 +146,52 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
     mask_features = roi.get("mask_features", "fpn")
     if mask_features not in MASK_FEATURES:
         raise ValueError(f"model.roi.mask_features: unknown '{mask_features}'; valid: {', '.join(MASK_FEATURES)}")
-    fine = arch == "mask_rcnn" and mask_features != "fpn"  # the mask branch reads the backbone's fine map
+    with_mask = arch == "mask_rcnn"
+    fine = with_mask and mask_features != "fpn"  # the mask branch reads the backbone's fine map
     backbone = build_backbone(model_params["backbone"], (roi.get("mask_in_channels") or 32) if fine else None,
                               int(mask_features[len("stride"):]) if fine else 4)
     channels = backbone.out_channels
-    mask_channels = channels
     levels = [str(i) for i in range(len(backbone.strides) - 1)]  # RoI pooling on all but the max-pool level
-
-    anchors = AnchorGenerator(sizes=tuple((int(s),) for s in model_params["anchor_sizes"]),
-                              aspect_ratios=(tuple(float(a) for a in model_params["aspect_ratios"]),)
-                              * len(model_params["anchor_sizes"]))
     if len(model_params["anchor_sizes"]) != len(backbone.strides):
         raise ValueError(f"model.anchor_sizes: {len(model_params['anchor_sizes'])} sizes for "
                          f"{len(backbone.strides)} pyramid levels")
-    rpn = model_params["rpn"]
+    anchors = AnchorGenerator(sizes=tuple((int(s),) for s in model_params["anchor_sizes"]),
+                              aspect_ratios=(tuple(float(a) for a in model_params["aspect_ratios"]),)
+                              * len(model_params["anchor_sizes"]))
     pool = SeparableMultiScaleRoIAlign if roi.get("separable_align", False) else MultiScaleRoIAlign
-    test = model_params["test"]
-    common = dict(
-        min_size=int(model_params["min_size"]), max_size=int(model_params["max_size"]), image_mean=list(model_params["image_mean"]),
-        image_std=list(model_params["image_std"]), rpn_anchor_generator=anchors,
-        rpn_pre_nms_top_n_train=rpn["pre_nms_top_n_train"], rpn_post_nms_top_n_train=rpn["post_nms_top_n_train"],
-        rpn_pre_nms_top_n_test=rpn["pre_nms_top_n_test"], rpn_post_nms_top_n_test=rpn["post_nms_top_n_test"],
-        rpn_batch_size_per_image=rpn["batch_size_per_image"],
-        box_roi_pool=pool(levels, output_size=7, sampling_ratio=roi["sampling_ratio"]),
-        box_head=TwoMLPHead(channels * 49, roi["representation_size"]),
-        box_predictor=nn.Identity(),  # placeholder: the RoI heads are replaced below
-    )
-    if arch == "mask_rcnn":
+    # the parts with weights are made in this order (it fixes their initialisation for a given seed)
+    box_head = TwoMLPHead(channels * 49, roi["representation_size"])
+    mask_pool = mask_head = mask_predictor = None
+    if with_mask:
         mask_channels = roi.get("mask_in_channels") or channels
-        mask_levels = [MASK_LEVEL] if fine else levels
-        model = MaskRCNN(backbone, mask_roi_pool=pool(mask_levels, output_size=14, sampling_ratio=roi["sampling_ratio"]),
-                         mask_head=MaskRCNNHeads(mask_channels, [roi["mask_head_channels"]] * roi["mask_head_layers"], 1),
-                         mask_predictor=MaskRCNNPredictor(roi["mask_head_channels"], roi["mask_head_channels"],
-                                                          num_classes), **common)
-        t = model.transform  # the same transform, pasting all masks of an image at once
-        model.transform = BatchedPasteTransform(t.min_size, t.max_size, t.image_mean, t.image_std,
-                                                size_divisible=t.size_divisible, fixed_size=t.fixed_size,
-                                                _skip_resize=t._skip_resize)
-    else:
-        model = FasterRCNN(backbone, **common)
-    if fine:
-        model.rpn = PyramidRPN.of(levels + ["pool"], model.rpn)
-    old = model.roi_heads
-    mask_pool = old.mask_roi_pool
-    if mask_pool is not None and mask_channels != channels and not fine:
+        mask_pool = pool([MASK_LEVEL] if fine else levels, output_size=14, sampling_ratio=roi["sampling_ratio"])
+        mask_head = MaskRCNNHeads(mask_channels, [roi["mask_head_channels"]] * roi["mask_head_layers"], 1)
+        mask_predictor = MaskRCNNPredictor(roi["mask_head_channels"], roi["mask_head_channels"], num_classes)
+    rpn_head = RPNHead(channels, anchors.num_anchors_per_location()[0])
+    if with_mask and not fine and mask_channels != channels:
         mask_pool = ReducedRoIPool(mask_pool, channels, mask_channels)
     predictor = ObjectivePredictor(objective.make_classifier(roi["representation_size"]),
                                    roi["representation_size"], num_classes)
-    model.roi_heads = ObjectiveRoIHeads(
+
+    rpn = model_params["rpn"]
+    rpn_args = (anchors, rpn_head, 0.7, 0.3, rpn["batch_size_per_image"], 0.5,
+                {"training": rpn["pre_nms_top_n_train"], "testing": rpn["pre_nms_top_n_test"]},
+                {"training": rpn["post_nms_top_n_train"], "testing": rpn["post_nms_top_n_test"]}, 0.7)
+    proposals = PyramidRPN(levels + ["pool"], *rpn_args) if fine else RegionProposalNetwork(*rpn_args)
+    test = model_params["test"]
+    heads = ObjectiveRoIHeads(
         objective=objective, gap=gap, num_classes=num_classes, box_loss=roi.get("box_loss", "l1"),
-        box_roi_pool=old.box_roi_pool, box_head=old.box_head, box_predictor=predictor,
-        fg_iou_thresh=0.5, bg_iou_thresh=0.5, batch_size_per_image=roi["batch_size_per_image"],
-        positive_fraction=roi["positive_fraction"], bbox_reg_weights=(10.0, 10.0, 5.0, 5.0),
-        score_thresh=test["score_thresh"], nms_thresh=test["nms_thresh"],
+        box_roi_pool=pool(levels, output_size=7, sampling_ratio=roi["sampling_ratio"]), box_head=box_head,
+        box_predictor=predictor, fg_iou_thresh=0.5, bg_iou_thresh=0.5,
+        batch_size_per_image=roi["batch_size_per_image"], positive_fraction=roi["positive_fraction"],
+        bbox_reg_weights=(10.0, 10.0, 5.0, 5.0), score_thresh=test["score_thresh"], nms_thresh=test["nms_thresh"],
         detections_per_img=test["detections_per_img"],
-        mask_roi_pool=mask_pool, mask_head=old.mask_head, mask_predictor=old.mask_predictor,
+        mask_roi_pool=mask_pool, mask_head=mask_head, mask_predictor=mask_predictor,
+        score_shift=norcal_shift(class_counts, norcal_gamma, num_classes), masks=masks, grad_stats=grad_stats,
     )
+    transform = BatchedPasteTransform(int(model_params["min_size"]), int(model_params["max_size"]),
+                                      list(model_params["image_mean"]), list(model_params["image_std"]))
+    model = GeneralizedRCNN(backbone, proposals, heads, transform)
     model.signature = model_signature(model_params, num_classes)
     return model
 

@@ -10,7 +10,7 @@ backbone.pt is a dict (torch.save, readable with weights_only=True)::
 
 params.yaml's model.backbone.weights: null (from scratch), a path to such a file, or PRETRAIN ('pretrain'),
 the pipeline's pretrain stage output for the profile: out/pipeline/<profile>/pretrain/backbone.pt
-(`resolve_weights`, called by the train/evaluate commands and the experiment stage).
+(`resolve_weights`, called by rog.config.resolve_run).
 """
 from __future__ import annotations
 

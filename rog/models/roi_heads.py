@@ -147,13 +147,30 @@ class ObjectiveRoIHeads(RoIHeads):
     """
 
     def __init__(self, *, objective: nn.Module, gap: nn.Module | None, num_classes: int,
-                 box_loss: str = "l1", **kwargs):
+                 box_loss: str = "l1", score_shift: torch.Tensor | None = None, masks: bool = True,
+                 grad_stats=None, **kwargs):
+        """score_shift: [C], subtracted from the foreground logits before `objective.scores` (NorCal,
+        renormalised: gamma log n_c; not saved in the state dict). masks=False: boxes only at inference
+        (the mask branch is kept, so a Mask R-CNN checkpoint still loads). grad_stats: a
+        rog.engine.diagnostics.GradientStats tapping the classification gradients, or None."""
         super().__init__(**kwargs)
         self.objective = objective
         self.gap = gap
         self.num_classes = num_classes
         self.box_loss = box_loss
-        self.grad_stats = None  # a diagnostics.GradientStats, attached by the engine when wanted
+        self.register_buffer("score_shift", score_shift, persistent=False)
+        self.masks = masks
+        self.grad_stats = grad_stats
+
+    def has_mask(self) -> bool:
+        return self.masks and super().has_mask()
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """[R, K] logits -> [R, C] scores: the objective's, on NorCal-shifted logits when score_shift is set."""
+        if self.score_shift is not None:
+            C = self.num_classes
+            logits = torch.cat([logits[:, :C] - self.score_shift.to(logits.dtype), logits[:, C:]], dim=1)
+        return self.objective.scores(logits)
 
     def classification_losses(self, logits: torch.Tensor, labels: torch.Tensor,
                               ious: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -172,7 +189,7 @@ class ObjectiveRoIHeads(RoIHeads):
 
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
         """Logits [R, K], deltas [R, C*4], proposals per image -> per-image boxes, scores, labels (0..C-1)."""
-        scores = self.objective.scores(class_logits)
+        scores = self.scores(class_logits)
         boxes = self.box_coder.decode(box_regression, proposals)  # [R, C, 4]
         counts = [len(p) for p in proposals]
         out_boxes, out_scores, out_labels = [], [], []

@@ -1,2 +1,2 @@
-"""The compendium: the registry in params.yaml, dvc.yaml, and the tables and figures of the paper
-from the runs' metrics files (with the paper's numbers beside ours)."""
+"""Presentation: the runs' results read back, tables beside the paper's numbers, the paper's claims
+checked, figures, one run's view, the README headline, the GAP toy example."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from rog.report.registry import sections
+from rog.pipeline.registry import sections
 from rog.report.results import load_curve, load_diagnostics, load_metrics, value
 
 GROUPS = ("r", "c", "f")
@@ -211,17 +211,6 @@ def balance_markdown(rows: list[dict], labels: dict[str, str], what: str) -> str
     return "\n".join(lines) + "\n"
 
 
-def balance_verdict(rows: list[dict], baseline: str, method: str, what: str) -> str:
-    """Whether `method`'s rare/frequent balance is closer to 1 than `baseline`'s (the paper's claim)."""
-    by = {r["key"]: r for r in rows}
-    if baseline not in by or method not in by or by[baseline]["balance"] is None or by[method]["balance"] is None:
-        return f"Not checked ({what}): a run is missing or has an empty rare/frequent group."
-    b, m = by[baseline]["balance"], by[method]["balance"]
-    closer = abs(math.log(m)) < abs(math.log(b)) if b > 0 and m > 0 else False
-    return (f"{'reproduced' if closer else 'not reproduced'} ({what}): rare/frequent {m:.3g} with {method} vs "
-            f"{b:.3g} with {baseline} (1 = balanced; the paper: GAP is more balanced).")
-
-
 # ---- convergence: learning curves of the 2x runs ------------------------------------------------------
 IOU_TITLES = (("bbox", "box AP"), ("segm", "mask AP"))
 
@@ -332,17 +321,3 @@ def convergence_markdown(rows: list[dict], labels: dict[str, str]) -> str:
         label = setting_label(r["setting"], labels)
         lines.append(f"| {label} | {r['short'] or '-'} | {r['long'] or '-'} | " + " | ".join(cells) + f" | {verdict} |")
     return "\n".join(lines) + "\n"
-
-
-def convergence_verdict(rows: list[dict]) -> str:
-    """One sentence per setting: converged, not converged (by how much), or which run is missing."""
-    out = []
-    for r in rows:
-        if r["converged"] is None:
-            why = f"no results for {', '.join(r['missing'])}" if r["missing"] else "a run has no box or mask AP"
-            out.append(f"{r['setting']}: not checked, {why}.")
-            continue
-        gains = f"2x - 1x = {r['bbox']['diff']:+.1f} box AP, {r['segm']['diff']:+.1f} mask AP"
-        out.append(f"{r['setting']}: {'converged' if r['converged'] else 'NOT converged'} ({gains}; "
-                   f"criterion: at most +{r['tolerance']:g} each).")
-    return "\n".join(out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from rog.report.registry import curve_path, diagnostics_path, metrics_path
+from rog.pipeline.registry import curve_path, diagnostics_path, metrics_path
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 

@@ -8,9 +8,7 @@ compare scores within a row; GAP compares them across rows, per class.
 from __future__ import annotations
 
 import math
-import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -98,15 +96,11 @@ def descend(logits: torch.Tensor, labels: torch.Tensor, steps: int = 20, lr: flo
     return history
 
 
-def speed_against_official(rows: list[int], num_classes: int = 1203, repeats: int = 3) -> list[dict]:
-    """Forward+backward seconds of GAPLoss and of the official O(P x N) algorithm (benchmarks/) on
+def speed_against_official(rows: list[int], repeats: int = 3) -> list[dict]:
+    """Forward+backward seconds of GAPLoss and of the official O(P x N) algorithm (rog.report.official_gap) on
     LVIS-like batches of `rows` RoIs; with the largest gradient difference relative to the largest."""
-    root = Path(__file__).resolve().parents[2]
-    sys.path.insert(0, str(root / "benchmarks"))
-    try:
-        import gap_loss as bench  # benchmarks/gap_loss.py
-    finally:
-        sys.path.pop(0)
+    from rog.report import official_gap as bench
+
     out = []
     for r in rows:
         logits, labels = bench.lvis_like_batch(r, "cpu")

@@ -1,6 +1,6 @@
 """Executed notebooks kept in git: strip what changes on every run, keep the outputs.
 
-`python -m rog.report.notebooks FILE...` rewrites each papermill-executed notebook without
+`python -m rog.pipeline.notebooks FILE...` rewrites each papermill-executed notebook without
 metadata.papermill, cells' metadata.papermill / metadata.execution, with cell ids renumbered
 "0", "1", ... (papermill gives the injected-parameters cell a new random id each run), so two runs
 with equal outputs are byte-identical (what nbstripout --keep-output --extra-keys does).
@@ -57,7 +57,7 @@ def enter_project_root() -> Path:
 def main(argv: list[str] | None = None) -> int:
     paths = sys.argv[1:] if argv is None else argv
     if not paths:
-        print("usage: python -m rog.report.notebooks NOTEBOOK.ipynb ...", file=sys.stderr)
+        print("usage: python -m rog.pipeline.notebooks NOTEBOOK.ipynb ...", file=sys.stderr)
         return 2
     for path in paths:
         strip_file(path)

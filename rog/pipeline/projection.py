@@ -2,9 +2,9 @@
 
 Every run of the registry (experiments, then post-hoc evaluations) costs its training and evaluation
 seconds, read from results/experiments/RUN/metrics.json's run.train_seconds, run.eval_seconds, run.jobs
-and run.iterations (written by rog.report.experiment). A run is *measured* when its metrics.json has
+and run.iterations (written by rog.pipeline.stage). A run is *measured* when its metrics.json has
 these fields and was made with the pipeline's profile; its training seconds are its seconds per
-iteration times the iterations the registry gives it now (experiment_params: the profile's iterations
+iteration times the iterations the registry gives it now (rog.config.resolve_run: the profile's iterations
 x schedule.length), its evaluation seconds as recorded (the learning curve's, run.curve_seconds,
 included). Any other run (not run yet, or run by older
 code that recorded no timings) is *estimated*: the median seconds per iteration of the measured
@@ -18,11 +18,12 @@ is optimistic. The dataset and notebook stages are not counted.
 """
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
-from rog.report.registry import experiment_params, read_params
-from rog.report.results import load_metrics
+from rog.config import resolve_run
+from rog.pipeline.registry import metrics_path, read_params
 
 DEFAULT_JOBS = 2
 ASSUMPTION = ("each run's seconds, measured with `jobs` processes side by side, already include that slowdown;\n"
@@ -31,6 +32,11 @@ ASSUMPTION = ("each run's seconds, measured with `jobs` processes side by side, 
 
 class ProjectionError(ValueError):
     """Nothing (or not enough) is recorded to project from."""
+
+
+def load_metrics(run: str, root: str | Path) -> dict | None:
+    path = metrics_path(run, root)
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def recorded(metrics: dict | None, profile: str) -> dict | None:
@@ -47,7 +53,7 @@ def recorded(metrics: dict | None, profile: str) -> dict | None:
 def _planned(params_path: str | Path, params: dict) -> list[tuple[str, int]]:
     """(run, iterations the pipeline trains it for): experiments, then post-hoc runs (0)."""
     profile = params.get("profile", "default")
-    runs = [(name, int(experiment_params(params_path, profile, name)["train"]["iterations"]))
+    runs = [(name, int(resolve_run(params, profile, name)["train"]["iterations"]))
             for name in params.get("experiments") or {}]
     return runs + [(name, 0) for name in params.get("posthoc") or {}]
 

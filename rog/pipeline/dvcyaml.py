@@ -5,18 +5,23 @@ changing one experiment reruns only it and its tables), and DVC cannot template 
 Experiments and post-hoc evaluations stay `foreach` stages over the registry, so a new experiment
 entry needs no regeneration; a new table row does (the test suite checks dvc.yaml is current).
 
-Stages (all papermill runs of notebooks/, executed copies in results/notebooks/, volatile metadata
-stripped by `python -m rog.report.notebooks`):
+Stages (papermill runs of notebooks/ unless said otherwise; executed copies in results/notebooks/,
+volatile metadata stripped by `python -m rog.pipeline.notebooks`):
 
-    dataset                 LT-Glyphs for ${profile} -> out/pipeline/<profile>/dataset (DVC cache)
-    pretrain                the tiny body pretrained on glyphs disjoint from LT-Glyphs' classes ->
-                            out/pipeline/<profile>/pretrain/backbone.pt (DVC cache); a stage, and a
-                            dependency of the experiment and post-hoc stages, only when an experiment of
+    dataset                 `rog dataset`: LT-Glyphs for ${profile} -> out/pipeline/<profile>/dataset (DVC cache)
+    pretrain                `rog pretrain`: the tiny body pretrained on glyphs disjoint from LT-Glyphs'
+                            classes -> out/pipeline/<profile>/pretrain/backbone.pt (DVC cache); a stage, and
+                            a dependency of the experiment and post-hoc stages, only when an experiment of
                             the profile sets model.backbone.weights: pretrain (`uses_pretraining`)
-    experiment@NAME         train + evaluate -> results/experiments/NAME/{metrics,summary,diagnostics,curve}.json
-                            (git); the run folder out/pipeline/<profile>/runs/NAME/ (checkpoints) is a
-                            by-product, not a DVC output: see below
-    posthoc@NAME            a trained checkpoint scored with NorCal -> results/experiments/NAME/
+    experiment@NAME         `rog train` (torchrun when train.processes > 1) and `rog evaluate`, launched by
+                            rog.pipeline.stage -> results/experiments/NAME/{metrics,summary,diagnostics,curve,
+                            losses}.json (git); the run folder out/pipeline/<profile>/runs/NAME/ (checkpoints)
+                            is a by-product, not a DVC output: see below. Depends on the code that changes
+                            numbers (TRAINING_CODE), never on rog/report
+    posthoc@NAME            `rog evaluate --experiment NAME`: a trained checkpoint scored with NorCal ->
+                            results/experiments/NAME/
+    run@NAME                the reader's view of one experiment (losses, metrics, learning curve), from
+                            its results files only: editing it retrains nothing
 
 Why checkpoints are not DVC outputs: the default pipeline takes hours longer than one sitting may last,
 and its results reach git (results/, dvc.lock) in parts. A 44 MB checkpoint per run cannot go to git,
@@ -25,7 +30,7 @@ train it again. With the metrics files as the only outputs, a clone that holds r
 resumes with just the missing runs. A post-hoc stage depends on its source's metrics.json and reads the
 checkpoint from the run folder; where that is gone it says how to get it back (the run is
 deterministic: `dvc repro -f -s experiment@SOURCE` retrains it with the same metrics).
-    dataset_notebook, gap_loss, TABLE/FIGURE, overview   the narrative, reading metrics files only
+    dataset_notebook, gap_loss, TABLE/FIGURE, overview   the narrative, reading results files only
 """
 from __future__ import annotations
 
@@ -33,23 +38,26 @@ from pathlib import Path
 
 import yaml
 
-from rog.report.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, sections, table_runs,
+from rog.pipeline.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, sections, table_runs,
                                  validate)
 
 HEADER = ("# Generated from params.yaml by `python -m rog report pipeline`: edit params.yaml (experiments,\n"
           "# posthoc, tables, figures), then regenerate. tests/test_pipeline.py checks this file is current.\n")
 PAPERMILL = "papermill {src} {dst} -k python3 --cwd . --no-progress-bar --execution-timeout 7200"
-STRIP = "python -m rog.report.notebooks {dst}"
+STRIP = "python -m rog.pipeline.notebooks {dst}"
 DATASET = "out/pipeline/${profile}/dataset"
 PRETRAIN = "out/pipeline/${profile}/pretrain"  # rog.models.pretrained.PRETRAIN_DIR
 PRETRAIN_CODE = ["rog/data/pretrain_glyphs.py", "rog/data/glyph_layout.py", "rog/data/glyphs.py",
                  "rog/engine/pretrain.py", "rog/models/backbones.py", "rog/models/pretrained.py",
-                 "rog/commands/pretrain.py", "rog/config.py"]
+                 "rog/commands/__init__.py", "rog/commands/pretrain.py", "rog/config.py"]
 RUNS = "out/pipeline/${profile}/runs"
-TRAINING_CODE = ["rog/commands", "rog/config.py", "rog/data", "rog/engine", "rog/evaluation", "rog/losses",
-                 "rog/models", "rog/report/experiment.py", "rog/report/registry.py"]
-REPORT_CODE = ["rog/report/paper_numbers.yaml", "rog/report/results.py", "rog/report/tables.py",
-               "rog/report/figures.py", "rog/report/notebooks.py"]
+# what changes an experiment's numbers: the commands the stage launches and everything below them
+TRAINING_CODE = ["rog/__init__.py", "rog/__main__.py", "rog/cli.py", "rog/commands/__init__.py", "rog/commands/train.py",
+                 "rog/commands/evaluate.py", "rog/config.py", "rog/schema.py", "rog/data", "rog/engine", "rog/evaluation",
+                 "rog/losses", "rog/models", "rog/pipeline/__init__.py", "rog/pipeline/stage.py"]
+# presentation: what the table, figure and run notebooks call
+REPORT_CODE = ["rog/report", "rog/pipeline/registry.py", "rog/pipeline/notebooks.py"]
+RUN_OUTPUTS = ("metrics.json", "diagnostics.json", "curve.json", "losses.json")
 
 
 def _notebook_cmd(name: str, dst: str, params: dict[str, str] | None = None, folders: tuple[str, ...] = ()
@@ -67,7 +75,7 @@ def stages(params: dict) -> dict:
     out: dict = {}
     out["dataset"] = {
         "cmd": f"python -m rog dataset --profile ${{profile}} --out {DATASET} --no-progress",
-        "deps": ["data", "rog/data", "rog/commands/dataset.py", "rog/config.py"],
+        "deps": ["data", "rog/data", "rog/commands/__init__.py", "rog/commands/dataset.py", "rog/config.py"],
         "params": ["dataset", "profiles.${profile}"],
         "outs": [DATASET],
     }
@@ -85,20 +93,24 @@ def stages(params: dict) -> dict:
         "cmd": _notebook_cmd("dataset", "results/notebooks/dataset.ipynb",
                              {"profile": "${profile}", "dataset_root": DATASET}),
         "deps": ["notebooks/dataset.ipynb", DATASET, "rog/data/plots.py", "rog/losses/counts.py", "rog/losses/gap.py",
-                 "rog/report/figures.py"],
+                 *REPORT_CODE],
         "params": ["profile"],
         "outs": [{"results/notebooks/dataset.ipynb": {"cache": False}}],
     }
     out["gap_loss"] = {
         "cmd": _notebook_cmd("gap_loss", "results/notebooks/gap_loss.ipynb"),
-        "deps": ["notebooks/gap_loss.ipynb", "rog/losses", "rog/report/toy.py", "benchmarks/gap_loss.py",
-                 "benchmarks/official_gap.py"],
+        "deps": ["notebooks/gap_loss.ipynb", "rog/losses", *REPORT_CODE],
         "outs": [{"results/notebooks/gap_loss.ipynb": {"cache": False}}],
     }
     if params.get("experiments"):
         out["experiment"] = {"foreach": "${experiments}", "do": _run_stage("experiment", TRAINING_CODE + [
             "notebooks/experiment.ipynb", DATASET, *weights], ["dataset", "model", "train", "evaluate", "schedule",
                                                      "profiles.${profile}", "experiments.${key}"], train=True)}
+        out["run"] = {"foreach": "${experiments}", "do": {
+            "cmd": _notebook_cmd("run", "results/notebooks/run/${key}.ipynb", {"name": "${key}"}),
+            "deps": ["notebooks/run.ipynb", *REPORT_CODE,
+                     *(f"results/experiments/${{key}}/{f}" for f in ("metrics.json", "curve.json", "losses.json"))],
+            "outs": [{"results/notebooks/run/${key}.ipynb": {"cache": False}}]}}
     if params.get("posthoc"):
         out["posthoc"] = {"foreach": "${posthoc}", "do": _run_stage("posthoc", TRAINING_CODE + [
             "notebooks/posthoc.ipynb", DATASET, *weights, "results/experiments/${item.source}/metrics.json"],
@@ -121,7 +133,7 @@ def stages(params: dict) -> dict:
         out[name] = {"cmd": cmd, "deps": deps, "params": [f"{kind}.{name}", "profile"], "outs": outs}
     out["overview"] = {
         "cmd": _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
-        "deps": ["notebooks/overview.ipynb", "rog/report/paper_numbers.yaml"]
+        "deps": ["notebooks/overview.ipynb", *REPORT_CODE]
                 + [f"results/tables/{name}.md" for name in sections(params)],
         "params": ["profile"],
         "outs": [{"results/notebooks/overview.ipynb": {"cache": False}}],
@@ -131,24 +143,20 @@ def stages(params: dict) -> dict:
 
 def uses_pretraining(params: dict) -> bool:
     """Whether an experiment of the pipeline's profile sets model.backbone.weights: pretrain."""
-    from rog.config import resolve
+    from rog.config import resolve_run
     from rog.models.pretrained import PRETRAIN
 
     profile = params.get("profile")
-    return any(resolve(params, profile, name)["model"]["backbone"].get("weights") == PRETRAIN
+    return any(resolve_run(params, profile, name, weights=PRETRAIN)["model"]["backbone"].get("weights") == PRETRAIN
                for name in params.get("experiments") or {})
 
 
 def _run_stage(kind: str, deps: list[str], tracked: list[str], train: bool) -> dict:
     dst = f"results/notebooks/{kind}/${{key}}.ipynb"
     cmd = _notebook_cmd(kind, dst, {"name": "${key}", "profile": "${profile}", "dataset_root": DATASET,
-                                    "runs_root": RUNS, "weights": f"{PRETRAIN}/backbone.pt"})
-    outs: list = [{dst: {"cache": False}}]
-    if train:
-        outs.append({"results/experiments/${key}/diagnostics.json": {"cache": False}})
-    outs.append({"results/experiments/${key}/metrics.json": {"cache": False}})
-    if train:
-        outs.append({"results/experiments/${key}/curve.json": {"cache": False}})
+                                    "runs_root": RUNS})
+    files = RUN_OUTPUTS if train else ("metrics.json",)
+    outs: list = [{dst: {"cache": False}}] + [{f"results/experiments/${{key}}/{f}": {"cache": False}} for f in files]
     return {"cmd": cmd, "deps": deps, "params": tracked, "outs": outs,
             "metrics": [{"results/experiments/${key}/summary.json": {"cache": False}}]}
 
@@ -167,7 +175,7 @@ def render(params: dict) -> str:
 
 def write(params_path: str | Path = "params.yaml", dvc_yaml: str | Path = "dvc.yaml", check: bool = False) -> bool:
     """Write dvc.yaml (or with check=True only compare); returns True when it was already current."""
-    from rog.report.registry import read_params
+    from rog.pipeline.registry import read_params
 
     text = render(read_params(params_path))
     path = Path(dvc_yaml)

@@ -1,7 +1,7 @@
 """The smoke pipeline: the whole DVC pipeline on a subset of the registry, in a copy of the repository.
 
-    python -m rog.report.smoke DIR                 # subset smoke (profile smoke): CI, a few minutes
-    python -m rog.report.smoke --subset quick DIR  # Table 1's headline rows and Figure 5, default profile
+    python -m rog.pipeline.smoke DIR                 # subset smoke (profile smoke): CI, a few minutes
+    python -m rog.pipeline.smoke --subset quick DIR  # Table 1's headline rows and Figure 5, default profile
 
 The copy holds the files git knows (tracked and untracked-not-ignored) plus the raw snapshot data/;
 its params.yaml is `registry.subset_params` of ours (the subset's profile and runs only; tables show
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from rog.report import parallel, pipeline
-from rog.report.registry import read_params, subset_params
+from rog.pipeline import dvcyaml, parallel
+from rog.pipeline.registry import read_params, subset_params
 
 EXTRA = ("data",)  # DVC-tracked (git-ignored) inputs the pipeline needs
 
@@ -73,21 +73,21 @@ def prepare(src: str | Path, dst: str | Path, subset: str = "smoke") -> Path:
     copy_repo(src, dst)
     params = subset_params(read_params(src / "params.yaml"), subset)
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False, width=120))
-    (dst / "dvc.yaml").write_text(pipeline.render(params))
+    (dst / "dvc.yaml").write_text(dvcyaml.render(params))
     run(["git", "add", "params.yaml", "dvc.yaml"], dst)
     run(["git", "-c", "user.name=smoke", "-c", "user.email=smoke@localhost", "commit", "-q", "-m", "smoke"], dst)
     return dst
 
 
 def repro(dst: str | Path, jobs: int = 2) -> float:
-    """The pipeline in dst (rog.report.parallel: `jobs` experiments side by side, then `dvc repro`);
+    """The pipeline in dst (rog.pipeline.parallel: `jobs` experiments side by side, then `dvc repro`);
     returns its wall time in seconds (raises with DVC's output on failure)."""
     dst = Path(dst)
     return parallel.reproduce(dst, jobs, environment(dst), log=lambda text: None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rog.report.smoke", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m rog.pipeline.smoke", description=__doc__.splitlines()[0])
     parser.add_argument("dst", help="folder for the copy (created)")
     parser.add_argument("--src", default=".", help="the repository (default: .)")
     parser.add_argument("--subset", default="smoke", help="subsets.NAME of params.yaml (default: smoke)")

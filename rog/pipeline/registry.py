@@ -3,24 +3,23 @@
     profile: default                  # the profile the pipeline runs
     schedule: {length: 1.0}           # train.iterations = the profile's x length (per experiment)
     experiments: {NAME: overlay}      # trained and evaluated by stage experiment@NAME
-    posthoc: {NAME: {source: EXP, norcal_gamma: g}}   # EXP's checkpoint scored with NorCal
+    posthoc: {NAME: {source: EXP, norcal_gamma: g}}   # EXP's checkpoint scored with NorCal (stage posthoc@NAME)
     tables: {NAME: {rows: [{paper: ROW, runs: [RUN, ...]}]}}
     figures: {NAME: {rows: [...]}}    # same layout as tables (convergence: learning curves, curves: true)
     subsets: {NAME: {profile: P, experiments: [...], posthoc: [...]}}  # smoke (CI), quick
 
 A "run" is an experiment or a post-hoc evaluation; both write results/experiments/RUN/metrics.json.
-Several runs in one row are seeds of one setting (mean and spread).
+Several runs in one row are seeds of one setting (mean and spread). The params of a run are
+rog.config.resolve_run's (schedule.length included); this module only reads and checks the registry.
 """
 from __future__ import annotations
 
 import copy
 from pathlib import Path
 
-from rog.config import ParamsError, load_params, read_yaml
+from rog.config import ParamsError, read_yaml
+from rog.pipeline.stage import RESULTS
 
-REGISTRY_KEYS = ("profile", "schedule", "experiments", "posthoc", "tables", "figures", "subsets")
-RUN_SECTIONS = ("dataset", "model", "train", "evaluate")
-RESULTS = Path("results/experiments")
 
 
 class RegistryError(ParamsError):
@@ -101,21 +100,6 @@ def validate(params: dict, paper: dict | None = None) -> None:
             if posthoc[name]["source"] not in (spec.get("experiments") or []):
                 raise RegistryError(f"subsets.{subset}.posthoc '{name}' needs its source "
                                     f"'{posthoc[name]['source']}' in subsets.{subset}.experiments")
-
-
-def experiment_params(path: str | Path, profile: str, experiment: str) -> dict:
-    """The params one experiment trains and evaluates with: defaults <- profile <- experiment, with
-    train.iterations (and checkpoint_every) scaled by schedule.length, registry keys left out."""
-    params = load_params(path, profile, experiment)
-    length = float((params.get("schedule") or {}).get("length", 1.0))
-    if length <= 0:
-        raise RegistryError(f"experiments.{experiment}: schedule.length must be > 0, got {length}")
-    out = {k: copy.deepcopy(params[k]) for k in RUN_SECTIONS}
-    train = out["train"]
-    if length != 1.0:
-        train["iterations"] = max(1, round(int(train["iterations"]) * length))
-        train["warmup_iterations"] = min(int(train["warmup_iterations"]), train["iterations"])
-    return out
 
 
 def subset_params(params: dict, subset: str = "smoke") -> dict:

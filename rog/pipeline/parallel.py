@@ -1,13 +1,13 @@
-"""`dvc repro` with the experiments side by side: `python -m rog.report.parallel [-j 2]`.
+"""`dvc repro` with the experiments side by side: `python -m rog.pipeline.parallel [-j 2]`.
 
 One training process uses a single core well but not two (one process with 2 threads reaches ~120 %
-CPU, shared/spec/cpu-facts.md), so: `dvc repro dataset` (and `pretrain`, when a run uses it) first, then the experiments as JOBS
+CPU), so: `dvc repro dataset` (and `pretrain`, when a run uses it) first, then the experiments as JOBS
 concurrent `dvc repro -s experiment@NAME` (single stage, so no two processes touch the shared
 upstream; DVC 3 locks per stage, so concurrent reproductions of different stages are safe), each
 post-hoc evaluation next in line once its source experiment is done, then one plain `dvc repro` for
 everything else (tables, figures, notebooks). The concurrent processes get ROG_JOBS=JOBS in their
 environment, which each experiment records in its metrics.json (run.jobs: its timings were taken with
-that many side by side; see rog.report.projection). A stage already up to date is skipped as usual,
+that many side by side; see rog.pipeline.projection). A stage already up to date is skipped as usual,
 so an interrupted run resumes where it stopped. DVC's short repository lock sometimes refuses a process
 that starts while another one writes dvc.lock ("Unable to acquire lock"); nothing has run then, so that
 command is simply retried.
@@ -23,9 +23,9 @@ import time
 from collections import deque
 from pathlib import Path
 
-from rog.report.experiment import JOBS_ENV
-from rog.report.pipeline import uses_pretraining
-from rog.report.registry import read_params
+from rog.pipeline.stage import JOBS_ENV
+from rog.pipeline.dvcyaml import uses_pretraining
+from rog.pipeline.registry import read_params
 
 LOCKED = ("Unable to acquire lock", "is busy, it is being blocked by")  # nothing ran: retry
 
@@ -104,13 +104,13 @@ def reproduce(root: str | Path = ".", jobs: int = 2, env: dict | None = None, lo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rog.report.parallel", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m rog.pipeline.parallel", description=__doc__.splitlines()[0])
     parser.add_argument("-j", "--jobs", type=int, default=2, help="experiments side by side (default: 2)")
     args = parser.parse_args(argv)
     try:
         seconds = reproduce(".", args.jobs)
     except RuntimeError as err:
-        print(f"rog.report.parallel: {err}", file=sys.stderr)
+        print(f"rog.pipeline.parallel: {err}", file=sys.stderr)
         return 1
     print(f"pipeline reproduced in {seconds:.0f} s with {args.jobs} experiments side by side")
     return 0

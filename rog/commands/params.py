@@ -1,0 +1,36 @@
+"""`python -m rog params [--profile NAME] [--experiment NAME] [--set KEY=VALUE ...]`
+
+Prints the resolved params of a run as YAML (rog.config.resolve_run: defaults <- profile <- experiment,
+schedule.length applied <- overrides): exactly what `rog train` / `rog evaluate` and the pipeline's
+stages use for the same names.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rog.commands import add_params_arguments, resolve_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_params_arguments(parser)
+    parser.add_argument("--section", action="append", default=[],
+                        help="print only this section (dataset, model, train, evaluate, pretrain; repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from rog.config import ParamsError
+
+    try:
+        params = resolve_args(args)
+        unknown = [s for s in args.section if s not in params]
+        if unknown:
+            raise ParamsError(f"--section {unknown[0]}: not a section; valid: {', '.join(params)}")
+    except ParamsError as err:
+        print(f"rog params: {err}", file=sys.stderr)
+        return 2
+    shown = {k: v for k, v in params.items() if not args.section or k in args.section}
+    print(yaml.safe_dump(shown, sort_keys=False, width=120), end="")
+    return 0

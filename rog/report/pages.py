@@ -1,0 +1,145 @@
+"""Each table and figure of the compendium as one page: what its notebook shows and its stage writes.
+
+    page = render(name)   # name: a key of params.yaml's tables or figures
+    page.write()          # results/tables/NAME.md (and results/figures/NAME.png for a figure)
+    page                  # in a notebook: the same markdown, the figure inline
+
+A page: the paper's source of the table, the profile its runs were made with, ours beside the paper's,
+and the verdicts of rog.report.claims; some tables add a section (table2: gradient totals; sweeps: the
+best setting per knob). Numbers come from results/experiments/*/ below `root` only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from rog.pipeline.registry import read_params, table_runs
+from rog.report import claims, figures, tables
+from rog.report.results import paper_numbers, profiles_of
+
+GRADIENT_TOTALS = (
+    "## How hard each loss pushed the classifier\n\nGradient magnitude each loss sent to the class logits, "
+    "summed over classes and the whole training (positive + negative parts, from each run's `diagnostics.json`), "
+    "and the mean L2 norm of the classifier's class weights at the end. A ranking term normalized per class and "
+    "weighted by omega (Eq. 8-9: the weights sum to C over *all* classes, so the few classes in a batch get a "
+    "fraction) sends far less gradient than AP loss, normalized by the batch's positives. If that is why GAP "
+    "alone fails here, the *lambda 6* row above trains a usable detector; if not, the cause lies elsewhere.")
+
+
+@dataclass
+class Page:
+    name: str
+    parts: list[str]               # markdown blocks, in order
+    figure: Figure | None = None
+
+    def markdown(self) -> str:
+        """The page as results/tables/NAME.md holds it (a figure as a link to results/figures/NAME.png)."""
+        image = [f"![{self.name}](../figures/{self.name}.png)"] if self.figure is not None else []
+        return "\n\n".join([*self.parts, *image]).rstrip("\n") + "\n"
+
+    def write(self, root: str | Path = ".") -> Path:
+        """Write results/tables/NAME.md (and the figure's PNG) below `root`; returns the markdown's path."""
+        path = Path(root) / "results" / "tables" / f"{self.name}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.markdown())
+        if self.figure is not None:
+            png = Path(root) / "results" / "figures" / f"{self.name}.png"
+            png.parent.mkdir(parents=True, exist_ok=True)
+            self.figure.savefig(png, dpi=100, metadata={"Software": None})
+        return path
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import Markdown, display
+
+        display(Markdown("\n\n".join(self.parts)))
+        if self.figure is not None:
+            display(self.figure)
+
+
+def _head(params: dict, name: str, source: str, root: str | Path) -> list[str]:
+    return [f"# {name}", source, tables.profile_note(profiles_of(table_runs(params, name), root))]
+
+
+def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
+    """A table beside the paper's with its claims; table2 and sweeps with their extra section."""
+    table = tables.build(params, name, root, paper)
+    found = claims.claims(params, root, paper, tables=[name])
+    parts = [*_head(params, name, table.source, root), *table.notes, "## Ours beside the paper's",
+             tables.markdown(table), "## What reproduced", claims.claims_markdown(found)]
+    if name == "table2":
+        labels = {key: row["label"] for key, row in paper[name]["rows"].items()}
+        parts += [GRADIENT_TOTALS, figures.gradient_totals_markdown(figures.gradient_totals(params, name, root), labels)]
+    if name == "sweeps":
+        parts += ["## Best setting per swept knob", best_per_knob(table)]
+    return Page(name, parts)
+
+
+def best_per_knob(table: tables.Table, knobs=("delta", "gamma", "lambda")) -> str:
+    """One line per swept knob: the setting with the highest box AP among those run."""
+    lines = []
+    for knob in knobs:
+        rows = [r for r in table.rows if r.key.startswith(knob + "/") and r.ours[0] is not None]
+        if not rows:
+            lines.append(f"- {knob}: no run yet")
+            continue
+        best = max(rows, key=lambda r: r.ours[0])
+        lines.append(f"- {knob}: best box AP {best.ours[0]:.1f} at {best.label} (of {len(rows)} settings run)")
+    return "\n".join(lines) + "\n"
+
+
+def k_sweep_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
+    """Table 3: AP against the per-image detection budget K."""
+    sweep = tables.build_k_sweep(params, root, paper)
+    return Page(name, [*_head(params, name, sweep["source"], root), f"Note: {sweep['note']}",
+                       "## Ours beside the paper's", tables.k_sweep_markdown(sweep), "## What reproduced",
+                       claims.k_sweep_claim(sweep)])
+
+
+def figure4_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
+    """Figure 4: positive/negative gradient ratio per class of each ranking loss trained alone."""
+    labels = {k: v["label"] for k, v in paper[name]["rows"].items()}
+    series = figures.gradient_series(params, root, name)
+    rows = figures.balance_rows(series, "ratio")
+    verdicts = [claims.balance_verdict(rows, baseline, "gap", "positive/negative gradient ratio")
+                for baseline in ("ap_loss", "rs_loss")]
+    return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""),
+                       "## Balance: group means of the ratio", figures.balance_markdown(rows, labels, "gradient ratio"),
+                       "## What reproduced", *verdicts], figures.plot_gradient_ratios(series, labels))
+
+
+def figure5_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
+    """Figure 5: classifier weight norms and per-class AP, sigmoid CE against ROG."""
+    labels = {k: v["label"] for k, v in paper[name]["rows"].items()}
+    series = figures.weight_norm_series(params, root, name)
+    norms, aps = figures.balance_rows(series, "norm"), figures.balance_rows(series, "ap")
+    verdicts = [claims.balance_verdict(norms, "sigmoid_ce", "rog", "classifier weight norms"),
+                claims.balance_verdict(aps, "sigmoid_ce", "rog", "per-class AP")]
+    return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""),
+                       "## Balance of weight norms and of AP", figures.balance_markdown(norms, labels, "weight norm"),
+                       figures.balance_markdown(aps, labels, "AP"), "## What reproduced", *verdicts],
+                figures.plot_weight_norms_and_ap(series, labels))
+
+
+def convergence_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
+    """Learning curves of the 2x runs and the 1x-against-2x check (not in the paper)."""
+    labels = {k: v["label"] for k, v in paper[name]["rows"].items()}
+    data = figures.convergence_curves(params, labels, name, root)
+    missing = ([f"No curve.json yet for {', '.join(data['missing'])}: the figure leaves them out "
+                "(make them with `dvc repro experiment@RUN`)."] if data["missing"] else [])
+    rows = figures.convergence_rows(params, name, root)
+    return Page(name, [*_head(params, name, paper[name]["source"], root), *missing, "## 1x against 2x",
+                       figures.convergence_markdown(rows, labels), "## Verdict", claims.convergence_verdict(rows)],
+                figures.learning_curves(data["curves"], data["ends"], data["lr_drops"]))
+
+
+RENDERERS = {"table3": k_sweep_page, "figure4": figure4_page, "figure5": figure5_page,
+             "convergence": convergence_page}
+
+
+def render(name: str, root: str | Path = ".", params: dict | None = None, paper: dict | None = None) -> Page:
+    """The page of table or figure `name` from the results below `root` (params: root/params.yaml)."""
+    params = params if params is not None else read_params(Path(root) / "params.yaml")
+    paper = paper if paper is not None else paper_numbers()
+    return RENDERERS.get(name, table_page)(params, name, root, paper)
