@@ -4,6 +4,7 @@ Masks are encoded to RLE batch by batch, so memory stays flat however many image
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -14,6 +15,7 @@ from rog.data.lvis_dataset import LVISDataset
 from rog.engine import checkpoint
 from rog.evaluation.results import detections_to_results
 from rog.models.builder import build_detector
+from rog.provenance import provenance
 
 
 @torch.no_grad()
@@ -80,6 +82,7 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
     from rog.evaluation.metrics import evaluate_all, write_metrics_json
     from rog.evaluation.results import write_results_json
 
+    start = time.perf_counter()
     state = checkpoint.load(checkpoint_path)
     params = params if params is not None else state["params"]
     ev = params["evaluate"]
@@ -103,5 +106,6 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
                            backend=ev["backend"])
     metrics["checkpoint"] = {"path": str(checkpoint_path), "iteration": state["iteration"],
                              "params_hash": state.get("params_hash")}
+    metrics["provenance"] = provenance(device, evaluate=time.perf_counter() - start)
     write_metrics_json(out / "metrics.json", metrics)
     return metrics
