@@ -56,3 +56,14 @@ def test_several_commits_environments_and_unknown_runs_are_flagged(tmp_path):
 
 def test_no_results_at_all(tmp_path):
     assert pt.markdown(["a"], tmp_path).startswith("No run has results yet.")
+
+
+def test_the_overview_stage_reruns_when_any_run_changes():
+    """The overview shows every run's provenance, so DVC must rerun it when any metrics.json changes
+    (a rerun run can leave every table unchanged)."""
+    from rog.report.pipeline import stages
+    from rog.report.registry import metrics_path, read_params, run_names
+
+    params = read_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    deps = stages(params)["overview"]["deps"]
+    assert {str(metrics_path(run)) for run in run_names(params)} <= set(deps)

@@ -66,6 +66,6 @@ def initialise(out_dir: Path, params: dict, signature: dict) -> None:
     """Write params.yaml and run.json (rank 0, after `check`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     info = {"params_hash": params_hash(params), "signature": signature,
-            "provenance": provenance(params["train"]["device"])}
+            "provenance": provenance((params.get("train") or {}).get("device"))}
     (out_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")  # first: it claims the folder
     (out_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

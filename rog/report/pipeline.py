@@ -33,8 +33,8 @@ from pathlib import Path
 
 import yaml
 
-from rog.report.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, sections, table_runs,
-                                 validate)
+from rog.report.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, run_names, sections,
+                                 table_runs, validate)
 
 HEADER = ("# Generated from params.yaml by `python -m rog report pipeline`: edit params.yaml (experiments,\n"
           "# posthoc, tables, figures), then regenerate. tests/test_pipeline.py checks this file is current.\n")
@@ -122,6 +122,8 @@ def stages(params: dict) -> dict:
     out["overview"] = {
         "cmd": _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
         "deps": ["notebooks/overview.ipynb", "rog/report/paper_numbers.yaml"]
+                # every run's metrics.json: the overview shows their provenance (rog.report.provenance_table)
+                + [str(metrics_path(run)) for run in run_names(params)]
                 + [f"results/tables/{name}.md" for name in sections(params)],
         "params": ["profile"],
         "outs": [{"results/notebooks/overview.ipynb": {"cache": False}}],
