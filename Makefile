@@ -4,15 +4,30 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test repro bench clean-venv
+.PHONY: setup lock lab test repro bench clean-venv
 
+# The venv holds exactly requirements.lock (every package, pinned with hashes; pip among them), then this
+# project itself, editable, with no further resolution. The lock is for CPython 3.11 on Linux x86_64, where
+# torch 2.14.1 is PyPI's manylinux wheel (CUDA runtime packages included; it runs on the CPU too).
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Refresh requirements.lock from pyproject.toml: pins already in the lock are kept while they still fit
+# (pip-compile's rule); `make lock UPGRADE=1` moves every package to its newest allowed release.
+LOCK_FLAGS := --quiet --extra dev --all-build-deps --allow-unsafe --strip-extras --generate-hashes \
+	--no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
+lock: $(STAMP)
+	$(VENV)/bin/pip-compile $(LOCK_FLAGS) --output-file requirements.lock pyproject.toml
+
+# JupyterLab (locked in the dev extras) rooted at the repository and opened on notebooks/ (the sources; the
+# executed ones are in results/notebooks). LAB_ARGS passes more options, e.g. LAB_ARGS='--no-browser --allow-root'.
+lab: $(STAMP)
+	env -u MPLBACKEND $(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
 # Every test, the smoke pipeline and nbval included (tests/test_pipeline_smoke.py: `dvc repro` on profile
 # smoke in a copy of the repo, then nbval on its executed notebooks).

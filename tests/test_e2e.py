@@ -5,10 +5,12 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from rog.cli import main
 from rog.data.glyphs import generate
 from rog.engine import checkpoint
+from rog.provenance import git_state, lock_state
 from test_engine import FAST, assert_same_weights, render_smoke, weights
 from rog.config import resolve_run
 
@@ -65,6 +67,13 @@ def test_train_and_evaluate_write_every_file(trained, tmp_path):
         assert {"AP", "AP50", "APr", "APc", "APf"} <= set(metrics[iou_type]["metrics"])
         assert metrics[iou_type]["per_category"]
     assert metrics["checkpoint"]["iteration"] == 6
+    # provenance (rog.provenance): training's in run.json, evaluation's (with its wall seconds) in metrics.json
+    threads = checkpoint.load(trained / "model_final.pt")["params"]["train"]["threads"]
+    for found in (json.loads((trained / "run.json").read_text())["provenance"], metrics["provenance"]):
+        assert found["commit"] == git_state()["commit"] and found["lock_sha256"] == lock_state()["lock_sha256"]
+        assert (found["torch"], found["device"], found["processes"]) == (torch.__version__, "cpu", 1)
+        assert found["torch_threads"] == threads
+    assert 0 < metrics["provenance"]["seconds"]["evaluate"] < 600
 
 
 def test_same_params_and_seed_same_weights_and_metrics(trained, data, tmp_path):

@@ -4,6 +4,7 @@ Masks are encoded to RLE batch by batch, so memory stays flat however many image
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -14,6 +15,7 @@ from rog.data.lvis_dataset import LVISDataset
 from rog.engine import checkpoint
 from rog.evaluation.results import detections_to_results
 from rog.models.builder import build_detector
+from rog.provenance import provenance
 
 
 @torch.no_grad()
@@ -85,6 +87,7 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
 
     from rog.schema import check_params
 
+    start = time.perf_counter()
     state = checkpoint.load(checkpoint_path)
     params = check_params(params if params is not None else state["params"])
     ev = params["evaluate"]
@@ -104,6 +107,7 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
                              "params_hash": state.get("params_hash")}
     if ev.get("norcal_gamma") is not None:
         metrics["checkpoint"]["norcal_gamma"] = float(ev["norcal_gamma"])
+    metrics["provenance"] = provenance(device, evaluate=time.perf_counter() - start)
     out, written = Path(out_dir), []
     try:
         for name, write, content in (("results_bbox.json", write_results_json, bbox),

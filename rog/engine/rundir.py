@@ -1,7 +1,8 @@
 """A run's output folder: which experiment it belongs to, and refusal to mix two experiments in one.
 
 DIR/params.yaml   the resolved params of the run
-DIR/run.json      {"params_hash": ..., "signature": ...}: what identifies the run
+DIR/run.json      {"params_hash": ..., "signature": ...}: what identifies the run; "provenance":
+                  rog.provenance of the last start (commit, lock digest, versions, threads, device)
 DIR/checkpoints/last.pt, DIR/checkpoints/iter_NNNNNN.pt (train.keep_every), DIR/model_final.pt,
 DIR/losses.jsonl, DIR/diagnostics.json, DIR/curve/ (rog.engine.curve's per-checkpoint cache)
 """
@@ -13,6 +14,8 @@ import json
 from pathlib import Path
 
 import yaml
+
+from rog.provenance import provenance
 
 # knobs that change how a run executes, not what it computes. keep_every only copies the model to
 # checkpoints/iter_*.pt (no RNG draw, no effect on the weights: tests/test_engine.py), so turning it on
@@ -66,6 +69,7 @@ def check(out_dir: Path, params: dict) -> str:
 def initialise(out_dir: Path, params: dict, signature: dict) -> None:
     """Write params.yaml and run.json (rank 0, after `check`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    info = {"params_hash": params_hash(params), "signature": signature}
+    info = {"params_hash": params_hash(params), "signature": signature,
+            "provenance": provenance((params.get("train") or {}).get("device"))}
     (out_dir / "run.json").write_text(json.dumps(info, indent=1) + "\n")  # first: it claims the folder
     (out_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

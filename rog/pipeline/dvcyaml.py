@@ -38,8 +38,8 @@ from pathlib import Path
 
 import yaml
 
-from rog.pipeline.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, sections, table_runs,
-                                 validate)
+from rog.pipeline.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, run_names, sections,
+                                   table_runs, validate)
 
 HEADER = ("# Generated from params.yaml by `python -m rog report pipeline`: edit params.yaml (experiments,\n"
           "# posthoc, tables, figures), then regenerate. tests/test_pipeline.py checks this file is current.\n")
@@ -53,7 +53,7 @@ PRETRAIN_CODE = ["rog/data/pretrain_glyphs.py", "rog/data/glyph_layout.py", "rog
 RUNS = "out/pipeline/${profile}/runs"
 # what changes an experiment's numbers: the commands the stage launches and everything below them
 TRAINING_CODE = ["rog/__init__.py", "rog/__main__.py", "rog/cli.py", "rog/commands/__init__.py", "rog/commands/train.py",
-                 "rog/commands/evaluate.py", "rog/config.py", "rog/schema.py", "rog/data", "rog/engine", "rog/evaluation",
+                 "rog/commands/evaluate.py", "rog/config.py", "rog/schema.py", "rog/provenance.py", "rog/data", "rog/engine", "rog/evaluation",
                  "rog/losses", "rog/models", "rog/pipeline/__init__.py", "rog/pipeline/stage.py"]
 # presentation: what the table, figure and run notebooks call
 REPORT_CODE = ["rog/report", "rog/pipeline/registry.py", "rog/pipeline/notebooks.py"]
@@ -134,6 +134,8 @@ def stages(params: dict) -> dict:
     out["overview"] = {
         "cmd": _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
         "deps": ["notebooks/overview.ipynb", *REPORT_CODE]
+                # every run's metrics.json: the overview shows their provenance (rog.report.provenance_table)
+                + [str(metrics_path(run)) for run in run_names(params)]
                 + [f"results/tables/{name}.md" for name in sections(params)],
         "params": ["profile"],
         "outs": [{"results/notebooks/overview.ipynb": {"cache": False}}],

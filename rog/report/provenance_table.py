@@ -1,0 +1,93 @@
+"""From which code and environment results/ came: the runs' metrics.json "provenance" (rog.provenance),
+grouped, with a verdict that flags a results/ made by several commits or environments.
+
+A group is one commit (and dirty flag), lock digest, Python/torch/torchvision/numpy versions, device,
+threads, processes and machine; wall seconds do not split groups. Runs whose metrics.json predates
+provenance form one group, "unknown (made before provenance was recorded)".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rog.report.results import load_metrics
+
+UNKNOWN = "unknown (made before provenance was recorded)"
+# the fields that say what made a result (rog.provenance), in table order
+KEYS = ("commit", "dirty", "lock_sha256", "lock_mismatches", "python", "torch", "torchvision", "numpy",
+        "device", "device_name", "torch_threads", "processes", "machine")
+
+
+def environment(found: dict | None) -> tuple | None:
+    """The hashable identity of one run's provenance; None when the run has none."""
+    if not found:
+        return None
+    return tuple((key, repr(found.get(key))) for key in KEYS)
+
+
+def groups(runs: list[str], root: str | Path = ".") -> list[dict]:
+    """[{runs: [names], provenance: dict or None}] for the runs that have a metrics.json, in order of
+    first appearance; runs without results are left out."""
+    out: dict = {}
+    for run in runs:
+        metrics = load_metrics(run, root)
+        if metrics is None:
+            continue
+        found = metrics.get("provenance")
+        entry = out.setdefault(environment(found), {"runs": [], "provenance": found})
+        entry["runs"].append(run)
+    return list(out.values())
+
+
+def _short(value, n: int = 12) -> str:
+    return "–" if value is None else str(value)[:n]
+
+
+def _row(group: dict) -> list[str]:
+    names = group["runs"]
+    runs = f"{len(names)}: " + ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+    p = group["provenance"]
+    if p is None:
+        return [runs, UNKNOWN] + ["–"] * 5
+    commit = _short(p.get("commit")) + (" (dirty)" if p.get("dirty") else "")
+    lock = _short(p.get("lock_sha256"))
+    if p.get("lock_mismatches"):
+        lock += f" ({p['lock_mismatches']} packages differ)"
+    versions = f"python {p.get('python')}, torch {p.get('torch')}, torchvision {p.get('torchvision')}, " \
+               f"numpy {p.get('numpy')}"
+    device = f"{p.get('device')} ({p.get('device_name')})"
+    machine = p.get("machine") or {}
+    return [runs, commit, lock, versions, device, f"{p.get('torch_threads')} × {p.get('processes')}",
+            f"{machine.get('cpu_count')} CPUs, {machine.get('platform')}"]
+
+
+def verdict(found: list[dict]) -> str:
+    """One line: all runs from one commit and environment, or a warning that names how many."""
+    total = sum(len(g["runs"]) for g in found)
+    known = [g["provenance"] for g in found if g["provenance"] is not None]
+    if not found:
+        return "No run has results yet."
+    if not known:
+        return f"All {total} runs: {UNKNOWN}."
+    if len(found) == 1:
+        text = f"All {total} runs were made by one commit ({_short(known[0].get('commit'))}) in one environment."
+    else:
+        unknown = total - sum(len(g["runs"]) for g in found if g["provenance"] is not None)
+        commits = {p.get("commit") for p in known}
+        text = (f"**Warning: results/ was made by {len(found)} different commits or environments** "
+                f"({len(commits)} commit(s) recorded" + (f"; {unknown} of {total} runs {UNKNOWN}" if unknown else "")
+                + "): compare numbers across them with care.")
+    if any(p.get("dirty") for p in known):
+        text += " Some runs were made from uncommitted code (dirty)."
+    if any(p.get("lock_mismatches") for p in known):
+        text += " Some runs were made in an environment that differed from requirements.lock."
+    return text
+
+
+def markdown(runs: list[str], root: str | Path = ".") -> str:
+    """The verdict, then one table row per group (runs, commit, lock digest, versions, device,
+    threads × processes, machine)."""
+    found = groups(runs, root)
+    head = ["runs", "commit", "lock (sha256)", "versions", "device", "threads × processes", "machine"]
+    lines = [verdict(found), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in _row(g)) + " |" for g in found]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,69 @@
+"""rog.report.provenance_table: which commit(s) and environment(s) made results/, for the overview."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rog.provenance import provenance
+from rog.report import provenance_table as pt
+
+
+def write(root: Path, run: str, found: dict | None) -> None:
+    folder = root / "results" / "experiments" / run
+    folder.mkdir(parents=True)
+    metrics = {"bbox": {"metrics": {"AP": 0.1}}, **({"provenance": found} if found is not None else {})}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_runs_before_provenance_are_unknown_not_an_error(tmp_path):
+    write(tmp_path, "a", None)
+    write(tmp_path, "b", None)
+    text = pt.markdown(["a", "b", "not_run"], tmp_path)
+    assert text.startswith("All 2 runs: unknown (made before provenance was recorded).")
+    assert "| 2: a, b | unknown (made before provenance was recorded) | – |" in text
+    assert "not_run" not in text
+
+
+def test_one_commit_and_environment_is_one_row_whatever_the_seconds(tmp_path):
+    base = provenance("cpu", tmp_path, evaluate=1.0)
+    base.update(commit="a" * 40, dirty=False, lock_sha256="b" * 64, lock_mismatches=0)
+    write(tmp_path, "a", base)
+    write(tmp_path, "b", {**base, "seconds": {"evaluate": 99.0}})
+    found = pt.groups(["a", "b"], tmp_path)
+    assert [g["runs"] for g in found] == [["a", "b"]]
+    text = pt.markdown(["a", "b"], tmp_path)
+    assert text.startswith("All 2 runs were made by one commit (aaaaaaaaaaaa) in one environment.\n")
+    assert f"| 2: a, b | aaaaaaaaaaaa | bbbbbbbbbbbb | python {base['python']}, torch {base['torch']}," in text
+    assert text.count("\n| ") == 2  # header and one row
+
+
+def test_several_commits_environments_and_unknown_runs_are_flagged(tmp_path):
+    base = provenance("cpu", tmp_path)
+    base.update(commit="a" * 40, dirty=False, lock_sha256="b" * 64, lock_mismatches=0)
+    write(tmp_path, "a", base)
+    write(tmp_path, "b", {**base, "torch_threads": base["torch_threads"] + 1})  # same commit, other threads
+    write(tmp_path, "c", {**base, "commit": "c" * 40, "dirty": True, "lock_mismatches": 3})
+    write(tmp_path, "d", None)
+    found = pt.groups(["a", "b", "c", "d"], tmp_path)
+    assert [g["runs"] for g in found] == [["a"], ["b"], ["c"], ["d"]]
+    verdict = pt.verdict(found)
+    assert verdict.startswith("**Warning: results/ was made by 4 different commits or environments** "
+                              "(2 commit(s) recorded; 1 of 4 runs unknown (made before provenance was recorded))")
+    assert "uncommitted code (dirty)" in verdict and "differed from requirements.lock" in verdict
+    text = pt.markdown(["a", "b", "c", "d"], tmp_path)
+    assert "| 1: c | cccccccccccc (dirty) | bbbbbbbbbbbb (3 packages differ) |" in text
+
+
+def test_no_results_at_all(tmp_path):
+    assert pt.markdown(["a"], tmp_path).startswith("No run has results yet.")
+
+
+def test_the_overview_stage_reruns_when_any_run_changes():
+    """The overview shows every run's provenance, so DVC must rerun it when any metrics.json changes
+    (a rerun run can leave every table unchanged)."""
+    from rog.pipeline.dvcyaml import stages
+    from rog.pipeline.registry import metrics_path, read_params, run_names
+
+    params = read_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    deps = stages(params)["overview"]["deps"]
+    assert {str(metrics_path(run)) for run in run_names(params)} <= set(deps)
