@@ -252,6 +252,7 @@ def fake_launch(calls: list):
                                                                   "loss_mask": 1.0, "seconds": 1.5}) + "\n"
                                                       for i in range(1, 5)))
             (out / "diagnostics.json").write_text("{}")
+            (out / "run.json").write_text(json.dumps({"provenance": {"commit": "abc123", "dirty": False}}))
         else:
             (out / "metrics.json").write_text(json.dumps(fake_metrics(0.3, 0.1)))
             (out / "timing.json").write_text(json.dumps({"eval_seconds": 2.5, "curve_seconds": 0.0}))
@@ -270,6 +271,7 @@ def test_run_experiment_launches_train_then_evaluate_and_records_timings_not_in_
     assert written["run"] == metrics["run"]
     assert written["run"]["train_seconds"] == 6.0 and written["run"]["jobs"] == 3
     assert written["run"]["eval_seconds"] == 2.5 and written["run"]["curve_seconds"] == 0.0
+    assert written["train_provenance"] == {"commit": "abc123", "dirty": False}  # the training's, from run.json
     # evaluate.curve off: curve.json holds the final point only, taken from the main metrics (no cost)
     curve = json.loads((tmp_path / "results" / "sigmoid_ce" / "curve.json").read_text())
     iterations = resolve_run(ROOT / "params.yaml", "smoke", "sigmoid_ce")["train"]["iterations"]

@@ -158,7 +158,8 @@ def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root:
     _dump(out / "losses.json", loss_curve(run_dir / LOSS_LOG))
     timing = {"train_seconds": log_seconds(run_dir / LOSS_LOG), **timing, "jobs": jobs}
     # the evaluation's provenance is metrics["provenance"]; the training's (its last start) goes beside it
-    metrics["train_provenance"] = json.loads((run_dir / "run.json").read_text()).get("provenance")
+    run_json = run_dir / "run.json"
+    metrics["train_provenance"] = json.loads(run_json.read_text()).get("provenance") if run_json.is_file() else None
     return record(out, name, profile, params, metrics, timing, run_dir / "diagnostics.json")
 
 
