@@ -17,3 +17,19 @@ def pool_layout(request, monkeypatch):
     """Run a ranking-loss test with the negative pool kept whole and with it compacted."""
     monkeypatch.setattr("rog.losses.pool.COMPACT_BELOW", 0.0 if request.param == "dense" else 1.01)
     return request.param
+
+
+@pytest.fixture(scope="session")
+def params():
+    """params.yaml as written (the registry included), read once."""
+    from rog.pipeline import registry
+
+    return registry.read_params(Path(__file__).resolve().parents[1] / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def paper():
+    """The paper's numbers (rog/report/paper_numbers.yaml)."""
+    from rog.report.results import paper_numbers
+
+    return paper_numbers()

@@ -13,7 +13,6 @@ import yaml
 from rog.config import RUN_SECTIONS, ParamsError, resolve_run
 from rog.pipeline import dvcyaml, notebooks, registry, stage
 from rog.pipeline.stage import prepare_run_dir, summary
-from rog.report.results import paper_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,16 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def fake_metrics(ap: float, apr: float) -> dict:
     m = {"AP": ap, "AP50": ap, "APr": apr, "APc": ap, "APf": ap, "AR": ap, "AP75": ap}
     return {"bbox": {"metrics": m}, "segm": {"metrics": m}}
-
-
-@pytest.fixture(scope="module")
-def params():
-    return registry.read_params(ROOT / "params.yaml")
-
-
-@pytest.fixture(scope="module")
-def paper():
-    return paper_numbers()
 
 
 # ---- registry -----------------------------------------------------------------------------------------

@@ -11,19 +11,9 @@ import torch
 
 from rog.pipeline import registry
 from rog.report import claims, figures, pages, tables, toy
-from rog.report.results import aggregate, paper_numbers, value
+from rog.report.results import aggregate, value
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def params():
-    return registry.read_params(ROOT / "params.yaml")
-
-
-@pytest.fixture(scope="module")
-def paper():
-    return paper_numbers()
 
 
 # ---- results and tables -------------------------------------------------------------------------------
