@@ -170,6 +170,35 @@ def test_figure3_toy_is_classified_right_but_ranked_wrong():
     assert all(h["all_correct"] for h in history) and math.isclose(history[-1]["loss"], 0.0, abs_tol=1e-9)
 
 
+def test_figure3_toy_figures_draw_the_toys_own_values():
+    histories = toy.descents(steps=5)
+    ap = toy.plot_ap_per_step(histories)
+    (ax,) = ap.axes
+    assert [line.get_label() for line in ax.get_lines()] == ["sigmoid CE", "CE + GAP", "GAP alone"]
+    logits, labels = toy.figure3_example()
+    for line, (loss, _) in zip(ax.get_lines(), toy.METHODS):
+        own = toy.descend(logits, labels, steps=5, loss=loss)  # recomputed, not the histories drawn
+        assert list(line.get_xdata()) == list(range(6))
+        assert list(line.get_ydata()) == [h["soccer_AP"] for h in own]
+    drawn = {label: list(line.get_ydata()) for line, (_, label) in zip(ax.get_lines(), toy.METHODS)}
+    # the facts the notebook states: GAP and CE + GAP order the soccer ball first after one step; CE after three
+    assert drawn["GAP alone"] == drawn["CE + GAP"] == [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert drawn["sigmoid CE"] == [0.5, 0.5, 0.5, 1.0, 1.0, 1.0]
+
+    ranks = toy.plot_rankings(histories)
+    assert len(ranks.axes) == 3 and all(len(a.get_lines()) == 3 for a in ranks.axes)
+    scores = torch.sigmoid(logits)[:, 2].tolist()
+    for a, (loss, _) in zip(ranks.axes, toy.METHODS):
+        after = [row[2] for row in histories[loss][1]["scores"]]
+        assert [list(line.get_ydata()) for line in a.get_lines()] == [[b, f] for b, f in zip(scores, after)]
+        assert a.get_lines()[2].get_linewidth() > a.get_lines()[0].get_linewidth()  # the soccer ball highlighted
+    # after one step the soccer ball outranks the person under GAP and CE + GAP, not under CE
+    assert [a.get_lines()[2].get_ydata()[1] > a.get_lines()[0].get_ydata()[1] for a in ranks.axes] == [False, True, True]
+    assert [a.get_title() for a in ranks.axes] == ["sigmoid CE: soccer ball AP 0.50 \u2192 0.50",
+                                                   "CE + GAP: soccer ball AP 0.50 \u2192 1.00",
+                                                   "GAP alone: soccer ball AP 0.50 \u2192 1.00"]
+
+
 def test_readme_headline_is_rewritten_between_its_markers(tmp_path, params):
     from rog.report import readme
 

@@ -12,6 +12,8 @@ import time
 
 import torch
 
+from matplotlib.figure import Figure
+
 from rog.losses import CategoryCounts, GAPLoss
 
 CLASSES = ("person", "dog", "soccer ball")
@@ -72,7 +74,8 @@ def gap_value_and_grad(logits: torch.Tensor, labels: torch.Tensor, gap: GAPLoss 
 def descend(logits: torch.Tensor, labels: torch.Tensor, steps: int = 20, lr: float = 1.0,
             loss: str = "gap") -> list[dict]:
     """Plain gradient descent on the logits with `loss` (gap | sigmoid_ce | both); per step the soccer
-    AP, the mean per-class AP, whether every row is still classified correctly and the loss value."""
+    AP, the mean per-class AP, whether every row is still classified correctly, the loss value and the
+    sigmoid scores (rows = objects, columns = classes) before that step's update."""
     z = logits.clone()
     gap = gap_module(logits.shape[1])
     history = []
@@ -88,12 +91,69 @@ def descend(logits: torch.Tensor, labels: torch.Tensor, steps: int = 20, lr: flo
             terms.append(torch.nn.functional.binary_cross_entropy_with_logits(zz, target, reduction="sum") / len(z))
         total = sum(terms)
         history.append({"step": step, "soccer_AP": aps[2], "mAP": sum(aps) / len(aps),
-                        "all_correct": all(classified_correctly(scores, labels)), "loss": float(total.detach())})
+                        "all_correct": all(classified_correctly(scores, labels)), "loss": float(total.detach()),
+                        "scores": scores.tolist()})
         if step == steps:
             break
         total.backward()
         z = z - lr * zz.grad.detach()
     return history
+
+
+METHODS = (("sigmoid_ce", "sigmoid CE"), ("both", "CE + GAP"), ("gap", "GAP alone"))
+OBJECT_COLOURS = ("#7f7f7f", "#bcbd22", "#d62728")  # person, dog grey/olive; the soccer ball red (highlighted)
+METHOD_STYLES = {"sigmoid_ce": dict(color="#1f77b4", linestyle="-", marker="o", markersize=9),
+                 "both": dict(color="#2ca02c", linestyle="--", marker="s", markersize=6),
+                 "gap": dict(color="#d62728", linestyle=":", marker="^", markersize=4)}
+
+
+def descents(steps: int = 6, lr: float = 1.0) -> dict[str, list[dict]]:
+    """{method: descend(...) history} for sigmoid CE, CE + GAP and GAP alone on the Figure 3 toy."""
+    logits, labels = figure3_example()
+    return {loss: descend(logits, labels, steps=steps, lr=lr, loss=loss) for loss, _ in METHODS}
+
+
+def plot_rankings(histories: dict[str, list[dict]], cls: int = 2) -> Figure:
+    """One panel per method: each object's score for class `cls` (default soccer ball) before (step 0) and
+    after one gradient step (step 1), so the ranking AP measures reads top to bottom on each side; the
+    object whose ground truth is `cls` is drawn red and thick. Titles give the class's AP before and after."""
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(METHODS), sharey=True)
+    for ax, (loss, label) in zip(axes, METHODS):
+        before, after = histories[loss][0], histories[loss][1]
+        for obj, name in enumerate(CLASSES):
+            own = FIGURE3_LABELS[obj] == cls
+            ys = [before["scores"][obj][cls], after["scores"][obj][cls]]
+            ax.plot([0, 1], ys, color=OBJECT_COLOURS[obj], marker="o", linewidth=3 if own else 1.5,
+                    label=f"{name} (object {obj + 1})")
+            for x, y, ha in ((0, ys[0], "right"), (1, ys[1], "left")):
+                ax.annotate(f"{y:.2f}", (x, y), xytext=(-6 if ha == "right" else 6, 0), textcoords="offset points",
+                            ha=ha, va="center", fontsize=8, color=OBJECT_COLOURS[obj])
+        ap0, ap1 = ranking_ap(torch.tensor(before["scores"]), torch.tensor(FIGURE3_LABELS), cls), \
+            ranking_ap(torch.tensor(after["scores"]), torch.tensor(FIGURE3_LABELS), cls)
+        ax.set_title(f"{label}: {CLASSES[cls]} AP {ap0:.2f} \u2192 {ap1:.2f}", fontsize=10)
+        ax.set_xticks([0, 1], ["before", "after 1 step"])
+        ax.set_xlim(-0.45, 1.45)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(f"score for \"{CLASSES[cls]}\"")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=len(CLASSES), fontsize=9,
+               title=f"object (red, thick: the one whose ground truth is {CLASSES[cls]})", title_fontsize=9)
+    return fig
+
+
+def plot_ap_per_step(histories: dict[str, list[dict]], key: str = "soccer_AP") -> Figure:
+    """`key` (soccer_AP or mAP) against the gradient step, one line per method, from `histories`."""
+    fig = Figure(figsize=(6, 3.4), layout="constrained")
+    ax = fig.subplots()
+    for loss, label in METHODS:
+        history = histories[loss]
+        ax.plot([h["step"] for h in history], [h[key] for h in history], label=label, **METHOD_STYLES[loss])
+    ax.set_xlabel("gradient step on the logits (lr 1)")
+    ax.set_ylabel("soccer ball AP" if key == "soccer_AP" else "mean AP over the 3 classes")
+    ax.set_ylim(0.4, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
 
 
 def speed_against_official(rows: list[int], repeats: int = 3) -> list[dict]:
