@@ -69,18 +69,73 @@ def test_table1_puts_ours_beside_the_paper_and_judges_claims(tmp_path, params, p
     found = {c["id"]: c for c in claims.claims(params, tmp_path, paper, tables=["table1"])}
     assert found["gap_lifts_apr"]["verdict"] == "reproduced"
     assert found["gap_lifts_apr_rfs"]["verdict"] == "not run"
-    assert found["gap_helps_every_objective"]["verdict"] == "reproduced where run"
+    assert found["gap_helps_every_objective"]["verdict"] == "reproduced (1 of 8 pairs run)"
+    assert found["gap_lifts_apr"]["iou"] == "segm"  # the fake runs' mask AP equals their box AP
 
 
-def test_claims_not_reproduced_when_the_sign_is_wrong_or_within_noise(tmp_path, params, paper):
+def test_claims_opposite_or_within_noise_without_seeds(tmp_path, params, paper):
+    """No row has several seeds: the sd is the floor 0.1, the noise of a 1-vs-1 difference 0.1 x sqrt(2)."""
     write_run(tmp_path, "seesaw_rfs_2x", fake_metrics(0.3, 0.20))
     write_run(tmp_path, "seesaw_rfs_gap_2x", fake_metrics(0.3, 0.15))
     write_run(tmp_path, "eqlv2", fake_metrics(0.3, 0.1, groups=(0.2000, 0.2, 0.3, 0.4, 0.5)))
     write_run(tmp_path, "eqlv2_gap", fake_metrics(0.3, 0.1, groups=(0.2005, 0.2, 0.3, 0.4, 0.5)))
     found = {c["id"]: c for c in claims.claims(params, tmp_path, paper, tables=["table5", "table6"])}
-    assert found["seesaw_gap"]["verdict"] == "not reproduced"
-    assert found["eqlv2_gap_rarest_group"]["verdict"] == "not reproduced"  # +0.05 AP is below 0.1
-    assert "+20.0" not in found["seesaw_gap"]["details"][0] and "-5.0" in found["seesaw_gap"]["details"][0]
+    assert found["seesaw_gap"]["verdict"] == "opposite"
+    assert found["eqlv2_gap_rarest_group"]["verdict"] == "within noise"  # +0.05 AP is below 2 x 0.14
+    detail = found["seesaw_gap"]["details"][0]
+    assert detail.startswith("opposite:") and "-5.0" in detail and "+20.0" not in detail
+    assert "sd floor 0.1 (no row has several seeds)" in detail and "noise 0.14" in detail
+
+
+def three_seed_rows(root: Path, base_aprs, gap_aprs, rfs_aprs=(0.02, 0.02, 0.02), rfs_gap_aprs=(0.1, 0.1, 0.1)):
+    """The registry's 3-seed rows (Table 1's sigmoid CE pairs), APr per seed as given, AP 0.2."""
+    for stem, aprs in (("sigmoid_ce", base_aprs), ("sigmoid_ce_gap", gap_aprs),
+                       ("rfs_sigmoid_ce", rfs_aprs), ("rfs_sigmoid_ce_gap", rfs_gap_aprs)):
+        for seed, apr in enumerate(aprs):
+            write_run(root, stem + (f"_seed{seed}" if seed else ""), fake_metrics(0.2, apr))
+
+
+def test_pooled_spread_is_the_hand_computation(tmp_path, params):
+    three_seed_rows(tmp_path, (0.01, 0.02, 0.03), (0.10, 0.12, 0.17), (0.02, 0.02, 0.02), (0.05, 0.05, 0.08))
+    # squared deviations in AP points: 2, 26, 0, 6 over 4 x (3 - 1) degrees of freedom
+    spread = claims.pooled_spread(params, "bbox.APr", tmp_path)
+    assert spread["rows"] == 4 and spread["seeds"] == [3, 3, 3, 3] and spread["df"] == 8
+    assert spread["sd"] == pytest.approx(math.sqrt((2 + 26 + 0 + 6) / 8))
+    assert claims.pooled_spread(params, "bbox.AP", tmp_path)["sd"] == pytest.approx(0.0)
+    assert claims.pooled_spread(params, "bbox.APr", tmp_path / "empty")["sd"] is None
+
+
+def test_verdicts_against_twice_the_noise_of_a_difference(tmp_path, params, paper):
+    three_seed_rows(tmp_path, *[(0.01, 0.03, 0.02)] * 4)  # sd 1.0 AP point in each row
+    sd = claims.pooled_spread(params, "bbox.APr", tmp_path)["sd"]
+    assert sd == pytest.approx(1.0)
+    noise = sd * math.sqrt(1 / 1 + 1 / 1)  # Seesaw vs ROG: one seed each
+    for gap_apr, verdict in ((20.0 + 2.1 * noise, "reproduced"), (20.0 + 1.9 * noise, "within noise"),
+                             (20.0 - 1.9 * noise, "within noise"), (20.0 - 2.1 * noise, "opposite")):
+        write_run(tmp_path, "seesaw_rfs_2x", fake_metrics(0.3, 0.20))
+        write_run(tmp_path, "seesaw_rfs_gap_2x", fake_metrics(0.3, gap_apr / 100))
+        found = {c["id"]: c for c in claims.claims(params, tmp_path, paper, tables=["table5"])}
+        assert found["seesaw_gap"]["verdict"] == verdict, gap_apr  # the paper: +1.1 mask APr
+        assert f"noise {noise:.2f} = seed sd 1.00 (pooled over 4 rows of 3 seeds) x sqrt(1/1 + 1/1)" in \
+            found["seesaw_gap"]["details"][0]
+    assert claims.judge(0.5, 0.2, -1.0) == "opposite" and claims.judge(-0.5, 0.2, -1.0) == "reproduced"
+
+
+def test_claims_judge_on_mask_ap_only_where_masks_learn(tmp_path, params, paper):
+    learned = fake_metrics(0.3, 0.2)  # mask AP = box AP
+    unlearned = fake_metrics(0.3, 0.2)
+    unlearned["segm"]["metrics"]["AP"] = 0.02
+    assert claims.choose_iou(["seesaw_rfs_2x"], tmp_path)[0] == "bbox"  # no results: box
+    for metrics, iou in ((learned, "segm"), (unlearned, "bbox")):
+        write_run(tmp_path, "seesaw_rfs_2x", metrics)
+        write_run(tmp_path, "seesaw_rfs_gap_2x", metrics)
+        found = claims.claims(params, tmp_path, paper, tables=["table5"])[0]
+        assert found["iou"] == iou and found["basis"].startswith("mask AP" if iou == "segm" else "box AP")
+        assert found["verdict"] == "within noise"
+        assert ("mask APr (" if iou == "segm" else "box APr (") in found["details"][0]
+    forced = claims.claims(params, tmp_path, paper, tables=["table5"], iou="segm")[0]
+    assert forced["iou"] == "segm" and "box APr beside" in forced["details"][0]
+    assert "within noise" in claims.claims_markdown([forced]) and "2 x" in claims.claims_markdown([forced])
 
 
 def test_table2_rows_without_runs_say_so(tmp_path, params, paper):
