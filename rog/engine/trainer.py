@@ -40,6 +40,7 @@ from rog.data.build import build_dataset, build_sampler
 from rog.data.loader import training_loader
 from rog.engine import checkpoint, diagnostics, distributed, rundir
 from rog.engine.schedule import build_scheduler
+from rog.losses.inputs import NonFiniteLogits
 from rog.models.builder import build_detector, classifier
 
 LOSS_LOG = "losses.jsonl"
@@ -287,9 +288,7 @@ class Trainer:
         (weights blown up by the previous step)."""
         try:
             losses = model(images, targets)
-        except ValueError as err:
-            if "non-finite" not in str(err):
-                raise
+        except NonFiniteLogits as err:
             raise NonFiniteLoss(f"iteration {self.iteration + 1}: {err}; the run stopped before saving, "
                                 f"{self.kept_message()}; lower train.lr or check the data") from None
         total = sum(losses.values())

@@ -12,6 +12,10 @@ import numbers
 import torch
 
 
+class NonFiniteLogits(ValueError):
+    """Logits hold NaN or inf: bad input to a loss, or, in training, weights blown up by the last step."""
+
+
 def check_finite(owner: str, **options) -> None:
     """ValueError naming the option unless each value is a finite real number (not a bool)."""
     for key, value in options.items():
@@ -70,5 +74,5 @@ def check_logits_labels(name: str, logits: torch.Tensor, labels: torch.Tensor, n
     if not bool(finite.all()):
         bad = (~finite).nonzero()
         row, col = (int(v) for v in bad[0])
-        raise ValueError(f"{name}: logits contain {bad.shape[0]} non-finite values (NaN or inf), "
+        raise NonFiniteLogits(f"{name}: logits contain {bad.shape[0]} non-finite values (NaN or inf), "
                          f"first at row {row}, column {col}: {logits[row, col].item()}")
