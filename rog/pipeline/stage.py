@@ -200,7 +200,9 @@ def summary(metrics: dict) -> dict:
 def loss_curve(path: str | Path, points: int = LOSS_POINTS) -> dict:
     """losses.jsonl -> {iteration: [...], lr: [...], loss: [...], loss_*: [...]}: means over consecutive
     windows of ceil(n / points) iterations (iteration: the window's last), so the file stays small."""
-    records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    from rog.engine.trainer import read_log
+
+    records = [record for _, record in read_log(Path(path))]
     if not records:
         return {"iteration": []}
     keys = [k for k in records[0] if k == "lr" or k.startswith("loss")]
