@@ -81,7 +81,8 @@ def main(argv=None) -> int:
     models = {}
     for name, overrides in variants:
         torch.manual_seed(0)
-        params = resolve_run("params.yaml", "default", overrides=overrides)
+        # score threshold 0: untrained scores are low, so this forces the full K through the mask branch
+        params = resolve_run("params.yaml", "default", overrides=["model.test.score_thresh=0.0", *overrides])
         model = build_detector(params["model"], train_set.num_classes, counts).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9, weight_decay=1e-4)
         models[name] = (model, opt)
@@ -105,7 +106,6 @@ def main(argv=None) -> int:
     with torch.no_grad():
         for name, (model, _) in models.items():
             model.eval()
-            model.roi_heads.score_thresh = 0.0  # untrained scores are low: force the full K through the mask branch
         for images, _ in val_batches:
             for name, (model, _) in models.items():
                 start = time.process_time()
