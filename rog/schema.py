@@ -216,6 +216,7 @@ SCHEMA: dict[str, Rule] = {
     "train.seed": SEED,
     "train.iterations": POSITIVE,
     "train.batch_size": POSITIVE,
+    "train.optimizer": choice_from("rog.engine.schedule", "OPTIMIZERS"),
     "train.lr": RATE,
     "train.momentum": MOMENTUM,
     "train.weight_decay": NONNEG,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from rog.config import resolve_run
 from rog.data.glyphs import generate
 from rog.engine import checkpoint, diagnostics, rundir
-from rog.engine.schedule import lr_factor
+from rog.engine.schedule import build_optimizer, lr_factor
 from rog.engine.trainer import train
 
 # a few iterations of a small model on a few dozen LT-Glyphs images: seconds, not minutes
@@ -60,6 +60,22 @@ def test_lr_warmup_then_steps():
     assert f(50) == pytest.approx(0.1)
     assert f(89) == pytest.approx(0.1)
     assert f(90) == pytest.approx(0.01)
+
+
+def test_adamw_step_is_the_decoupled_formula():
+    """One AdamW step from train params: w <- w (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps), with beta1 = momentum."""
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    tp = {"optimizer": "adamw", "lr": 0.1, "momentum": 0.8, "weight_decay": 0.5}
+    opt = build_optimizer([w], tp)
+    g = torch.tensor([0.3, -0.4])
+    w.grad = g.clone()
+    opt.step()
+    m_hat, v_hat = g, g * g  # first step: bias corrections undo (1 - beta)
+    expected = torch.tensor([1.0, -2.0]) * (1 - 0.1 * 0.5) - 0.1 * m_hat / (v_hat.sqrt() + 1e-8)
+    assert torch.allclose(w.detach(), expected, atol=1e-6)
+    assert isinstance(build_optimizer([w], dict(tp, optimizer="sgd")), torch.optim.SGD)
+    with pytest.raises(ValueError, match="train.optimizer.*'adam'"):
+        build_optimizer([w], dict(tp, optimizer="adam"))
 
 
 # ---- checkpoints and run folders ------------------------------------------------------------------------

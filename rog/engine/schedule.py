@@ -1,4 +1,4 @@
-"""Learning-rate schedule: linear warmup, then step decay, as a function of the iteration alone.
+"""Optimizer and learning-rate schedule: linear warmup, then step decay, as a function of the iteration alone.
 
 Being a pure function of the iteration, the schedule resumes exactly from any checkpoint.
 """
@@ -25,6 +25,21 @@ def lr_factor(iteration: int, iterations: int, warmup_iterations: int, warmup_ra
 def step_iterations(iterations: int, steps: list[float]) -> list[int]:
     """The iterations at which the lr drops: each fraction of `steps` times `iterations`, rounded."""
     return [round(float(s) * iterations) for s in steps]
+
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+def build_optimizer(parameters, train_params: dict) -> torch.optim.Optimizer:
+    """`train.optimizer` over `parameters`: SGD with momentum (the paper's), or AdamW (beta1 = train.momentum,
+    decoupled weight decay train.weight_decay)."""
+    name = train_params.get("optimizer", "sgd")
+    lr, momentum, decay = float(train_params["lr"]), float(train_params["momentum"]), float(train_params["weight_decay"])
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=decay)
+    if name == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, betas=(momentum, 0.999), weight_decay=decay)
+    raise ValueError(f"train.optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train_params: dict) -> torch.optim.lr_scheduler.LambdaLR:

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from rog.data.build import build_dataset, build_sampler
 from rog.data.loader import training_loader
 from rog.engine import checkpoint, diagnostics, distributed, rundir
-from rog.engine.schedule import build_scheduler
+from rog.engine.schedule import build_optimizer, build_scheduler
 from rog.losses.inputs import NonFiniteLogits
 from rog.models.builder import build_detector, classifier
 
@@ -134,9 +134,7 @@ class Trainer:
         self.model = build_detector(params["model"], self.num_classes, self.counts, objective,
                                     grad_stats=self.grad_stats).to(self.device)
         self.signature = self.model.signature
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=float(self.tp["lr"]),
-                                         momentum=float(self.tp["momentum"]),
-                                         weight_decay=float(self.tp["weight_decay"]))
+        self.optimizer = build_optimizer(self.model.parameters(), self.tp)
         self.scheduler = build_scheduler(self.optimizer, self.tp)
         self.sampler = build_sampler(params["dataset"], self.dataset, seed, self.rank, self.world)
         self.iteration = 0
