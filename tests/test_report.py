@@ -158,20 +158,38 @@ def test_k_sweep_relative_gains_and_claim(tmp_path, params, paper):
     assert sweep["rows"][0]["gain"][300][0] == pytest.approx(100.0)
     assert sweep["rows"][1]["gain"][300][0] == pytest.approx(10.0)
     assert sweep["rows"][0]["paper_gain"][0] == pytest.approx(100 * (6.7 - 3.9) / 3.9)
-    assert claims.k_sweep_claim(sweep).startswith("reproduced")
+    # rare AP missed at K 100: RFS 50 %, ROG 9 %; identical seeds, so the share's sd is the floor 1.0 point
+    claim = claims.k_sweep_claim(sweep, tmp_path, paper)
+    assert claim.startswith("reproduced: ") and "RFS misses 50 %" in claim and "ROG 9 % (+41 points" in claim
+    assert "(1.6 points: the share's seed sd 1.0" in claim and "RFS misses 42 % of its rare AP at K 100, ROG 15 %" in claim
     assert "+100.0%" in tables.k_sweep_markdown(sweep)
     for name in ("rfs_sigmoid_ce_gap", "rfs_sigmoid_ce_gap_seed1", "rfs_sigmoid_ce_gap_seed2"):
         write_run(tmp_path, name, fake_metrics(0.2, 0.1, sweep={100: (0.01, 0.1, 0.2), 300: (0.03, 0.1, 0.2)}))
-    assert claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper)).startswith("not reproduced")
+    assert claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper), tmp_path, paper).startswith("opposite")
     # a baseline with no rare AP at the smaller K: every rare hit it has needs the larger K
     for name in ("rfs_sigmoid_ce", "rfs_sigmoid_ce_seed1", "rfs_sigmoid_ce_seed2"):
         write_run(tmp_path, name, fake_metrics(0.2, 0.0, sweep={100: (0.0, 0.1, 0.2), 300: (0.02, 0.12, 0.2)}))
-    claim = claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper))
-    assert claim.startswith("reproduced") and "APr 100%" in claim
-    # both rows miss (nearly) all their rare AP at the smaller K: a tie, not the paper's contrast
+    claim = claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper), tmp_path, paper)
+    assert claim.startswith("reproduced") and "RFS misses 100 %" in claim
+    # both rows miss (nearly) all their rare AP at the smaller K: the difference is within the noise
     for name in ("rfs_sigmoid_ce_gap", "rfs_sigmoid_ce_gap_seed1", "rfs_sigmoid_ce_gap_seed2"):
         write_run(tmp_path, name, fake_metrics(0.2, 0.1, sweep={100: (0.0001, 0.1, 0.2), 300: (0.05, 0.1, 0.2)}))
-    assert claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper)).startswith("not reproduced")
+    assert claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper), tmp_path, paper).startswith("within noise")
+
+
+def test_k_sweep_noise_is_the_share_sd_pooled_over_both_rows(tmp_path, params, paper):
+    """Seeds that disagree: shares 50/25/75 % (RFS) and 5/10/15 % (ROG); pooled sd = sqrt((1250 + 50) / 4)."""
+    for name, apr100 in zip(("rfs_sigmoid_ce", "rfs_sigmoid_ce_seed1", "rfs_sigmoid_ce_seed2"), (0.02, 0.03, 0.01)):
+        write_run(tmp_path, name, fake_metrics(0.2, 0.04, sweep={50: (apr100, 0.1, 0.2), 300: (0.04, 0.1, 0.2)}))
+    for name, apr100 in zip(("rfs_sigmoid_ce_gap", "rfs_sigmoid_ce_gap_seed1", "rfs_sigmoid_ce_gap_seed2"),
+                            (0.095, 0.09, 0.085)):
+        write_run(tmp_path, name, fake_metrics(0.2, 0.1, sweep={50: (apr100, 0.1, 0.2), 300: (0.10, 0.1, 0.2)}))
+    found = claims.k_sweep_verdict(tables.build_k_sweep(params, tmp_path, paper), 50, tmp_path, paper)
+    sd = math.sqrt((25 ** 2 * 2 + 5 ** 2 * 2) / 4)
+    assert found["base"] == pytest.approx(50.0) and found["rog"] == pytest.approx(10.0)
+    assert found["sd"] == pytest.approx(sd) and found["threshold"] == pytest.approx(2 * sd * math.sqrt(2 / 3))
+    assert found["status"] == "reproduced"  # +40 points > 2 x 18.0 x sqrt(2/3) = 29.4
+    assert found["paper"] == pytest.approx(100 * (6.7 - 3.9) / 6.7 - 100 * (13.4 - 11.4) / 13.4)
 
 
 # ---- figures ---------------------------------------------------------------------------------------

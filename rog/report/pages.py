@@ -94,7 +94,7 @@ def k_sweep_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     sweep = tables.build_k_sweep(params, root, paper)
     return Page(name, [*_head(params, name, sweep["source"], root), f"Note: {sweep['note']}",
                        "## Ours beside the paper's", tables.k_sweep_markdown(sweep), "## What reproduced",
-                       claims.k_sweep_claim(sweep)])
+                       claims.k_sweep_claim(sweep, root, paper)])
 
 
 def figure4_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:

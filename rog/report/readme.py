@@ -35,7 +35,7 @@ def headline(params: dict, root: str | Path = ".") -> str:
         paper = [tables.fmt(row.paper[table.metrics.index(c)]) for c in PAPER_COLUMNS]
         lines.append("| " + " | ".join([row.label, str(len(row.found)), *ours, *paper]) + " |")
     verdicts = [f"- **{c['verdict']}**: {c['text']}" for c in claims.claims(params, root)]
-    verdicts.append("- **" + claims.k_sweep_claim(tables.build_k_sweep(params, root)).split("\n")[0]
+    verdicts.append("- **" + claims.k_sweep_claim(tables.build_k_sweep(params, root), root).split("\n")[0]
                     .replace(": ", "**: ", 1))
     rule = (f"The paper's claims, checked on these results (a pair is reproduced / opposite when our difference, "
             f"with / against the paper's sign, exceeds {claims.NOISE_K:g} x its noise: the seed sd pooled over the "
