@@ -58,6 +58,10 @@ TRAINING_CODE = ["rog/__init__.py", "rog/__main__.py", "rog/cli.py", "rog/comman
 # presentation: what the table, figure and run notebooks call
 REPORT_CODE = ["rog/report", "rog/pipeline/registry.py", "rog/pipeline/notebooks.py"]
 RUN_OUTPUTS = ("metrics.json", "diagnostics.json", "curve.json", "losses.json")
+# the overview also checks each run's params hash against params.yaml's (rog.config, rog.engine.rundir), computes
+# Eq. 9's omega (rog.losses.gap) and reads the gradient balance of EQLv2 against sigmoid CE (diagnostics.json)
+OVERVIEW_CODE = ["rog/config.py", "rog/engine/rundir.py", "rog/losses/gap.py"]
+OVERVIEW_DIAGNOSTICS = ("eqlv2", "sigmoid_ce")
 
 
 def _notebook_cmd(name: str, dst: str, params: dict[str, str] | None = None, folders: tuple[str, ...] = ()
@@ -133,9 +137,10 @@ def stages(params: dict) -> dict:
         out[name] = {"cmd": cmd, "deps": deps, "params": [f"{kind}.{name}", "profile"], "outs": outs}
     out["overview"] = {
         "cmd": _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
-        "deps": ["notebooks/overview.ipynb", *REPORT_CODE]
+        "deps": ["notebooks/overview.ipynb", *REPORT_CODE, *OVERVIEW_CODE]
                 # every run's metrics.json: the overview shows their provenance (rog.report.provenance_table)
                 + [str(metrics_path(run)) for run in run_names(params)]
+                + [str(diagnostics_path(run)) for run in OVERVIEW_DIAGNOSTICS if run in (params.get("experiments") or {})]
                 + [f"results/tables/{name}.md" for name in sections(params)],
         "params": ["profile"],
         "outs": [{"results/notebooks/overview.ipynb": {"cache": False}}],

@@ -105,7 +105,7 @@ def judge(diff: float, noise: float, expected_sign: float) -> str:
 def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metric: str | None,
                   iou: str, params: dict, root: str | Path, spreads: dict) -> tuple[str, str, dict]:
     """One pair's verdict (VERDICTS or "not run"), its text and its numbers, on `metric` read with iou
-    type `iou`. The numbers: {better, worse (labels), metric (judged), ours (diff or None), paper (diff or
+    type `iou`. The numbers: {better, worse (labels), keys (their rows), metric (judged), ours (diff or None), paper (diff or
     None), paper_metric, threshold (NOISE_K x noise or None), status}."""
     b, w = table.row(better), table.row(worse)
     judged = f"{iou}.{metric.split('.', 1)[1]}"
@@ -118,7 +118,8 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     if mb is None or mw is None:
         missing = [r.label for r, m in ((b, mb), (w, mw)) if m is None]
         return "not run", f"{b.label} vs {w.label}: no {_name(judged)} for {', '.join(missing)}", {
-            "better": b.label, "worse": w.label, "metric": _name(judged), "ours": None, "paper": None,
+            "better": b.label, "worse": w.label, "keys": (better, worse), "metric": _name(judged), "ours": None,
+            "paper": None,
             "paper_metric": _name(paper_metric or metric), "threshold": None, "status": "not run"}
     paper_path = paper_metric or metric
     paper_col = table.metrics.index(paper_path)
@@ -136,7 +137,8 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     other = f"; {_name(beside)} beside: {ob - ow:+.1f}" if ob is not None and ow is not None else ""
     return status, (f"{status}: {b.label} vs {w.label}: ours {diff:+.1f} {_name(judged)} ({mb:.1f} vs {mw:.1f}), "
                     f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x {how}{other}"), {
-        "better": b.label, "worse": w.label, "metric": _name(judged), "ours": diff, "paper": paper_diff,
+        "better": b.label, "worse": w.label, "keys": (better, worse), "metric": _name(judged), "ours": diff,
+        "paper": paper_diff,
         "paper_metric": _name(paper_path), "threshold": NOISE_K * noise, "status": status}
 
 
@@ -173,7 +175,7 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
         else:
             verdict = "mixed: " + ", ".join(f"{n} {v}" for v, n in counts.items())
             verdict += f" ({len(ran)} of {len(statuses)} pairs run)" if len(ran) < len(statuses) else ""
-        out.append({"id": claim["id"], "text": claim["text"], "verdict": verdict, "iou": claim_iou,
+        out.append({"id": claim["id"], "text": claim["text"], "table": name, "verdict": verdict, "iou": claim_iou,
                     "basis": basis, "statuses": statuses, "details": [d for _, d, _ in results],
                     "pairs": [p for _, _, p in results]})
     return out
