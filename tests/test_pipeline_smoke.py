@@ -78,6 +78,18 @@ def test_smoke_pipeline_runs_end_to_end(pipeline):
     assert "results/experiments/sigmoid_ce/metrics.json" in lock and "model_final.pt" not in lock
 
 
+def test_overview_finds_every_smoke_run_made_with_todays_params(pipeline):
+    """The overview's regime check (checkpoint params hash against params.yaml's) on runs the pipeline made."""
+    from rog.report import overview
+
+    params = read_params(pipeline / "params.yaml")
+    found = overview.regime(params, pipeline)
+    assert sorted(found["runs"]) == sorted([*params["experiments"], *params["posthoc"]])
+    assert found["same"] == found["runs"], found
+    page = overview.build(pipeline, params)
+    assert len(page.figures) >= 2 and max(len(head) for head in page.tables()) <= overview.MAX_COLUMNS
+
+
 def test_nothing_to_do_right_after(pipeline):
     assert dvc(pipeline, "status", "-q", check=False).returncode == 0, dvc(pipeline, "status", check=False).stdout
     again = dvc(pipeline, "repro")

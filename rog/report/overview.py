@@ -16,6 +16,7 @@ here is wider than MAX_COLUMNS.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -294,7 +295,7 @@ def claims_markdown(rows: list[dict]) -> str:
 def plot_claims(rows: list[dict]) -> Figure:
     """Each pair's difference, ours (dot, bar = 2 x noise) beside the paper's (open diamond)."""
     rows = [r for r in rows if r["ours"] is not None and r["id"] != "k_sweep"]  # Table 3: another unit
-    fig = Figure(figsize=(11, 0.36 * max(len(rows), 4) + 1.4), layout="constrained")
+    fig = Figure(figsize=(11, 0.42 * max(len(rows), 4) + 1.4), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(rows))[::-1]
     colour = {"reproduced": "#2ca02c", "within noise": "#7f7f7f", "opposite": "#d62728"}
@@ -304,7 +305,7 @@ def plot_claims(rows: list[dict]) -> Figure:
         if r["paper"] is not None:
             ax.plot(r["paper"], yi, "D", mfc="none", color="black", ms=5)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, [f"{r['pair']} ({r['metric']})" for r in rows], fontsize=7)
+    ax.set_yticks(y, [textwrap.fill(f"{r['pair']} ({r['metric']})", 60) for r in rows], fontsize=7)
     ax.set_xlabel("difference, better - worse (AP points)")
     from matplotlib.lines import Line2D
 
