@@ -99,6 +99,7 @@ def test_eqlv2_answer_reads_its_1x_and_2x_runs_and_its_gradient_balance(tmp_path
     text = overview.eqlv2_markdown(params, tmp_path, paper)
     assert "26.0 vs 27.0 box AP (3 seeds" in text and "**opposite**" in text  # -1.0 against the paper's +6.9
     assert "rare classes' logits is 0.80 with EQLv2 against 0.10 with sigmoid CE" in text
+    assert "yet rare AP does not follow (+0.0 box APr: within noise" in text
     assert "`eqlv2_2x` against `sigmoid_ce_2x` (registered): **not in results/ yet**" in text
     write(tmp_path, "eqlv2_2x", fake(0.45))
     write(tmp_path, "sigmoid_ce_2x", fake(0.42))

@@ -423,16 +423,23 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
     if de and ds and "objective" in (de.get("gradients") or {}) and "objective" in (ds.get("gradients") or {}):
         means = [figures.group_means(d["gradients"]["objective"]["ratio"], d["frequency"]) for d in (de, ds)]
         if all(m["r"] is not None and m["f"] is not None for m in means):
+            r_noise = _sd(params, "bbox.APr", root) * math.sqrt(1 / ne + 1 / ns)
+            r_status = claims.judge(er - sr, r_noise, 1.0) if er is not None and sr is not None else "not run"
+            gap_r = _box("eqlv2_gap", root, "APr")
+            follows = (f"and rare AP follows ({er - sr:+.1f} box APr, beyond 2 x noise {claims.NOISE_K * r_noise:.1f})"
+                       if r_status == "reproduced" else
+                       f"yet rare AP does not follow ({er - sr:+.1f} box APr: {r_status}, 2 x noise "
+                       f"{claims.NOISE_K * r_noise:.1f}); balancing the gradients is not what the rare classes lack "
+                       f"in these runs" + (f", GAP's ranking term is (EQLv2 + GAP: box APr {gap_r:.1f})"
+                                           if gap_r is not None else ""))
             text.append(
                 f"\nIts mechanism works as designed here: the accumulated positive/negative gradient ratio of the "
                 f"rare classes' logits is {means[0]['r']:.2f} with EQLv2 against {means[1]['r']:.2f} with sigmoid CE "
                 f"(frequent {means[0]['f']:.2f} vs {means[1]['f']:.2f}; diagnostics.json): EQLv2 drives it towards "
-                f"its mu = 0.8, yet rare AP barely follows. The implementation equals the reference code and its "
-                f"paper (gamma 12, mu 0.8, alpha 4, weights from the statistics before each batch, weighted "
-                f"gradients accumulated, classifier bias at prior 0.001 on all C + 1 columns, sigmoid(z_c)(1 - "
-                f"sigmoid(z_bg)) at test; tests/test_objectives.py and tests/test_eqlv2_reference.py). Balancing "
-                f"the gradients is not what rare classes lack here; GAP's ranking term is (EQLv2 + GAP: the "
-                f"headline figure).")
+                f"its mu = 0.8, {follows}. The implementation equals the reference code and its paper (gamma 12, "
+                f"mu 0.8, alpha 4, weights from the statistics before each batch, weighted gradients accumulated, "
+                f"classifier bias at prior 0.001 on all C + 1 columns, sigmoid(z_c)(1 - sigmoid(z_bg)) at test; "
+                f"tests/test_objectives.py and tests/test_eqlv2_reference.py).")
     e2, s2 = _box("eqlv2_2x", root), _box("sigmoid_ce_2x", root)
     if e2 is None or s2 is None:
         text.append("\nWhether a longer schedule changes this (LVIS 1x is ~12 epochs, ours ~3): `eqlv2_2x` against "
