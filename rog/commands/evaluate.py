@@ -3,8 +3,10 @@
 
 Runs the checkpoint's detector on the evaluation split and writes DIR/results_bbox.json,
 DIR/results_segm.json (LVIS results format; empty for a Faster R-CNN or --boxes-only),
-DIR/metrics.json (rog.evaluation.metrics.evaluate_all) and DIR/timing.json (eval_seconds,
-curve_seconds). With evaluate.curve the checkpoint's run folder's kept checkpoints are evaluated too
+DIR/metrics.json (rog.evaluation.metrics.evaluate_all), DIR/timing.json (eval_seconds,
+curve_seconds), DIR/lookalike.json (rog.evaluation.lookalike: what the detector makes of each rare
+object) and DIR/detections.json (rog.evaluation.samples: the top detections of four images, drawn by
+the report). With evaluate.curve the checkpoint's run folder's kept checkpoints are evaluated too
 (rog.engine.curve) -> DIR/curve.json.
 
 The params are the checkpoint's own unless --params, --profile or --experiment name others (then
@@ -70,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         state = ckpt.load(args.checkpoint)
         params = evaluation_params(args, state["params"])
+        lookalikes = read_lookalikes(params)  # before the evaluation: a missing font fails at once
         start = time.perf_counter()
         metrics = evaluate_checkpoint(args.checkpoint, out, params, progress=not args.no_progress)
+        write_analyses(out, params, lookalikes)
         timing = {"eval_seconds": time.perf_counter() - start, "curve_seconds": 0.0}
         if params["evaluate"].get("curve"):
             start = time.perf_counter()
@@ -90,6 +94,39 @@ def run(args: argparse.Namespace) -> int:
     if args.k:
         print(budget_markdown(metrics), end="")
     return 0
+
+
+def read_lookalikes(params: dict) -> tuple[dict, str]:
+    """(look-alikes, definition) of the evaluated dataset's categories (rog.evaluation.lookalike)."""
+    from rog.data.build import dataset_paths
+    from rog.evaluation.lookalike import dataset_lookalikes
+
+    json_path, _ = dataset_paths(params["dataset"], params["evaluate"]["split"])
+    try:
+        with open(json_path) as f:
+            categories = json.load(f)["categories"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}, ""  # the evaluation itself names what is wrong with the file
+    return dataset_lookalikes(params["dataset"], categories)
+
+
+def write_analyses(out: Path, params: dict, lookalikes: tuple[dict, str]) -> None:
+    """OUT/lookalike.json and OUT/detections.json from OUT/results_bbox.json (written by the evaluation)."""
+    from rog.data.build import dataset_paths
+    from rog.evaluation.lookalike import lookalike_analysis, write_lookalike_json
+    from rog.evaluation.results import read_results_json
+    from rog.evaluation.samples import detection_sample, write_detection_sample
+
+    json_path, image_root = dataset_paths(params["dataset"], params["evaluate"]["split"])
+    with open(json_path) as f:
+        dataset = json.load(f)
+    results = read_results_json(out / "results_bbox.json")
+    pairs, definition = lookalikes
+    write_lookalike_json(out / "lookalike.json", lookalike_analysis(
+        dataset, results, pairs, max_dets=int(params["evaluate"]["max_dets"]), definition=definition))
+    sample = detection_sample(dataset, results)
+    sample["image_root"] = str(image_root)
+    write_detection_sample(out / "detections.json", sample)
 
 
 def budget_markdown(metrics: dict) -> str:

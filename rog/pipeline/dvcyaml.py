@@ -57,7 +57,7 @@ TRAINING_CODE = ["rog/__init__.py", "rog/__main__.py", "rog/cli.py", "rog/comman
                  "rog/losses", "rog/models", "rog/pipeline/__init__.py", "rog/pipeline/stage.py"]
 # presentation: what the table, figure and run notebooks call
 REPORT_CODE = ["rog/report", "rog/pipeline/registry.py", "rog/pipeline/notebooks.py"]
-RUN_OUTPUTS = ("metrics.json", "diagnostics.json", "curve.json", "losses.json")
+RUN_OUTPUTS = ("metrics.json", "diagnostics.json", "curve.json", "losses.json", "lookalike.json", "detections.json")
 
 
 def _notebook_cmd(name: str, dst: str, params: dict[str, str] | None = None, folders: tuple[str, ...] = ()
