@@ -20,8 +20,10 @@ volatile metadata stripped by `python -m rog.pipeline.notebooks`):
                             numbers (TRAINING_CODE), never on rog/report
     posthoc@NAME            `rog evaluate --experiment NAME`: a trained checkpoint scored with NorCal ->
                             results/experiments/NAME/
-    run@NAME                the reader's view of one experiment (losses, metrics, learning curve), from
-                            its results files only: editing it retrains nothing
+    run@NAME                the reader's view of one experiment (losses, metrics, learning curve, rare
+                            objects, drawn detections), from its results files only: editing it retrains nothing
+    lookalike               rare glyphs and their look-alikes, sigmoid CE vs + GAP (rog.report.lookalike),
+                            from the pair's lookalike.json and detections.json
 
 Why checkpoints are not DVC outputs: the default pipeline takes hours longer than one sitting may last,
 and its results reach git (results/, dvc.lock) in parts. A 44 MB checkpoint per run cannot go to git,
@@ -109,7 +111,8 @@ def stages(params: dict) -> dict:
         out["run"] = {"foreach": "${experiments}", "do": {
             "cmd": _notebook_cmd("run", "results/notebooks/run/${key}.ipynb", {"name": "${key}"}),
             "deps": ["notebooks/run.ipynb", *REPORT_CODE,
-                     *(f"results/experiments/${{key}}/{f}" for f in ("metrics.json", "curve.json", "losses.json"))],
+                     *(f"results/experiments/${{key}}/{f}" for f in ("metrics.json", "curve.json", "losses.json",
+                                                                     "lookalike.json", "detections.json"))],
             "outs": [{"results/notebooks/run/${key}.ipynb": {"cache": False}}]}}
     if params.get("posthoc"):
         out["posthoc"] = {"foreach": "${posthoc}", "do": _run_stage("posthoc", TRAINING_CODE + [
@@ -131,6 +134,19 @@ def stages(params: dict) -> dict:
         cmd = _notebook_cmd(name, f"results/notebooks/{name}.ipynb", {"name": name},
                             ("results/tables", "results/figures") if kind == "figures" else ("results/tables",))
         out[name] = {"cmd": cmd, "deps": deps, "params": [f"{kind}.{name}", "profile"], "outs": outs}
+    pair = lookalike_runs(params)
+    if pair:  # the look-alike page: sigmoid CE vs + GAP (table1's headline rows) when both are run
+        out["lookalike"] = {
+            "cmd": _notebook_cmd("lookalike", "results/notebooks/lookalike.ipynb", folders=("results/tables",
+                                                                                          "results/figures")),
+            "deps": ["notebooks/lookalike.ipynb", *REPORT_CODE]
+                    + [f"results/experiments/{run}/lookalike.json" for runs in pair.values() for run in runs]
+                    + [f"results/experiments/{runs[0]}/detections.json" for runs in pair.values()],
+            "params": ["tables.table1", "profile"],
+            "outs": [{f"results/{path}": {"cache": False}} for path in (
+                "notebooks/lookalike.ipynb", "tables/lookalike.md", "figures/lookalike.png",
+                "figures/lookalike_detections.png")],
+        }
     out["overview"] = {
         "cmd": _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
         "deps": ["notebooks/overview.ipynb", *REPORT_CODE]
@@ -141,6 +157,14 @@ def stages(params: dict) -> dict:
         "outs": [{"results/notebooks/overview.ipynb": {"cache": False}}],
     }
     return out
+
+
+def lookalike_runs(params: dict) -> dict[str, list[str]]:
+    """The look-alike page's runs (rog.report.lookalike.pair_runs), {} unless both models have runs."""
+    from rog.report.lookalike import pair_runs
+
+    pair = pair_runs(params)
+    return pair if all(pair.values()) else {}
 
 
 def uses_pretraining(params: dict) -> bool:
