@@ -25,7 +25,7 @@ from rog.pipeline.registry import read_params
 
 ROOT = Path(__file__).resolve().parents[1]
 NARRATIVE = ("dataset", "gap_loss", "table1", "table2", "table3", "table4", "table5", "table6", "sweeps",
-             "figure4", "figure5", "convergence", "overview", "run/sigmoid_ce")
+             "figure4", "figure5", "convergence", "lookalike", "overview", "run/sigmoid_ce")
 
 
 def dvc(copy: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -56,8 +56,14 @@ def test_smoke_pipeline_runs_end_to_end(pipeline):
         assert set(json.loads((pipeline / f"results/experiments/{run}/summary.json").read_text())) == {"bbox", "segm"}
     for run in params["experiments"]:
         assert (pipeline / f"out/pipeline/smoke/runs/{run}/model_final.pt").is_file()
-        for name in ("diagnostics.json", "curve.json", "losses.json"):
+        for name in ("diagnostics.json", "curve.json", "losses.json", "lookalike.json", "detections.json"):
             assert (pipeline / f"results/experiments/{run}/{name}").is_file(), (run, name)
+        # rog evaluate's look-alike analysis and the drawn sample, whose images the pages read
+        analysis = json.loads((pipeline / f"results/experiments/{run}/lookalike.json").read_text())
+        assert analysis["counts"]["instances"] > 0 and "IoU >= 0.5" in analysis["lookalike_definition"]
+        sample = json.loads((pipeline / f"results/experiments/{run}/detections.json").read_text())
+        assert len(sample["images"]) == 4
+        assert all((pipeline / sample["image_root"] / img["file_name"]).is_file() for img in sample["images"])
         # trained by the CLI: the stage's notebook shows the `rog train` and `rog evaluate` it launched
         launched = (pipeline / f"results/notebooks/experiment/{run}.ipynb").read_text()
         assert f"rog train --params params.yaml --profile smoke --experiment {run}" in launched
@@ -73,6 +79,13 @@ def test_smoke_pipeline_runs_end_to_end(pipeline):
         assert "smoke profile" in text or name.startswith("table3"), name
     assert "| Random, Sigmoid CE | sigmoid_ce |" in (pipeline / "results/tables/table1.md").read_text()
     assert (pipeline / "results/figures/figure5.png").stat().st_size > 1000
+    # the run page and the look-alike page hold their figures (losses, drawn detections; rates, GT / CE / CE + GAP)
+    for name, least in (("run/sigmoid_ce", 2), ("lookalike", 2)):
+        nb = json.loads((pipeline / f"results/notebooks/{name}.ipynb").read_text())
+        pngs = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(pngs) >= least, name
+    assert (pipeline / "results/figures/lookalike_detections.png").stat().st_size > 1000
+    assert "appears with the re-run" not in (pipeline / "results/tables/lookalike.md").read_text()
     # results go to git (dvc.lock records them); checkpoints are by-products, not DVC outputs
     lock = (pipeline / "dvc.lock").read_text()
     assert "results/experiments/sigmoid_ce/metrics.json" in lock and "model_final.pt" not in lock
