@@ -150,5 +150,8 @@ def test_detection_sample_keeps_the_top_detections_of_the_chosen_images():
     assert [d["score"] for d in second["detections"]] == [0.95, 0.9]
     assert set(sample["categories"]) == {"1", "2", "4", "5"}
     assert detection_sample(GT, RESULTS, image_ids=[20])["images"][0]["id"] == 20
+    lvis = dict(GT, images=[{k: v for k, v in _image(10).items() if k != "file_name"}
+                            | {"coco_url": "http://images.cocodataset.org/val2017/000000000010.jpg"}])
+    assert detection_sample(lvis, RESULTS, image_ids=[10])["images"][0]["file_name"] == "val2017/000000000010.jpg"
     with pytest.raises(ValueError, match="not in the ground truth"):
         detection_sample(GT, RESULTS, image_ids=[99])

@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Sequence
 
+from rog.data.lvis_dataset import image_relpath
 from rog.evaluation.results import read_results_json, write_json_atomic
 
 NUM_IMAGES = 4
@@ -47,7 +48,8 @@ def detection_sample(gt_json: str | os.PathLike | dict, results: Sequence[dict] 
                      per_image: int = PER_IMAGE) -> dict:
     """The sample of `image_ids` (default: choose_images) as a JSON-serialisable dict:
 
-    {"images": [{"id", "file_name", "height", "width", "ground_truth": [{"category_id", "bbox"}],
+    {"images": [{"id", "file_name" (below the image root, as LVISDataset reads it), "height", "width",
+                 "ground_truth": [{"category_id", "bbox"}],
                  "detections": [{"category_id", "bbox", "score"}]}],   # bbox xywh, top per_image by score
      "categories": {id: {"name", "glyph", "frequency"}},   # the ones named in the sample
      "rule": how the images were chosen}
@@ -80,7 +82,7 @@ def detection_sample(gt_json: str | os.PathLike | dict, results: Sequence[dict] 
                 for r in top]
         named |= {g["category_id"] for g in gts[i]} | {d["category_id"] for d in kept}
         img = images[i]
-        out_images.append({"id": i, "file_name": img.get("file_name"), "height": int(img["height"]),
+        out_images.append({"id": i, "file_name": image_relpath(img), "height": int(img["height"]),
                            "width": int(img["width"]), "ground_truth": gts[i], "detections": kept})
     categories = {int(c["id"]): c for c in dataset["categories"]}
     return {"rule": (f"{len(ids)} images chosen from the ground truth ({__name__}.choose_images: rare "
