@@ -37,7 +37,8 @@ BAR_OUTCOMES = (("correct", "own class", "#2ca02c"), ("lookalike", "look-alike",
 INTRO = (
     "The paper's thesis: rare classes lose to frequent ones in the ranking, above all where they look alike. "
     "For every rare ground-truth glyph of the validation split (LVIS frequency r: 1-10 training images) we take "
-    "the detection the model ranks first on it: among the image's top 300 detections (any class) whose box "
+    "the detection the model ranks first on it: among the image's top K detections (any class; K as in the "
+    "evaluation, 300 as LVIS) whose box "
     "overlaps the glyph by IoU >= 0.5, the highest-scoring one. Its class is the glyph's own, a *look-alike* "
     "(a class whose glyphs, drawn in the dataset's fonts and scaled to the same size, overlap this one's by IoU "
     ">= 0.5 on average), another class, or there is none (missed). Predicted classes are split by frequency "
