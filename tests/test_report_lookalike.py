@@ -114,7 +114,7 @@ def test_run_page_before_and_after_the_rerun(project):
     assert not [p for p in parts if isinstance(p, Figure)]
     text = "\n".join(parts)
     for file in ("losses.json", "lookalike.json", "detections.json"):
-        assert f"({file}) {runs.RERUN}" in text
+        assert runs.RERUN.format(file=file) in text
     write_run(project, "sigmoid_ce", metrics=metrics, detections=sample(),
               losses={"iteration": [1, 2], "lr": [0.1, 0.1], "loss": [2.0, 1.0]},
               lookalike=analysis(correct=1, lookalike_f=2, other_c=0, missed=1, covered=3))

@@ -22,7 +22,7 @@ from rog.pipeline.registry import RESULTS, read_params
 METRICS = ("AP", "AP50", "APr", "APc", "APf", "AR")
 SWEEP_METRICS = ("AP", "APr", "APc", "APf")
 SMOOTH_POINTS = 9  # moving-average window over losses.json's points (each already a window mean)
-RERUN = "appears with the re-run (results made by the current code write it)"
+RERUN = "No {file} in these results: it comes with the re-run (the current code writes it)."
 
 
 def _read(run: str, file: str, root: str | Path):
@@ -175,17 +175,17 @@ def render(name: str, root: str | Path = ".") -> list:
     if losses and losses.get("iteration"):
         parts.append(losses_figure(losses, name))
     else:
-        parts.append(f"The training losses (losses.json) {RERUN}.")
+        parts.append(RERUN.format(file="losses.json"))
     curve = _read(name, "curve.json", root)
     if curve and len(curve) > 1:
         parts += ["## Learning curve", curve_figure(curve, name)]
     parts.append("## Rare objects: correct, a look-alike, another class or missed")
     analysis = _read(name, "lookalike.json", root)
-    parts.append(lookalike_markdown(analysis) if analysis else f"The look-alike analysis (lookalike.json) {RERUN}.")
+    parts.append(lookalike_markdown(analysis) if analysis else RERUN.format(file="lookalike.json"))
     parts.append("## Detections on four validation images that hold rare glyphs")
     sample = _read(name, "detections.json", root)
     if sample:
         parts += [sample["rule"] + ".", detections_figure(sample, name, root)]
     else:
-        parts.append(f"The drawn detections (detections.json) {RERUN}.")
+        parts.append(RERUN.format(file="detections.json"))
     return parts
