@@ -6,7 +6,8 @@ nothing; executed notebooks carry no volatile metadata; `dvc exp run -S` of one 
 only it and the tables reading it, and `dvc params diff` / `dvc metrics diff` work; nbval re-executes
 every narrative notebook (tables, figures, dataset, GAP explained, overview) and finds the same outputs.
 Experiment notebooks are not re-executed by nbval (that would retrain): papermill ran them in the
-pipeline, which fails on any error.
+pipeline, which fails on any error. Every executed notebook, rendered to HTML (`make html`), opens in
+headless Chromium with its figures (tests/html_browser.py).
 """
 from __future__ import annotations
 
@@ -121,6 +122,26 @@ def test_nbval_on_the_executed_notebooks(pipeline):
                         "-p", "no:cacheprovider", "--nbval-cell-timeout", "600", *paths], pipeline, check=False)
     print(f"\nnbval: {time.perf_counter() - start:.0f} s")
     assert result.returncode == 0, result.stdout[-8000:]
+
+
+def test_html_of_the_executed_notebooks_opens_in_chromium(pipeline, tmp_path):
+    from html_browser import check_site, chromium
+    from rog.report import html
+
+    start = time.perf_counter()
+    pages = html.build(pipeline / "results" / "notebooks", tmp_path / "html")
+    built = time.perf_counter()
+    with chromium() as driver:
+        problems = check_site(driver, tmp_path / "html", pages)
+    print(f"\nhtml: {len(pages)} pages built in {built - start:.0f} s, opened in Chromium in "
+          f"{time.perf_counter() - built:.0f} s")
+    assert not problems, "\n".join(problems)
+    by_name = {page.source.with_suffix("").as_posix(): page for page in pages}
+    assert {f"experiment/{run}" for run in read_params(pipeline / "params.yaml")["experiments"]} <= set(by_name)
+    # the notebooks that draw figures hold them (an MPLBACKEND in the kernel's environment drops them)
+    drawn = [name for name in ("dataset", "gap_loss", "figure4", "figure5", "convergence", "run/sigmoid_ce")
+             if by_name[name].images < 1]
+    assert not drawn, f"pages without a figure: {drawn}"
 
 
 def changed_stages(copy: Path) -> set[str]:
