@@ -429,6 +429,21 @@ def test_evaluate_options_are_overrides():
                     "3000", "--boxes-only"])
     assert p["model"]["test"]["detections_per_img"] == 3000 and p["evaluate"]["max_dets"] == 3000
     assert p["evaluate"]["max_dets_sweep"] == [10, 300, 3000] and p["evaluate"]["masks"] is False
+    assert p["model"]["test"]["masks_per_img"] is None  # with masks, one for each of the K boxes
+
+
+def test_evaluate_k_on_a_checkpoint_whose_params_predate_the_mask_budget():
+    """Checkpoint params without model.test.masks_per_img (absent = a mask per box) take --k as they are."""
+    from rog.cli import build_parser
+    from rog.commands.evaluate import evaluation_params
+    from rog.config import resolve_run
+
+    old = resolve_run("params.yaml", "smoke")
+    del old["model"]["test"]["masks_per_img"]
+    args = build_parser().parse_args(["evaluate", "--checkpoint", "x.pt", "--out", "o", "--k", "50", "1000"])
+    p = evaluation_params(args, old)
+    assert p["model"]["test"] == {**old["model"]["test"], "detections_per_img": 1000}
+    assert p["evaluate"]["max_dets_sweep"] == [50, 1000]
 
 
 def test_training_stages_depend_on_every_module_they_run_and_on_no_presentation_code(params):

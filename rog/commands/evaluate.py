@@ -12,8 +12,9 @@ the report). With evaluate.curve the checkpoint's run folder's kept checkpoints 
 The params are the checkpoint's own unless --params, --profile or --experiment name others (then
 rog.config.resolve_run, as `rog train`); --set applies on top either way. A post-hoc entry's name as
 --experiment evaluates with its NorCal gamma (evaluate.norcal_gamma). --k 10 100 3000 keeps max(K)
-detections per image and reports AP at each K; --boxes-only skips the mask branch (evaluate.masks:
-false): box AP at budgets where pasting thousands of masks per image would take hours.
+detections per image (a mask for each: model.test.masks_per_img null) and reports AP at each K;
+--boxes-only skips the mask branch (evaluate.masks: false): box AP at budgets where pasting thousands
+of masks per image would take hours.
 """
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ def option_overrides(args: argparse.Namespace) -> list[str]:
         ks = sorted({int(k) for k in args.k})
         if ks[0] < 1:
             raise ValueError(f"--k: budgets must be >= 1, got {ks[0]}")
-        out += [f"model.test.detections_per_img={ks[-1]}", f"evaluate.max_dets={ks[-1]}",
-                f"evaluate.max_dets_sweep={ks}"]
+        out += [f"model.test.detections_per_img={ks[-1]}", "model.test.masks_per_img=null",
+                f"evaluate.max_dets={ks[-1]}", f"evaluate.max_dets_sweep={ks}"]
     if args.boxes_only:
         out.append("evaluate.masks=false")
     return out
@@ -58,6 +59,8 @@ def evaluation_params(args: argparse.Namespace, checkpoint_params: dict) -> dict
     overrides = list(args.overrides) + option_overrides(args)
     if args.params or args.profile or args.experiment:
         return resolve_run(args.params or "params.yaml", args.profile, args.experiment, overrides)
+    if "masks_per_img" not in checkpoint_params["model"]["test"]:  # params older than the key: absent = null
+        overrides = list(args.overrides) + [o for o in option_overrides(args) if o != "model.test.masks_per_img=null"]
     return apply_overrides(checkpoint_params, overrides)
 
 

@@ -129,10 +129,11 @@ def stages(params: dict) -> dict:
             if section.get("curves", False):
                 deps.append(str(curve_path(run)))
         outs = [{f"results/notebooks/{name}.ipynb": {"cache": False}}, {f"results/tables/{name}.md": {"cache": False}}]
-        if kind == "figures":
+        drawn = section.get("figure", kind == "figures")  # a table's page may draw a figure too
+        if drawn:
             outs.append({f"results/figures/{name}.png": {"cache": False}})
         cmd = _notebook_cmd(name, f"results/notebooks/{name}.ipynb", {"name": name},
-                            ("results/tables", "results/figures") if kind == "figures" else ("results/tables",))
+                            ("results/tables", "results/figures") if drawn else ("results/tables",))
         out[name] = {"cmd": cmd, "deps": deps, "params": [f"{kind}.{name}", "profile"], "outs": outs}
     pair = lookalike_runs(params)
     if pair:  # the look-alike page: sigmoid CE vs + GAP (table1's headline rows) when both are run
