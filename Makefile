@@ -4,12 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lock lab test repro bench clean-venv
+.PHONY: setup lock lab test repro bench html chromium clean-venv
 
 # The venv holds exactly requirements.lock (every package, pinned with hashes; pip among them), then this
 # project itself, editable, with no further resolution. The lock is for CPython 3.11 on Linux x86_64, where
 # torch 2.14.1 is PyPI's manylinux wheel (CUDA runtime packages included; it runs on the CPU too).
-setup: $(STAMP)
+setup: $(STAMP) chromium
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,33 @@ lock: $(STAMP)
 lab: $(STAMP)
 	env -u MPLBACKEND $(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/notebooks $(LAB_ARGS)
 
+# Headless Chromium and its WebDriver, Debian's packages (the browser test of the HTML pages opens them with
+# selenium): installed with apt-get when either is missing, as root or through sudo. Elsewhere, install a
+# Chromium and its chromedriver by hand and name them: `make test CHROMIUM=... CHROMEDRIVER=...`.
+CHROMIUM     ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+APT_GET      := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+chromium:
+	@if [ -x "$(CHROMIUM)" ] && [ -x "$(CHROMEDRIVER)" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "make chromium: $(CHROMIUM) or $(CHROMEDRIVER) is missing and there is no apt-get to install Debian's" \
+			"chromium and chromium-driver; install Chromium and its chromedriver by hand and pass" \
+			"CHROMIUM=/path/to/chromium CHROMEDRIVER=/path/to/chromedriver" >&2; exit 1; fi; \
+	echo "make chromium: installing Debian's chromium and chromium-driver (apt-get)"; \
+	$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+
 # Every test, the smoke pipeline and nbval included (tests/test_pipeline_smoke.py: `dvc repro` on profile
-# smoke in a copy of the repo, then nbval on its executed notebooks).
-test: $(STAMP)
-	env -u MPLBACKEND DVC_NO_ANALYTICS=1 $(PY) -m pytest -q tests
+# smoke in a copy of the repo, then nbval on its executed notebooks, then its HTML in headless Chromium).
+# ROG_BROWSER=require: the browser test fails, instead of skipping, when Chromium is missing.
+test: $(STAMP) chromium
+	env -u MPLBACKEND DVC_NO_ANALYTICS=1 ROG_BROWSER=require ROG_CHROMIUM=$(CHROMIUM) \
+		ROG_CHROMEDRIVER=$(CHROMEDRIVER) $(PY) -m pytest -q tests
+
+# Every executed notebook (results/notebooks, subfolders included) as static HTML with its figures embedded,
+# plus an index page: open $(HTML_DIR)/index.html in a browser. Generated, not committed (out/ is ignored).
+HTML_DIR ?= out/html
+html: $(STAMP)
+	$(PY) -m rog report html --out $(HTML_DIR)
 
 bench: $(STAMP)
 	$(PY) benchmarks/gap_loss.py

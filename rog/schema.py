@@ -212,6 +212,7 @@ SCHEMA: dict[str, Rule] = {
     "model.test.score_thresh": PROBABILITY,
     "model.test.nms_thresh": PROBABILITY,
     "model.test.detections_per_img": POSITIVE,
+    "model.test.masks_per_img": optional(POSITIVE),
     # ---- train --------------------------------------------------------------------------------------
     "train.seed": SEED,
     "train.iterations": POSITIVE,

@@ -143,6 +143,28 @@ def test_evaluate_k_and_boxes_only_match_a_plain_evaluation_of_the_boxes(trained
     assert f"| bbox | 20 | {100 * k20['AP']:.1f} |" in capsys.readouterr().out
 
 
+def test_mask_budget_keeps_more_boxes_and_the_main_metrics_of_a_plain_evaluation(trained, tmp_path, capsys):
+    """Table 3's single pass: 40 boxes per image, masks for the top 20 (= evaluate.max_dets): the main
+    box and mask metrics equal the plain evaluation's (20 boxes, a mask each); segm's sweep stops at 20."""
+    from rog.engine.inference import evaluate_checkpoint
+
+    final = trained / "model_final.pt"
+    plain = evaluate_checkpoint(final, tmp_path / "plain")  # K = 20, every detection with a mask
+    assert main(["evaluate", "--checkpoint", str(final), "--out", str(tmp_path / "wide"), "--no-progress", "--set",
+                 "model.test.detections_per_img=40", "model.test.masks_per_img=20", "model.test.score_thresh=0.0",
+                 "evaluate.max_dets_sweep=[5,20,40]"]) == 0
+    metrics = json.loads((tmp_path / "wide" / "metrics.json").read_text())
+    for iou_type in ("bbox", "segm"):
+        assert metrics[iou_type]["metrics"] == plain[iou_type]["metrics"], iou_type
+    assert list(metrics["bbox"]["max_dets_sweep"]) == ["5", "20", "40"]
+    assert list(metrics["segm"]["max_dets_sweep"]) == ["5", "20"]
+    assert metrics["bbox"]["max_results_per_image"] == 40 and metrics["segm"]["max_results_per_image"] == 20
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", str(final), "--out", str(tmp_path / "bad"), "--no-progress", "--set",
+                 "model.test.masks_per_img=10"]) == 2
+    assert "model.test.masks_per_img = 10 < evaluate.max_dets = 20" in capsys.readouterr().err
+
+
 def test_norcal_build_option_scores_as_wrapping_the_trained_objective(trained, data):
     """The oracle: the trained model with its objective wrapped in rog.losses.calibration.NorCal after
     loading (how a post-hoc calibration is usually applied); the build option must give the same detections."""

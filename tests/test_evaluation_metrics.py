@@ -120,6 +120,17 @@ def test_max_dets_sweep(all_metrics, gt_path, dets):
                                                          abs=1e-9)
 
 
+def test_mask_budget_leaves_the_segm_sweep_above_it_out(all_metrics, gt_path, dets):
+    """mask_max_dets 10 (masks for each image's top 10): bbox keeps every K, segm only K <= 10, and the
+    K it keeps are the numbers of the evaluation without a budget."""
+    m = evaluate_all(gt_path, dets, dets, max_dets_list=[3, 10, 30], max_dets=10, backend="lvis", mask_max_dets=10)
+    assert list(m["bbox"]["max_dets_sweep"]) == ["3", "10", "30"] and list(m["segm"]["max_dets_sweep"]) == ["3", "10"]
+    assert m["protocol"]["mask_max_dets"] == 10
+    for iou_type in ("bbox", "segm"):
+        for k, entry in m[iou_type]["max_dets_sweep"].items():
+            assert entry["metrics"] == all_metrics[iou_type]["max_dets_sweep"][k]["metrics"]
+
+
 def test_evaluate_all_checks_results(gt_path, dets):
     bad = [dict(d) for d in dets]
     bad[5]["score"] = float("nan")

@@ -122,6 +122,24 @@ def test_training_losses_background_last_and_inference_output():
         assert det["masks"].shape == (len(det["boxes"]), 1, 128, 128)
 
 
+def test_mask_budget_pastes_masks_for_the_top_detections_only():
+    """model.test.masks_per_img: the same boxes, and the masks of the first ones equal to those of the
+    model without a budget (a Table 3 box budget K without K masks per image)."""
+    torch.manual_seed(0)
+    model = build_detector(model_params("model.test.score_thresh=0.0", "model.test.masks_per_img=null"), 4).eval()
+    images = random_batch(2, 4)[0]
+    with torch.no_grad():
+        full = model(images)
+        model.roi_heads.masks_per_img = 3
+        cut = model(images)
+    for a, b in zip(full, cut):
+        assert len(a["boxes"]) > 3  # the budget binds
+        assert torch.equal(a["boxes"], b["boxes"]) and torch.equal(a["scores"], b["scores"])
+        assert b["masks"].shape == (3, 1, 128, 128)
+        assert torch.allclose(a["masks"][:3], b["masks"], atol=1e-6)
+    assert build_detector(model_params("model.test.masks_per_img=7"), 4).roi_heads.masks_per_img == 7
+
+
 def test_faster_rcnn_has_no_mask_branch():
     model = build_detector(model_params("model.arch=faster_rcnn"), 3).eval()
     with torch.no_grad():

@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("overview", "table1", "table2", "table3", "table4", "table5", "table6", "sweeps", "figure4",
-             "figure5", "gap_loss")
+             "figure5", "gap_loss", "lookalike")
 
 
 @pytest.fixture(scope="module")

@@ -178,7 +178,7 @@ def test_source_notebooks_are_output_free_with_a_parameters_cell():
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert all(not c["outputs"] and c["execution_count"] is None for c in code), path.name
         assert "enter_project_root" in "".join(code[0]["source"]), path.name
-        if path.stem not in ("overview", "gap_loss"):
+        if path.stem not in ("overview", "gap_loss", "lookalike"):
             assert any("parameters" in c["metadata"].get("tags", []) for c in code), path.name
 
 
@@ -245,6 +245,8 @@ def fake_launch(calls: list):
         else:
             (out / "metrics.json").write_text(json.dumps(fake_metrics(0.3, 0.1)))
             (out / "timing.json").write_text(json.dumps({"eval_seconds": 2.5, "curve_seconds": 0.0}))
+            (out / "lookalike.json").write_text(json.dumps({"counts": {"instances": 7}}))
+            (out / "detections.json").write_text(json.dumps({"images": []}))
     return launch
 
 
@@ -270,6 +272,9 @@ def test_run_experiment_launches_train_then_evaluate_and_records_timings_not_in_
     assert losses["iteration"] == [1, 2, 3, 4] and losses["loss"] == [4.0, 2.0, 4.0 / 3, 1.0]
     summary_json = json.loads((tmp_path / "results" / "sigmoid_ce" / "summary.json").read_text())
     assert summary_json == summary(fake_metrics(0.3, 0.1))  # the DVC metric: no timings
+    # rog evaluate's analyses recorded as they are (indented for git)
+    assert json.loads((tmp_path / "results" / "sigmoid_ce" / "lookalike.json").read_text()) == {"counts": {"instances": 7}}
+    assert json.loads((tmp_path / "results" / "sigmoid_ce" / "detections.json").read_text()) == {"images": []}
     monkeypatch.delenv("ROG_JOBS")
     assert stage.run_experiment("sigmoid_ce", "smoke", None, tmp_path / "runs2", ROOT / "params.yaml",
                                 tmp_path / "results", log=lambda s: None)["run"]["jobs"] == 1
@@ -424,6 +429,21 @@ def test_evaluate_options_are_overrides():
                     "3000", "--boxes-only"])
     assert p["model"]["test"]["detections_per_img"] == 3000 and p["evaluate"]["max_dets"] == 3000
     assert p["evaluate"]["max_dets_sweep"] == [10, 300, 3000] and p["evaluate"]["masks"] is False
+    assert p["model"]["test"]["masks_per_img"] is None  # with masks, one for each of the K boxes
+
+
+def test_evaluate_k_on_a_checkpoint_whose_params_predate_the_mask_budget():
+    """Checkpoint params without model.test.masks_per_img (absent = a mask per box) take --k as they are."""
+    from rog.cli import build_parser
+    from rog.commands.evaluate import evaluation_params
+    from rog.config import resolve_run
+
+    old = resolve_run("params.yaml", "smoke")
+    del old["model"]["test"]["masks_per_img"]
+    args = build_parser().parse_args(["evaluate", "--checkpoint", "x.pt", "--out", "o", "--k", "50", "1000"])
+    p = evaluation_params(args, old)
+    assert p["model"]["test"] == {**old["model"]["test"], "detections_per_img": 1000}
+    assert p["evaluate"]["max_dets_sweep"] == [50, 1000]
 
 
 def test_training_stages_depend_on_every_module_they_run_and_on_no_presentation_code(params):
@@ -433,7 +453,8 @@ def test_training_stages_depend_on_every_module_they_run_and_on_no_presentation_
     import sys
 
     code = ("import sys, rog.cli, rog.commands.train, rog.commands.evaluate, rog.pipeline.stage, rog.engine.trainer, "
-            "rog.engine.inference, rog.engine.curve, rog.losses.objectives, rog.evaluation.metrics; "
+            "rog.engine.inference, rog.engine.curve, rog.losses.objectives, rog.evaluation.metrics, "
+            "rog.evaluation.lookalike, rog.evaluation.samples, rog.data.lookalikes; "
             "print('\\n'.join(m.__file__ for n, m in sys.modules.items() if n.startswith('rog') and m.__file__))")
     files = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     used = {str(Path(f).resolve().relative_to(ROOT)) for f in files.stdout.split()}
@@ -444,3 +465,9 @@ def test_training_stages_depend_on_every_module_they_run_and_on_no_presentation_
         uncovered = [f for f in used if not any(f == d or f.startswith(d + "/") for d in deps)]
         assert not uncovered, (kind, uncovered)
     assert any(f.startswith("rog/report") for d in stages["table1"]["deps"] for f in [d])
+    # the run and look-alike pages are presentation: report code, the runs' results files, no training code
+    for deps in (stages["run"]["do"]["deps"], stages["lookalike"]["deps"]):
+        assert "rog/report" in deps and not [d for d in deps if d in dvcyaml.TRAINING_CODE]
+    assert "results/experiments/${key}/detections.json" in stages["run"]["do"]["deps"]
+    assert {"results/experiments/sigmoid_ce_gap_seed2/lookalike.json",
+            "results/experiments/sigmoid_ce_gap/detections.json"} <= set(stages["lookalike"]["deps"])

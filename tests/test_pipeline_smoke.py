@@ -6,7 +6,8 @@ nothing; executed notebooks carry no volatile metadata; `dvc exp run -S` of one 
 only it and the tables reading it, and `dvc params diff` / `dvc metrics diff` work; nbval re-executes
 every narrative notebook (tables, figures, dataset, GAP explained, overview) and finds the same outputs.
 Experiment notebooks are not re-executed by nbval (that would retrain): papermill ran them in the
-pipeline, which fails on any error.
+pipeline, which fails on any error. Every executed notebook, rendered to HTML (`make html`), opens in
+headless Chromium with its figures (tests/html_browser.py).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from rog.pipeline.registry import read_params
 
 ROOT = Path(__file__).resolve().parents[1]
 NARRATIVE = ("dataset", "gap_loss", "table1", "table2", "table3", "table4", "table5", "table6", "sweeps",
-             "figure4", "figure5", "convergence", "overview", "run/sigmoid_ce")
+             "figure4", "figure5", "convergence", "lookalike", "overview", "run/sigmoid_ce")
 
 
 def dvc(copy: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -56,8 +57,14 @@ def test_smoke_pipeline_runs_end_to_end(pipeline):
         assert set(json.loads((pipeline / f"results/experiments/{run}/summary.json").read_text())) == {"bbox", "segm"}
     for run in params["experiments"]:
         assert (pipeline / f"out/pipeline/smoke/runs/{run}/model_final.pt").is_file()
-        for name in ("diagnostics.json", "curve.json", "losses.json"):
+        for name in ("diagnostics.json", "curve.json", "losses.json", "lookalike.json", "detections.json"):
             assert (pipeline / f"results/experiments/{run}/{name}").is_file(), (run, name)
+        # rog evaluate's look-alike analysis and the drawn sample, whose images the pages read
+        analysis = json.loads((pipeline / f"results/experiments/{run}/lookalike.json").read_text())
+        assert analysis["counts"]["instances"] > 0 and "IoU >= 0.5" in analysis["lookalike_definition"]
+        sample = json.loads((pipeline / f"results/experiments/{run}/detections.json").read_text())
+        assert len(sample["images"]) == 4
+        assert all((pipeline / sample["image_root"] / img["file_name"]).is_file() for img in sample["images"])
         # trained by the CLI: the stage's notebook shows the `rog train` and `rog evaluate` it launched
         launched = (pipeline / f"results/notebooks/experiment/{run}.ipynb").read_text()
         assert f"rog train --params params.yaml --profile smoke --experiment {run}" in launched
@@ -73,6 +80,13 @@ def test_smoke_pipeline_runs_end_to_end(pipeline):
         assert "smoke profile" in text or name.startswith("table3"), name
     assert "| Random, Sigmoid CE | sigmoid_ce |" in (pipeline / "results/tables/table1.md").read_text()
     assert (pipeline / "results/figures/figure5.png").stat().st_size > 1000
+    # the run page and the look-alike page hold their figures (losses, drawn detections; rates, GT / CE / CE + GAP)
+    for name, least in (("run/sigmoid_ce", 2), ("lookalike", 2)):
+        nb = json.loads((pipeline / f"results/notebooks/{name}.ipynb").read_text())
+        pngs = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(pngs) >= least, name
+    assert (pipeline / "results/figures/lookalike_detections.png").stat().st_size > 1000
+    assert "appears with the re-run" not in (pipeline / "results/tables/lookalike.md").read_text()
     # results go to git (dvc.lock records them); checkpoints are by-products, not DVC outputs
     lock = (pipeline / "dvc.lock").read_text()
     assert "results/experiments/sigmoid_ce/metrics.json" in lock and "model_final.pt" not in lock
@@ -88,6 +102,7 @@ def test_overview_finds_every_smoke_run_made_with_todays_params(pipeline):
     assert found["same"] == found["runs"], found
     page = overview.build(pipeline, params)
     assert len(page.figures) >= 2 and max(len(head) for head in page.tables()) <= overview.MAX_COLUMNS
+    assert "On rare glyphs, sigmoid CE + GAP ranks the own class first" in page.markdown()  # the look-alike result
 
 
 def test_nothing_to_do_right_after(pipeline):
@@ -120,6 +135,27 @@ def test_nbval_on_the_executed_notebooks(pipeline):
                         "-p", "no:cacheprovider", "--nbval-cell-timeout", "600", *paths], pipeline, check=False)
     print(f"\nnbval: {time.perf_counter() - start:.0f} s")
     assert result.returncode == 0, result.stdout[-8000:]
+
+
+def test_html_of_the_executed_notebooks_opens_in_chromium(pipeline, tmp_path):
+    from html_browser import check_site, chromium
+    from rog.report import html
+
+    start = time.perf_counter()
+    pages = html.build(pipeline / "results" / "notebooks", tmp_path / "html")
+    built = time.perf_counter()
+    with chromium() as driver:
+        problems = check_site(driver, tmp_path / "html", pages)
+    print(f"\nhtml: {len(pages)} pages built in {built - start:.0f} s, opened in Chromium in "
+          f"{time.perf_counter() - built:.0f} s")
+    assert not problems, "\n".join(problems)
+    by_name = {page.source.with_suffix("").as_posix(): page for page in pages}
+    assert {f"experiment/{run}" for run in read_params(pipeline / "params.yaml")["experiments"]} <= set(by_name)
+    # the notebooks that draw figures hold them (an MPLBACKEND in the kernel's environment drops them)
+    drawn = [name for name in ("dataset", "gap_loss", "figure4", "figure5", "convergence", "run/sigmoid_ce",
+                                           "lookalike")
+             if by_name[name].images < 1]
+    assert not drawn, f"pages without a figure: {drawn}"
 
 
 def changed_stages(copy: Path) -> set[str]:

@@ -22,8 +22,8 @@ def fake_metrics(ap: float, apr: float, groups=(0.1, 0.2, 0.3, 0.4, 0.5), sweep=
         m = {"AP": ap, "AP50": ap, "APr": apr, "APc": ap, "APf": ap, "AR": ap, "APs": ap, "APm": -1.0, "APl": -1.0,
              "AP75": ap}
         return {"metrics": m, "frequency_groups": [{"group": i + 1, "AP": g} for i, g in enumerate(groups)],
-                "max_dets_sweep": {str(k): {"metrics": {"APr": r, "APc": c, "APf": f}, "saturated": False}
-                                   for k, (r, c, f) in (sweep or {}).items()},
+                "max_dets_sweep": {str(k): {"metrics": dict(zip(("APr", "APc", "APf", "AP"), v)), "saturated": False}
+                                   for k, v in (sweep or {}).items()},
                 "per_category": [{"id": 1, "AP": apr}, {"id": 2, "AP": ap}]}
     return {"bbox": iou(), "segm": iou(), "run": {"profile": "default"}}
 
@@ -226,6 +226,140 @@ def test_figure_series_read_diagnostics(tmp_path, params):
     assert "| sigmoid_ce_gap | 19 | 0 | 1.17 |" in figures.gradient_totals_markdown(totals, {})
 
 
+def band_limits(collection) -> dict[float, tuple[float, float]]:
+    """x -> (lowest, highest) y of a fill_between band's outline."""
+    out: dict[float, list[float]] = {}
+    for x, y in collection.get_paths()[0].vertices:
+        out.setdefault(float(x), []).append(float(y))
+    return {x: (min(ys), max(ys)) for x, ys in out.items()}
+
+
+def test_ap_against_k_draws_the_seed_mean_and_min_max_per_group(tmp_path, params):
+    seeds = {"rfs_sigmoid_ce": 0.00, "rfs_sigmoid_ce_seed1": 0.02, "rfs_sigmoid_ce_seed2": 0.07,
+             "rfs_sigmoid_ce_gap": 0.10, "rfs_sigmoid_ce_gap_seed1": 0.11}  # the ROG row's third seed not run
+    for run, d in seeds.items():
+        write_run(tmp_path, run, fake_metrics(0.2, 0.1, sweep={20: (d, 0.1 + d, 0.5, 0.3 + d),
+                                                                1000: (2 * d, 0.2, 0.6 + d, 0.4)}))
+    series = figures.k_sweep_series(params, tmp_path)
+    assert [s["runs"] for s in series] == [list(seeds)[:3], list(seeds)[3:]] and series[0]["k"] == [20, 1000]
+    fig = figures.plot_ap_vs_k(series, {"rfs": "RFS", "rog": "ROG"})
+    assert [ax.get_title() for ax in fig.axes] == ["rare (APr)", "common (APc)", "frequent (APf)", "all (AP)"]
+    rfs = [100 * d for d in list(seeds.values())[:3]]
+    expect = {"rare (APr)": ([min(rfs), 2 * min(rfs)], [max(rfs), 2 * max(rfs)]),
+              "all (AP)": ([30 + min(rfs), 40], [30 + max(rfs), 40])}
+    for ax in fig.axes:
+        assert ax.get_xscale() == "log" and len(ax.get_lines()) == 2 and len(ax.collections) == 2
+        assert list(ax.get_lines()[0].get_xdata()) == [20, 1000]
+        if ax.get_title() in expect:
+            low, high = expect[ax.get_title()]
+            assert band_limits(ax.collections[0]) == {20.0: pytest.approx((low[0], high[0])),
+                                                      1000.0: pytest.approx((low[1], high[1]))}
+    rare = fig.axes[0].get_lines()
+    assert list(rare[0].get_ydata()) == pytest.approx([sum(rfs) / 3, 2 * sum(rfs) / 3])
+    assert list(rare[1].get_ydata()) == pytest.approx([10.5, 21.0])  # ROG: the mean of the two seeds run
+    assert band_limits(fig.axes[0].collections[1])[20.0] == pytest.approx((10.0, 11.0))
+    assert rare[0].get_label() == "RFS (3 seeds)" and rare[1].get_label() == "ROG (2 seeds)"
+
+
+def test_k_sweep_table_gives_ap_points_where_the_smallest_k_has_no_ap(tmp_path, params, paper):
+    for run in ("rfs_sigmoid_ce", "rfs_sigmoid_ce_gap"):
+        write_run(tmp_path, run, fake_metrics(0.2, 0.1, sweep={20: (0.0, 0.10, 0.5), 300: (0.029, 0.15, 0.5)}))
+    sweep = tables.build_k_sweep(params, tmp_path, paper)
+    text = tables.k_sweep_markdown(sweep)
+    assert sweep["rows"][0]["gain"][300][0] is None and sweep["rows"][0]["points"][300][0] == pytest.approx(2.9)
+    assert "| RFS | 300 | 2.9 (+2.9 pt) | 15.0 (+50.0%) | 50.0 (+0.0%) |" in text
+    page = pages.render("table3", tmp_path, params, paper).markdown()
+    assert tables.K_GAIN_NOTE in page and "K up to 1000 (evaluate.max_dets_sweep) appears with the re-run" in page
+
+
+def test_sweeps_plot_one_panel_per_knob_with_the_defaults_seed_band(tmp_path, params):
+    default = [(0.33, 0.13), (0.32, 0.11), (0.335, 0.14)]
+    for run, (ap, apr) in zip(("sigmoid_ce_gap", "sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"), default):
+        write_run(tmp_path, run, fake_metrics(ap, apr))
+    write_run(tmp_path, "gap_lambda_0p1", fake_metrics(0.29, 0.05))
+    write_run(tmp_path, "gap_lambda_3p0", fake_metrics(0.30, 0.12))
+    write_run(tmp_path, "gap_gamma_2p0", fake_metrics(0.29, 0.09))
+    series = figures.sweep_series(params, tmp_path)
+    assert series["default"]["runs"] == 3 and [p["value"] for p in series["lambda"]] == [0.1, 1.0, 3.0]
+    fig = figures.plot_sweeps(series)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["lambda", "delta", "gamma"]
+    mean_ap, mean_apr = sum(a for a, _ in default) / 3 * 100, sum(r for _, r in default) / 3 * 100
+    for ax in fig.axes:
+        assert ax.get_xscale() == "log"
+        ap, apr = ax.get_lines()
+        assert ap.get_label() == "AP" and apr.get_label() == "APr"
+        spans = [(p.get_y(), p.get_y() + p.get_height()) for p in ax.patches]
+        assert spans == [pytest.approx((32.0, 33.5)), pytest.approx((11.0, 14.0))]  # min-max of the 3 seeds
+    lam_ap, lam_apr = fig.axes[0].get_lines()
+    assert list(lam_ap.get_xdata()) == [0.1, 1.0, 3.0]
+    assert list(lam_ap.get_ydata()) == pytest.approx([29.0, mean_ap, 30.0])
+    assert list(lam_apr.get_ydata()) == pytest.approx([5.0, mean_apr, 12.0])
+    assert list(fig.axes[1].get_lines()[0].get_xdata()) == [0.5]  # delta: only the default ran
+    page = pages.render("sweeps", tmp_path, params)
+    header = next(line for line in page.markdown().splitlines() if line.startswith("| row |"))
+    assert "APbbox ours" in header and "paper" not in header  # the paper has no sweep numbers: no empty columns
+    assert page.figure is not None and "3 seeds" in page.markdown()
+
+
+def test_seed_strip_draws_each_seed_and_marks_the_mean(tmp_path, params):
+    aps = {"sigmoid_ce": (0.27, 0.02), "sigmoid_ce_seed1": (0.26, 0.03), "sigmoid_ce_seed2": (0.28, 0.04),
+           "sigmoid_ce_gap": (0.33, 0.12)}
+    for run, (ap, apr) in aps.items():
+        write_run(tmp_path, run, fake_metrics(ap, apr))
+    series = figures.seed_series(params, tmp_path)
+    assert [s["key"] for s in series] == ["random/sigmoid_ce", "random/sigmoid_ce+gap"]  # rows with several runs
+    fig = figures.plot_seed_strip(series, {"random/sigmoid_ce": "CE", "random/sigmoid_ce+gap": "CE + GAP"})
+    for ax, index in zip(fig.axes, (0, 1)):
+        seeds, mean = ax.get_lines()[:2]
+        expected = [100 * v[index] for v in list(aps.values())[:3]]
+        assert list(seeds.get_xdata()) == pytest.approx(expected) and set(seeds.get_ydata()) == {0}
+        assert seeds.get_linestyle() == "None"
+        assert list(mean.get_xdata()) == pytest.approx([sum(expected) / 3]) and list(mean.get_ydata()) == [0]
+        assert len(ax.get_lines()) == 4  # CE: seeds + mean; CE + GAP: its one seed + mean
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["CE", "CE + GAP"]
+
+
+def test_figure4_and_5_draw_classes_as_markers_with_group_labels_clear_of_the_titles(tmp_path, params):
+    diag = {"num_classes": 4, "category_ids": [1, 2, 3, 4], "frequency": ["r", "c", "f", "f"],
+            "classifier_weight_norm": [0.5, 1.0, 2.0, 1.5],
+            "gradients": {"gap": {"positive": [1, 1, 1, 1], "negative": [2, 2, 2, 2], "ratio": [0.5] * 4},
+                          "objective": {"positive": [1, 1, 1, 1], "negative": [4, 2, 1, 1], "ratio": [.25, .5, 1, 1]}}}
+    metrics = fake_metrics(0.30, 0.02)
+    for iou in ("bbox", "segm"):
+        metrics[iou]["per_category"] = [{"id": 1, "AP": 0.02, "train_image_count": 3},
+                                        {"id": 2, "AP": -1.0, "train_image_count": 40},  # no val instance
+                                        {"id": 3, "AP": 0.6, "train_image_count": 900},
+                                        {"id": 4, "AP": 0.5, "train_image_count": 0}]
+    metrics["segm"]["metrics"]["AP"] = 0.01  # masks not learned: figure 5 plots box AP and says so
+    for run in ("sigmoid_ce", "sigmoid_ce_gap", "gap_only"):
+        write_run(tmp_path, run, metrics)
+        registry.diagnostics_path(run, tmp_path).write_text(json.dumps(diag))
+    series = figures.weight_norm_series(params, tmp_path)
+    assert [s["iou"] for s in series] == ["bbox", "bbox"] and series[0]["count"] == [3, 40, 900, 0]
+    fig5 = figures.plot_weight_norms_and_ap(series, {})
+    fig4 = figures.plot_gradient_ratios(figures.gradient_series(params, tmp_path), {})
+    for ax in fig4.axes + fig5.axes:
+        assert ax.get_lines() and all(line.get_linestyle() == "None" for line in ax.get_lines())
+    norm_ax, ap_ax, count_ax = fig5.axes
+    assert ap_ax.get_ylabel() == "box AP (%)" and "box AP" in ap_ax.get_title()
+    assert count_ax.get_xscale() == "log"
+    for line in count_ax.get_lines():  # classes with an AP and a training count > 0: ids 1 and 3
+        assert list(line.get_xdata()) == [3, 900] and list(line.get_ydata()) == pytest.approx([2.0, 60.0])
+    for fig in (fig4, fig5):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        for ax in fig.axes:
+            labels = [t for t in ax.texts if t.get_text() in ("r", "c", "f")]
+            title = ax.title.get_window_extent(renderer)
+            assert all(not t.get_window_extent(renderer).overlaps(title) for t in labels)
+            assert len(labels) == (3 if ax is not count_ax else 0)
+    text = pages.render("figure5", tmp_path, params).markdown()
+    assert "Per-class AP here is box AP: the runs' mask AP 1.0 < 0.5 x box AP 30.0" in text
+
+
 # ---- the toy example ---------------------------------------------------------------------------------
 def test_figure3_toy_is_classified_right_but_ranked_wrong():
     logits, labels = toy.figure3_example()
@@ -367,10 +501,11 @@ def test_every_page_renders_from_the_committed_results_as_the_old_tables_did(par
         page = pages.render(name, ROOT, params)
         text = page.markdown()
         assert text.startswith(f"# {name}\n") and "## " in text, name
-        assert (page.figure is not None) == (name in params["figures"]), name
+        drawn = registry.sections(params)[name].get("figure", name in params["figures"])
+        assert (page.figure is not None) == drawn, name  # dvc.yaml lists the PNG of exactly these pages
         old = (ROOT / "results" / "tables" / f"{name}.md")
         if name in params["tables"] and name != "table3" and old.is_file():
-            body = tables.markdown(tables.build(params, name, ROOT))
+            body = tables.markdown(tables.build(params, name, ROOT), drop_empty=name == "sweeps")
             assert body in old.read_text(), name
     assert "| Random, Sigmoid CE | sigmoid_ce, sigmoid_ce_seed1, sigmoid_ce_seed2 (3 seeds) | 27.0 ± 0.4 | 17.3 |" in \
         pages.render("table1", ROOT, params).markdown()

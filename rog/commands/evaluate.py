@@ -3,15 +3,18 @@
 
 Runs the checkpoint's detector on the evaluation split and writes DIR/results_bbox.json,
 DIR/results_segm.json (LVIS results format; empty for a Faster R-CNN or --boxes-only),
-DIR/metrics.json (rog.evaluation.metrics.evaluate_all) and DIR/timing.json (eval_seconds,
-curve_seconds). With evaluate.curve the checkpoint's run folder's kept checkpoints are evaluated too
+DIR/metrics.json (rog.evaluation.metrics.evaluate_all), DIR/timing.json (eval_seconds,
+curve_seconds), DIR/lookalike.json (rog.evaluation.lookalike: what the detector makes of each rare
+object) and DIR/detections.json (rog.evaluation.samples: the top detections of four images, drawn by
+the report). With evaluate.curve the checkpoint's run folder's kept checkpoints are evaluated too
 (rog.engine.curve) -> DIR/curve.json.
 
 The params are the checkpoint's own unless --params, --profile or --experiment name others (then
 rog.config.resolve_run, as `rog train`); --set applies on top either way. A post-hoc entry's name as
 --experiment evaluates with its NorCal gamma (evaluate.norcal_gamma). --k 10 100 3000 keeps max(K)
-detections per image and reports AP at each K; --boxes-only skips the mask branch (evaluate.masks:
-false): box AP at budgets where pasting thousands of masks per image would take hours.
+detections per image (a mask for each: model.test.masks_per_img null) and reports AP at each K;
+--boxes-only skips the mask branch (evaluate.masks: false): box AP at budgets where pasting thousands
+of masks per image would take hours.
 """
 from __future__ import annotations
 
@@ -41,8 +44,8 @@ def option_overrides(args: argparse.Namespace) -> list[str]:
         ks = sorted({int(k) for k in args.k})
         if ks[0] < 1:
             raise ValueError(f"--k: budgets must be >= 1, got {ks[0]}")
-        out += [f"model.test.detections_per_img={ks[-1]}", f"evaluate.max_dets={ks[-1]}",
-                f"evaluate.max_dets_sweep={ks}"]
+        out += [f"model.test.detections_per_img={ks[-1]}", "model.test.masks_per_img=null",
+                f"evaluate.max_dets={ks[-1]}", f"evaluate.max_dets_sweep={ks}"]
     if args.boxes_only:
         out.append("evaluate.masks=false")
     return out
@@ -56,6 +59,8 @@ def evaluation_params(args: argparse.Namespace, checkpoint_params: dict) -> dict
     overrides = list(args.overrides) + option_overrides(args)
     if args.params or args.profile or args.experiment:
         return resolve_run(args.params or "params.yaml", args.profile, args.experiment, overrides)
+    if "masks_per_img" not in checkpoint_params["model"]["test"]:  # params older than the key: absent = null
+        overrides = list(args.overrides) + [o for o in option_overrides(args) if o != "model.test.masks_per_img=null"]
     return apply_overrides(checkpoint_params, overrides)
 
 
@@ -70,8 +75,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         state = ckpt.load(args.checkpoint)
         params = evaluation_params(args, state["params"])
+        lookalikes = read_lookalikes(params)  # before the evaluation: a missing font fails at once
         start = time.perf_counter()
         metrics = evaluate_checkpoint(args.checkpoint, out, params, progress=not args.no_progress)
+        write_analyses(out, params, lookalikes)
         timing = {"eval_seconds": time.perf_counter() - start, "curve_seconds": 0.0}
         if params["evaluate"].get("curve"):
             start = time.perf_counter()
@@ -90,6 +97,39 @@ def run(args: argparse.Namespace) -> int:
     if args.k:
         print(budget_markdown(metrics), end="")
     return 0
+
+
+def read_lookalikes(params: dict) -> tuple[dict, str]:
+    """(look-alikes, definition) of the evaluated dataset's categories (rog.evaluation.lookalike)."""
+    from rog.data.build import dataset_paths
+    from rog.evaluation.lookalike import dataset_lookalikes
+
+    json_path, _ = dataset_paths(params["dataset"], params["evaluate"]["split"])
+    try:
+        with open(json_path) as f:
+            categories = json.load(f)["categories"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}, ""  # the evaluation itself names what is wrong with the file
+    return dataset_lookalikes(params["dataset"], categories)
+
+
+def write_analyses(out: Path, params: dict, lookalikes: tuple[dict, str]) -> None:
+    """OUT/lookalike.json and OUT/detections.json from OUT/results_bbox.json (written by the evaluation)."""
+    from rog.data.build import dataset_paths
+    from rog.evaluation.lookalike import lookalike_analysis, write_lookalike_json
+    from rog.evaluation.results import read_results_json
+    from rog.evaluation.samples import detection_sample, write_detection_sample
+
+    json_path, image_root = dataset_paths(params["dataset"], params["evaluate"]["split"])
+    with open(json_path) as f:
+        dataset = json.load(f)
+    results = read_results_json(out / "results_bbox.json")
+    pairs, definition = lookalikes
+    write_lookalike_json(out / "lookalike.json", lookalike_analysis(
+        dataset, results, pairs, max_dets=int(params["evaluate"]["max_dets"]), definition=definition))
+    sample = detection_sample(dataset, results)
+    sample["image_root"] = str(image_root)
+    write_detection_sample(out / "detections.json", sample)
 
 
 def budget_markdown(metrics: dict) -> str:

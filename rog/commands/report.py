@@ -1,10 +1,11 @@
-"""`python -m rog report pipeline [--check] | tables [NAME ...] | claims | projection [--jobs J]`
+"""`python -m rog report pipeline [--check] | tables [NAME ...] | claims | projection [--jobs J] | html [--out DIR]`
 
 pipeline: write dvc.yaml from params.yaml's registry (--check: only say whether it is current; exit 1
 if not). tables: print the tables (ours beside the paper's) from results/experiments/*/metrics.json.
 claims: print which of the paper's claims our results reproduce. projection: print each run's recorded
 (or estimated) training and evaluation seconds and the pipeline's projected wall time with J experiments
-side by side (rog.pipeline.projection; exit 1 when no run has recorded timings).
+side by side (rog.pipeline.projection; exit 1 when no run has recorded timings). html: every executed
+notebook below ROOT/results/notebooks as static HTML in --out, with index.html (rog.report.html).
 """
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("pipeline", "tables", "claims", "projection"))
+    parser.add_argument("what", choices=("pipeline", "tables", "claims", "projection", "html"))
     parser.add_argument("names", nargs="*", help="tables to print (default: all)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--check", action="store_true", help="pipeline: compare only, exit 1 when stale")
     parser.add_argument("--root", default=".", help="folder holding results/ (default: .)")
     parser.add_argument("--jobs", type=int, default=2, help="projection: experiments side by side (default: 2)")
+    parser.add_argument("--out", default="out/html", help="html: folder to write the pages into (default: out/html)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +36,17 @@ def run(args: argparse.Namespace) -> int:
                 print("rog report: dvc.yaml is not current; run `python -m rog report pipeline`", file=sys.stderr)
                 return 1
             print("dvc.yaml is current" if current else "dvc.yaml written")
+            return 0
+        if args.what == "html":
+            from pathlib import Path
+
+            from rog.report import html
+            try:
+                pages = html.build(Path(args.root) / "results" / "notebooks", args.out)
+            except ValueError as err:  # a notebook nbformat cannot read
+                print(f"rog report html: {err}", file=sys.stderr)
+                return 2
+            print(f"{len(pages)} pages and the index written to {Path(args.out) / 'index.html'}")
             return 0
         if args.what == "projection":
             from rog.pipeline import projection

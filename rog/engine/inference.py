@@ -24,7 +24,8 @@ def predict(model: torch.nn.Module, dataset: LVISDataset, batch_size: int = 8,
     """Run `model` on every image of `dataset`; return (bbox records, segm records).
 
     Records follow rog.evaluation.results (category ids from the dataset); segm records are empty for
-    a Faster R-CNN. At most model.roi_heads.detections_per_img records per image.
+    a Faster R-CNN. At most model.roi_heads.detections_per_img bbox records per image, and segm records
+    for the first masks_per_img of them (all when None).
     """
     model.eval()
     bbox, segm = [], []
@@ -36,10 +37,12 @@ def predict(model: torch.nn.Module, dataset: LVISDataset, batch_size: int = 8,
         outputs = model(images)
         for i, out in zip(batch, outputs):
             records = detections_to_results(int(dataset.images[i]["id"]), out["boxes"], out["scores"],
-                                            out["labels"], dataset.category_ids, masks=out.get("masks"))
-            if "masks" in out:
-                segm.extend(records)
-            bbox.extend({k: v for k, v in r.items() if k != "segmentation"} for r in records)
+                                            out["labels"], dataset.category_ids)
+            if "masks" in out:  # the first len(masks) detections have one
+                n = len(out["masks"])
+                segm.extend(detections_to_results(int(dataset.images[i]["id"]), out["boxes"][:n], out["scores"][:n],
+                                                  out["labels"][:n], dataset.category_ids, masks=out["masks"]))
+            bbox.extend(records)
         bar.update(len(batch))
     bar.close()
     return bbox, segm
@@ -96,13 +99,18 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
         torch.set_num_threads(int(params["train"]["threads"]))
     dataset = build_dataset(params["dataset"], ev["split"], train=False)
     model, _ = load_model(checkpoint_path, dataset.num_classes, device, params, state=state)
+    test = params["model"]["test"]
+    mask_budget = test.get("masks_per_img") if ev.get("masks", True) else None
+    if mask_budget is not None and mask_budget < int(ev["max_dets"]):
+        raise ValueError(f"model.test.masks_per_img = {mask_budget} < evaluate.max_dets = {ev['max_dets']}: "
+                         "the main mask AP needs a mask for each of its detections")
     bbox, segm = predict(model, dataset, int(ev["batch_size"]), device, progress)
     train_json, _ = dataset_paths(params["dataset"], "train")
     metrics = evaluate_all(dataset.json_path, bbox, segm if segm else None,
                            max_dets_list=ev["max_dets_sweep"] if max_dets_list is None else max_dets_list,
                            max_dets=int(ev["max_dets"]),
                            train_image_counts=train_json if train_json.is_file() else None,
-                           backend=ev["backend"])
+                           backend=ev["backend"], mask_max_dets=mask_budget)
     metrics["checkpoint"] = {"path": str(checkpoint_path), "iteration": state["iteration"],
                              "params_hash": state.get("params_hash")}
     if ev.get("norcal_gamma") is not None:

@@ -94,7 +94,7 @@ def _summary(ev: Evaluation, gt: GroundTruth, image_counts: Mapping[int, int] | 
 def evaluate_all(gt_json, results_bbox, results_segm=None, max_dets_list: Sequence[int] = (100, 300, 1000),
                  train_image_counts: Mapping[int, int] | str | os.PathLike | None = None,
                  max_dets: int = DEFAULT_MAX_DETS, backend: str = DEFAULT_BACKEND,
-                 num_groups: int = NUM_FREQUENCY_GROUPS) -> dict:
+                 num_groups: int = NUM_FREQUENCY_GROUPS, mask_max_dets: int | None = None) -> dict:
     """Every metric of the paper for bbox and (when given) segm results, as one JSON-serialisable dict.
 
     gt_json:            LVIS-format ground truth json path (or a loaded GroundTruth).
@@ -105,6 +105,9 @@ def evaluate_all(gt_json, results_bbox, results_segm=None, max_dets_list: Sequen
                         (LVIS's val json carries the training counts), else frequency groups are
                         left out and the dict says why.
     max_dets:           K of the main metrics (LVIS: 300).
+    mask_max_dets:      the detector's mask budget per image (model.test.masks_per_img; None: every
+                        detection has a mask): segm's sweep leaves out the K above it, whose AP would
+                        be the budget's.
     Returns {"protocol": {...}, "bbox": {...}, "segm": {...}} where each iou type holds "metrics",
     "num_results", "max_results_per_image", "max_dets_sweep" {str(K): {"metrics", "saturated"}},
     "per_category" [{"id", "name", "frequency", "train_image_count", "AP"}] and "frequency_groups"
@@ -134,6 +137,7 @@ def evaluate_all(gt_json, results_bbox, results_segm=None, max_dets_list: Sequen
     sweep = sorted({int(k) for k in max_dets_list})
     out = {"protocol": {
         "ground_truth": gt.path, "backend": backend, "max_dets": max_dets, "max_dets_sweep": sweep,
+        "mask_max_dets": mask_max_dets,
         "iou_thresholds": "0.50:0.05:0.95", "recall_points": 101,
         "area_ranges": {"small": "< 32^2", "medium": "32^2 - 96^2", "large": ">= 96^2"},
         "num_frequency_groups": num_groups, "train_image_counts": counts_source,
@@ -148,7 +152,8 @@ def evaluate_all(gt_json, results_bbox, results_segm=None, max_dets_list: Sequen
             if results else np.zeros(1, dtype=int)
         most = int(per_image.max())
         runs, saturated_run = {}, None
-        for k in sorted({*sweep, max_dets}):
+        ks = [k for k in sweep if iou_type == "bbox" or mask_max_dets is None or k <= mask_max_dets]
+        for k in sorted({*ks, max_dets}):
             if k < most:
                 runs[k] = evaluate_detailed(gt, results, iou_type, k, backend, check=False)
             else:  # no image has more than k results: the cut keeps everything, as for any k' >= most
@@ -156,7 +161,7 @@ def evaluate_all(gt_json, results_bbox, results_segm=None, max_dets_list: Sequen
                 runs[k] = saturated_run
         entry = _summary(runs[max_dets], gt, train_image_counts, names, groups)
         entry["max_results_per_image"] = most
-        entry["max_dets_sweep"] = {str(k): {"metrics": runs[k].metrics, "saturated": most <= k} for k in sweep}
+        entry["max_dets_sweep"] = {str(k): {"metrics": runs[k].metrics, "saturated": most <= k} for k in ks}
         out[iou_type] = entry
     return out
 

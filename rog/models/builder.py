@@ -185,7 +185,7 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
         box_predictor=predictor, fg_iou_thresh=0.5, bg_iou_thresh=0.5,
         batch_size_per_image=roi["batch_size_per_image"], positive_fraction=roi["positive_fraction"],
         bbox_reg_weights=(10.0, 10.0, 5.0, 5.0), score_thresh=test["score_thresh"], nms_thresh=test["nms_thresh"],
-        detections_per_img=test["detections_per_img"],
+        detections_per_img=test["detections_per_img"], masks_per_img=test.get("masks_per_img"),
         mask_roi_pool=mask_pool, mask_head=mask_head, mask_predictor=mask_predictor,
         score_shift=norcal_shift(class_counts, norcal_gamma, num_classes), masks=masks, grad_stats=grad_stats,
     )

@@ -93,7 +93,8 @@ def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, image_shape: tuple[int
 
 
 class BatchedPasteTransform(GeneralizedRCNNTransform):
-    """torchvision's GeneralizedRCNNTransform with this module's `paste_masks` in its postprocess."""
+    """torchvision's GeneralizedRCNNTransform with this module's `paste_masks` in its postprocess.
+    A prediction's masks [D', 1, M, M] belong to its first D' boxes (D' < D with a mask budget)."""
 
     def postprocess(self, result: list[dict], image_shapes: list[tuple[int, int]],
                     original_image_sizes: list[tuple[int, int]]) -> list[dict]:
@@ -102,5 +103,5 @@ class BatchedPasteTransform(GeneralizedRCNNTransform):
         for pred, shape, original in zip(result, image_shapes, original_image_sizes):
             pred["boxes"] = resize_boxes(pred["boxes"], shape, original)
             if "masks" in pred:
-                pred["masks"] = paste_masks(pred["masks"], pred["boxes"], original)
+                pred["masks"] = paste_masks(pred["masks"], pred["boxes"][:len(pred["masks"])], original)
         return result

@@ -148,11 +148,13 @@ class ObjectiveRoIHeads(RoIHeads):
 
     def __init__(self, *, objective: nn.Module, gap: nn.Module | None, num_classes: int,
                  box_loss: str = "l1", score_shift: torch.Tensor | None = None, masks: bool = True,
-                 grad_stats=None, **kwargs):
+                 masks_per_img: int | None = None, grad_stats=None, **kwargs):
         """score_shift: [C], subtracted from the foreground logits before `objective.scores` (NorCal,
         renormalised: gamma log n_c; not saved in the state dict). masks=False: boxes only at inference
-        (the mask branch is kept, so a Mask R-CNN checkpoint still loads). grad_stats: a
-        rog.engine.diagnostics.GradientStats tapping the classification gradients, or None."""
+        (the mask branch is kept, so a Mask R-CNN checkpoint still loads). masks_per_img: masks only for
+        each image's first (highest-scored) masks_per_img detections, None = all: a large box budget K
+        for Table 3 without pasting K masks. grad_stats: a rog.engine.diagnostics.GradientStats tapping
+        the classification gradients, or None."""
         super().__init__(**kwargs)
         self.objective = objective
         self.gap = gap
@@ -160,6 +162,7 @@ class ObjectiveRoIHeads(RoIHeads):
         self.box_loss = box_loss
         self.register_buffer("score_shift", score_shift, persistent=False)
         self.masks = masks
+        self.masks_per_img = masks_per_img
         self.grad_stats = grad_stats
 
     def has_mask(self) -> bool:
@@ -217,11 +220,14 @@ class ObjectiveRoIHeads(RoIHeads):
                                                                 image_shapes)
             result = [{"boxes": b, "scores": s, "labels": label} for b, s, label in zip(boxes, scores, labels)]
             if self.has_mask():
-                # masks only for the detections kept by the top-K cut; labels 0..C-1 index the mask channels
+                # masks only for the detections kept by the top-K cut (the first masks_per_img of them:
+                # "masks" [D', 1, M, M] belongs to boxes[:D']); labels 0..C-1 index the mask channels
+                if self.masks_per_img is not None:
+                    boxes, labels = [b[:self.masks_per_img] for b in boxes], [x[:self.masks_per_img] for x in labels]
                 mask_features = self.mask_head(self.mask_roi_pool(features, boxes, image_shapes))
                 probs = class_mask_logits(self.mask_predictor, mask_features, torch.cat(labels)).sigmoid()
                 for p, r in zip(probs.split([len(b) for b in boxes]), result):
-                    r["masks"] = p[:, None]  # [D, 1, M, M], as torchvision's postprocess expects
+                    r["masks"] = p[:, None]  # [D', 1, M, M], as torchvision's postprocess expects
             return result, {}
 
         labels = objective_labels(torch.cat(matched_labels), self.num_classes)

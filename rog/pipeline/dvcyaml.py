@@ -20,8 +20,10 @@ volatile metadata stripped by `python -m rog.pipeline.notebooks`):
                             numbers (TRAINING_CODE), never on rog/report
     posthoc@NAME            `rog evaluate --experiment NAME`: a trained checkpoint scored with NorCal ->
                             results/experiments/NAME/
-    run@NAME                the reader's view of one experiment (losses, metrics, learning curve), from
-                            its results files only: editing it retrains nothing
+    run@NAME                the reader's view of one experiment (losses, metrics, learning curve, rare
+                            objects, drawn detections), from its results files only: editing it retrains nothing
+    lookalike               rare glyphs and their look-alikes, sigmoid CE vs + GAP (rog.report.lookalike),
+                            from the pair's lookalike.json and detections.json
 
 Why checkpoints are not DVC outputs: the default pipeline takes hours longer than one sitting may last,
 and its results reach git (results/, dvc.lock) in parts. A 44 MB checkpoint per run cannot go to git,
@@ -57,7 +59,7 @@ TRAINING_CODE = ["rog/__init__.py", "rog/__main__.py", "rog/cli.py", "rog/comman
                  "rog/losses", "rog/models", "rog/pipeline/__init__.py", "rog/pipeline/stage.py"]
 # presentation: what the table, figure and run notebooks call
 REPORT_CODE = ["rog/report", "rog/pipeline/registry.py", "rog/pipeline/notebooks.py"]
-RUN_OUTPUTS = ("metrics.json", "diagnostics.json", "curve.json", "losses.json")
+RUN_OUTPUTS = ("metrics.json", "diagnostics.json", "curve.json", "losses.json", "lookalike.json", "detections.json")
 # the overview also checks each run's params hash against params.yaml's (rog.config, rog.engine.rundir), computes
 # Eq. 9's omega (rog.losses.gap) and reads the gradient balance of EQLv2 against sigmoid CE (diagnostics.json)
 OVERVIEW_CODE = ["rog/config.py", "rog/engine/rundir.py", "rog/losses/gap.py"]
@@ -113,7 +115,8 @@ def stages(params: dict) -> dict:
         out["run"] = {"foreach": "${experiments}", "do": {
             "cmd": _notebook_cmd("run", "results/notebooks/run/${key}.ipynb", {"name": "${key}"}),
             "deps": ["notebooks/run.ipynb", *REPORT_CODE,
-                     *(f"results/experiments/${{key}}/{f}" for f in ("metrics.json", "curve.json", "losses.json"))],
+                     *(f"results/experiments/${{key}}/{f}" for f in ("metrics.json", "curve.json", "losses.json",
+                                                                     "lookalike.json", "detections.json"))],
             "outs": [{"results/notebooks/run/${key}.ipynb": {"cache": False}}]}}
     if params.get("posthoc"):
         out["posthoc"] = {"foreach": "${posthoc}", "do": _run_stage("posthoc", TRAINING_CODE + [
@@ -130,22 +133,47 @@ def stages(params: dict) -> dict:
             if section.get("curves", False):
                 deps.append(str(curve_path(run)))
         outs = [{f"results/notebooks/{name}.ipynb": {"cache": False}}, {f"results/tables/{name}.md": {"cache": False}}]
-        if kind == "figures":
+        drawn = section.get("figure", kind == "figures")  # a table's page may draw a figure too
+        if drawn:
             outs.append({f"results/figures/{name}.png": {"cache": False}})
         cmd = _notebook_cmd(name, f"results/notebooks/{name}.ipynb", {"name": name},
-                            ("results/tables", "results/figures") if kind == "figures" else ("results/tables",))
+                            ("results/tables", "results/figures") if drawn else ("results/tables",))
         out[name] = {"cmd": cmd, "deps": deps, "params": [f"{kind}.{name}", "profile"], "outs": outs}
+    pair = lookalike_runs(params)
+    if pair:  # the look-alike page: sigmoid CE vs + GAP (table1's headline rows) when both are run
+        out["lookalike"] = {
+            "cmd": _notebook_cmd("lookalike", "results/notebooks/lookalike.ipynb", folders=("results/tables",
+                                                                                          "results/figures")),
+            "deps": ["notebooks/lookalike.ipynb", *REPORT_CODE]
+                    + [f"results/experiments/{run}/lookalike.json" for runs in pair.values() for run in runs]
+                    + [f"results/experiments/{runs[0]}/detections.json" for runs in pair.values()],
+            "params": ["tables.table1", "profile"],
+            "outs": [{f"results/{path}": {"cache": False}} for path in (
+                "notebooks/lookalike.ipynb", "tables/lookalike.md", "figures/lookalike.png",
+                "figures/lookalike_detections.png")],
+        }
     out["overview"] = {
         "cmd": _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
         "deps": ["notebooks/overview.ipynb", *REPORT_CODE, *OVERVIEW_CODE]
                 # every run's metrics.json: the overview shows their provenance (rog.report.provenance_table)
                 + [str(metrics_path(run)) for run in run_names(params)]
                 + [str(diagnostics_path(run)) for run in OVERVIEW_DIAGNOSTICS if run in (params.get("experiments") or {})]
+                # the look-alike result in one sentence (rog.report.lookalike.summary_sentence): its page's table,
+                # written from the same lookalike.json files, orders the stages and exists before the re-run
+                + (["results/tables/lookalike.md"] if pair else [])
                 + [f"results/tables/{name}.md" for name in sections(params)],
         "params": ["profile"],
         "outs": [{"results/notebooks/overview.ipynb": {"cache": False}}],
     }
     return out
+
+
+def lookalike_runs(params: dict) -> dict[str, list[str]]:
+    """The look-alike page's runs (rog.report.lookalike.pair_runs), {} unless both models have runs."""
+    from rog.report.lookalike import pair_runs
+
+    pair = pair_runs(params)
+    return pair if all(pair.values()) else {}
 
 
 def uses_pretraining(params: dict) -> bool:

@@ -4,7 +4,7 @@
     schedule: {length: 1.0}           # train.iterations = the profile's x length (per experiment)
     experiments: {NAME: overlay}      # trained and evaluated by stage experiment@NAME
     posthoc: {NAME: {source: EXP, norcal_gamma: g}}   # EXP's checkpoint scored with NorCal (stage posthoc@NAME)
-    tables: {NAME: {rows: [{paper: ROW, runs: [RUN, ...]}]}}
+    tables: {NAME: {rows: [{paper: ROW, runs: [RUN, ...]}]}}   # figure: true: the page draws one too
     figures: {NAME: {rows: [...]}}    # same layout as tables (convergence: learning curves, curves: true)
     subsets: {NAME: {profile: P, experiments: [...], posthoc: [...]}}  # smoke (CI), quick
 

@@ -22,6 +22,10 @@ then writes results/experiments/NAME/:
                        has the same outputs
     losses.json        the training losses, averaged over windows of iterations (at most LOSS_POINTS
                        points): what the run's report notebook plots
+    lookalike.json     what the detector makes of each rare object: correct, a look-alike, another
+                       class, missed (rog.evaluation.lookalike; rog evaluate writes it)
+    detections.json    the top detections of four validation images (rog.evaluation.samples), drawn by
+                       the report without a checkpoint
 
 run_posthoc(name, ...) (stage posthoc@NAME) runs `rog evaluate --experiment NAME` on the source
 experiment's final checkpoint (a post-hoc name resolves to its source's params with its NorCal gamma)
@@ -44,6 +48,7 @@ RESULTS = Path("results/experiments")
 SUMMARY_KEYS = ("AP", "AP50", "APr", "APc", "APf", "AR")
 JOBS_ENV = "ROG_JOBS"  # experiment processes side by side, exported by rog.pipeline.parallel
 LOSS_POINTS = 200
+ANALYSES = ("lookalike.json", "detections.json")  # written by `rog evaluate`, recorded indented
 
 
 class StageError(RuntimeError):
@@ -156,6 +161,8 @@ def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root:
         curve = [point(metrics, int(params["train"]["iterations"]))]
     _dump(out / "curve.json", curve)
     _dump(out / "losses.json", loss_curve(run_dir / LOSS_LOG))
+    for file in ANALYSES:
+        _dump(out / file, json.loads((eval_dir / file).read_text()))
     timing = {"train_seconds": log_seconds(run_dir / LOSS_LOG), **timing, "jobs": jobs}
     # the evaluation's provenance is metrics["provenance"]; the training's (its last start) goes beside it
     run_json = run_dir / "run.json"

@@ -7,6 +7,9 @@ Figure 5: (a) the L2 norm of each class's classifier weight, (b) the AP of each 
 `balance` turns either into one number per run: the rare / frequent ratio of group means (1 = balanced).
 Convergence (not in the paper): box and segm AP against iteration from the runs' curve.json, and the
 check that a 2x schedule ends within `tolerance` AP points of the 1x one (rows SETTING/1x, SETTING/2x).
+Seed spread: Table 3's AP against K per frequency group, the sweeps' AP against each knob and the
+per-seed strip of Table 1's headline rows draw every seed; bands are the min to max over seeds.
+Classes are categorical: per-class plots draw markers, never lines joining classes.
 """
 from __future__ import annotations
 
@@ -128,60 +131,95 @@ def plot_gradient_ratios(series: list[dict], labels: dict[str, str]) -> Figure:
     ax = fig.add_subplot()
     for colour, s in zip(COLOURS, series):
         order = s["order"]
-        ax.plot(np.arange(len(order)), [s["ratio"][i] for i in order], color=colour, lw=1.2,
+        ax.plot(np.arange(len(order)), [s["ratio"][i] for i in order], color=colour, ls="none", marker=".",
                 label=f"{labels.get(s['key'], s['key'])} ({s['run']})")
     _group_spans(ax, [series[0]["frequency"][i] for i in series[0]["order"]] if series else [])
     ax.set_xlabel("classes, frequent -> rare")
     ax.set_ylabel("positive / negative gradient")
-    ax.set_title("Figure 4: accumulated positive / negative gradient per class")
+    ax.set_title("Figure 4: accumulated positive / negative gradient per class", pad=TITLE_PAD)
     if series:
         ax.legend(fontsize=8)
     return fig
 
 
-def weight_norm_series(params: dict, root: str | Path = ".", name: str = "figure5") -> list[dict]:
-    """[{key, run, frequency, order, norm, ap}] per figure-5 row with diagnostics and metrics (bbox AP)."""
+def figure_iou(params: dict, name: str, root: str | Path = ".") -> tuple[str, str]:
+    """("segm" or "bbox", why) for the per-class AP of figure `name`: the paper's mask AP where the
+    figure's runs learned masks, else box AP (rog.report.claims.choose_iou, the claims' rule)."""
+    from rog.report.claims import choose_iou
+
+    runs = [r for row in sections(params)[name].get("rows") or [] for r in row.get("runs") or []]
+    return choose_iou(runs, root)
+
+
+def weight_norm_series(params: dict, root: str | Path = ".", name: str = "figure5",
+                       iou: str | None = None) -> list[dict]:
+    """[{key, run, frequency, order, norm, ap, count, iou}] per figure-5 row with diagnostics and metrics:
+    lists over the diagnostics' classes; ap: per-class AP in percent of `iou` (default figure_iou's
+    choice; None where LVIS has none); count: the class's training image count (metrics.json)."""
+    iou = iou or figure_iou(params, name, root)[0]
     out = []
     for row in sections(params)[name].get("rows") or []:
         for run in row.get("runs") or []:
             diag, metrics = load_diagnostics(run, root), load_metrics(run, root)
-            if diag is None or metrics is None:
+            if diag is None or metrics is None or iou not in metrics:
                 continue
-            iou = "bbox"  # LT-Glyphs masks are barely learned (segm AP ~2): per-class mask AP is noise
-            by_id = {c["id"]: c["AP"] for c in metrics[iou]["per_category"]}
+            per_class = {c["id"]: c for c in metrics[iou]["per_category"]}
             ids = diag.get("category_ids") or []
-            ap = [100.0 * by_id[c] if by_id.get(c, -1) >= 0 else None for c in ids]
+            ap = [100.0 * per_class[c]["AP"] if per_class.get(c, {}).get("AP", -1) >= 0 else None for c in ids]
+            count = [per_class.get(c, {}).get("train_image_count") for c in ids]
             out.append({"key": row["paper"], "run": run, "frequency": diag["frequency"], "order": _order(diag),
-                        "norm": diag["classifier_weight_norm"], "ap": ap, "iou": iou})
+                        "norm": diag["classifier_weight_norm"], "ap": ap, "count": count, "iou": iou})
             break
     return out
 
 
+IOU_NAMES = {"bbox": "box AP", "segm": "mask AP"}
+MARKERS = ("o", "s", "^", "D")
+
+
 def plot_weight_norms_and_ap(series: list[dict], labels: dict[str, str]) -> Figure:
-    fig = Figure(figsize=(8, 5.5), layout="constrained")
-    ax_norm, ax_ap = fig.subplots(2, 1, sharex=True)
-    for colour, s in zip(COLOURS, series):
+    """Figure 5 as three panels: (a) classifier weight norm and (b) AP per class, classes frequent -> rare
+    (markers, groups shaded); (c) AP per class against its training image count (log x), classes with
+    AP and a count > 0 only. The AP is each series' `iou` (named on the axes)."""
+    fig = Figure(figsize=(8, 8.5), layout="constrained")
+    grid = fig.add_gridspec(3, 1)
+    ax_norm = fig.add_subplot(grid[0])
+    ax_ap = fig.add_subplot(grid[1], sharex=ax_norm)
+    ax_count = fig.add_subplot(grid[2])
+    what = IOU_NAMES.get(series[0]["iou"], "AP") if series else "AP"
+    for colour, marker, s in zip(COLOURS, MARKERS, series):
         order = s["order"]
         x = np.arange(len(order))
         label = f"{labels.get(s['key'], s['key'])} ({s['run']})"
-        ax_norm.plot(x, [s["norm"][i] for i in order], color=colour, lw=1.2, label=label)
-        ap = [s["ap"][i] for i in order]
-        ax_ap.plot(x, [np.nan if v is None else v for v in ap], color=colour, lw=1.0, marker=".", label=label)
+        style = {"color": colour, "marker": marker, "ms": 3.5, "ls": "none", "label": label, "alpha": 0.8}
+        ax_norm.plot(x, [s["norm"][i] for i in order], **style)
+        ax_ap.plot(x, [np.nan if s["ap"][i] is None else s["ap"][i] for i in order], **style)
+        points = [(c, a) for c, a in zip(s["count"], s["ap"]) if c and a is not None]
+        ax_count.plot([c for c, _ in points], [a for _, a in points], **style)
     if series:
         freq = [series[0]["frequency"][i] for i in series[0]["order"]]
         _group_spans(ax_norm, freq)
         _group_spans(ax_ap, freq)
         ax_norm.legend(fontsize=8)
+        ax_count.legend(fontsize=8)
     ax_norm.set_ylabel("classifier weight norm")
-    ax_norm.set_title("Figure 5(a): weight norms of the classifier")
-    ax_ap.set_ylabel("AP (%)")
+    ax_norm.set_title("Figure 5(a): weight norms of the classifier", pad=TITLE_PAD)
+    ax_ap.set_ylabel(f"{what} (%)")
     ax_ap.set_xlabel("classes, frequent -> rare")
-    ax_ap.set_title("Figure 5(b): AP of each category")
+    ax_ap.set_title(f"Figure 5(b): {what} of each category", pad=TITLE_PAD)
+    ax_count.set_xscale("log")
+    ax_count.set_xlabel("training images holding the class (log)")
+    ax_count.set_ylabel(f"{what} (%)")
+    ax_count.set_title(f"(c) {what} of each category against its training images")
     return fig
 
 
+TITLE_PAD = 16  # points: room for _group_spans' labels between the axes and the title
+
+
 def _group_spans(ax, frequency: list[str]) -> None:
-    """Shade the frequency groups along the x axis of an ordered class plot."""
+    """Shade the frequency groups along the x axis of an ordered class plot and name each just above
+    the axes (titles above them need pad=TITLE_PAD)."""
     shades = {"f": "#ffffff", "c": "#f2f2f2", "r": "#e0e0e0"}
     start = 0
     for i in range(1, len(frequency) + 1):
@@ -321,3 +359,162 @@ def convergence_markdown(rows: list[dict], labels: dict[str, str]) -> str:
         label = setting_label(r["setting"], labels)
         lines.append(f"| {label} | {r['short'] or '-'} | {r['long'] or '-'} | " + " | ".join(cells) + f" | {verdict} |")
     return "\n".join(lines) + "\n"
+
+
+# ---- seed spread: Table 3 against K, the sweeps, the headline rows' seeds ----------------------------
+K_PANELS = (("APr", "rare"), ("APc", "common"), ("APf", "frequent"), ("AP", "all"))
+
+
+def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """values [seeds, X] (NaN = missing) -> (mean [X], min [X], max [X]) over seeds, NaN where none."""
+    values = np.asarray(values, dtype=float)
+    seen = ~np.isnan(values)
+    filled = np.where(seen, values, 0.0)
+    count = seen.sum(axis=0)
+    mean = np.where(count > 0, filled.sum(axis=0) / np.maximum(count, 1), np.nan)
+    low = np.where(count > 0, np.where(seen, values, np.inf).min(axis=0), np.nan)
+    high = np.where(count > 0, np.where(seen, values, -np.inf).max(axis=0), np.nan)
+    return mean, low, high
+
+
+def k_sweep_series(params: dict, root: str | Path = ".", iou: str = "bbox", name: str = "table3") -> list[dict]:
+    """Per row of table `name` with results: {key, runs, k: [K...], values: {metric: [runs, K] array}},
+    metric in APr, APc, APf, AP (percent, NaN where a run lacks that K). k: the K of any of its runs."""
+    out = []
+    for row in sections(params)[name].get("rows") or []:
+        loaded = {r: load_metrics(r, root) for r in row.get("runs") or []}
+        found = {r: m for r, m in loaded.items() if m is not None and iou in m}
+        ks = sorted({int(k) for m in found.values() for k in m[iou].get("max_dets_sweep", {})})
+        if not ks:
+            continue
+        values = {metric: np.array([[np.nan if (v := value(m, f"{iou}.K{k}.{metric}")) is None else v for k in ks]
+                                    for m in found.values()]) for metric, _ in K_PANELS}
+        out.append({"key": row["paper"], "runs": list(found), "k": ks, "values": values})
+    return out
+
+
+def plot_ap_vs_k(series: list[dict], labels: dict[str, str], iou: str = "bbox") -> Figure:
+    """Table 3 as a figure: four panels (rare, common, frequent, all) of AP against K (log x); per row
+    of `series` (k_sweep_series) the mean over seeds as a line with markers and the min-max over seeds
+    as a band (rows with one run: no band)."""
+    fig = Figure(figsize=(10, 3.0), layout="constrained")
+    axes = fig.subplots(1, len(K_PANELS), sharex=True)
+    what = IOU_NAMES.get(iou, "AP")
+    for ax, (metric, title) in zip(axes, K_PANELS):
+        for colour, s in zip(COLOURS, series):
+            mean, low, high = _band(s["values"][metric])
+            seeds = len(s["runs"])
+            ax.plot(s["k"], mean, color=colour, marker="o", ms=3.5, lw=1.2,
+                    label=f"{labels.get(s['key'], s['key'])} ({seeds} seed{'s' if seeds > 1 else ''})")
+            if seeds > 1:
+                ax.fill_between(s["k"], low, high, color=colour, alpha=0.2, lw=0)
+        _log_ticks(ax, sorted({k for s in series for k in s["k"]}))
+        ax.set_xlabel("K, detections per image")
+        ax.set_title(f"{title} ({metric})")
+    axes[0].set_ylabel(f"{what} (%)")
+    if series:
+        axes[0].legend(fontsize=8)
+    fig.suptitle(f"Table 3: {what} against K; line: mean over seeds, band: min to max over seeds", fontsize=10)
+    return fig
+
+
+def _log_ticks(ax, values: list[float]) -> None:
+    """Log x with a plain tick at each of `values` (few, uneven values: 20, 50, 100, 300, 1000)."""
+    ax.set_xscale("log")
+    if values:
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.minorticks_off()
+
+
+SWEEP_KNOBS = ("lambda", "delta", "gamma")
+SWEEP_METRICS = ("AP", "APr")
+
+
+def sweep_series(params: dict, root: str | Path = ".", iou: str = "bbox", name: str = "sweeps") -> dict:
+    """The sweeps' rows (paper key KNOB/VALUE) by knob: {knob: [{value, runs, AP: [per run], APr: [...]}]}
+    sorted by value (percent; rows without results left out), and "default": the same for the row with
+    the most runs (the paper's setting, run with several seeds) or None."""
+    out: dict = {knob: [] for knob in SWEEP_KNOBS}
+    default = None
+    for row in sections(params)[name].get("rows") or []:
+        knob, _, text = row["paper"].partition("/")
+        if knob not in out:
+            raise ValueError(f"{name}: row '{row['paper']}' must be named KNOB/VALUE, KNOB one of {SWEEP_KNOBS}")
+        loaded = [m for m in (load_metrics(r, root) for r in row.get("runs") or []) if m is not None]
+        values = {m: [v for v in (value(x, f"{iou}.{m}") for x in loaded) if v is not None] for m in SWEEP_METRICS}
+        if not values["AP"]:
+            continue
+        point = {"value": float(text), "runs": len(loaded), **values}
+        out[knob].append(point)
+        if len(loaded) > 1 and (default is None or len(loaded) > default["runs"]):
+            default = point
+    for knob in SWEEP_KNOBS:
+        out[knob].sort(key=lambda p: p["value"])
+    out["default"] = default
+    return out
+
+
+def plot_sweeps(series: dict, iou: str = "bbox") -> Figure:
+    """Three panels (lambda, delta, gamma): AP and APr (mean over a setting's runs) against the knob's
+    value, log x; the default's seed band (min to max of its runs) as a horizontal span per metric."""
+    fig = Figure(figsize=(10, 3.2), layout="constrained")
+    axes = fig.subplots(1, len(SWEEP_KNOBS), sharey=True)
+    what = IOU_NAMES.get(iou, "AP")
+    default = series.get("default")
+    for ax, knob in zip(axes, SWEEP_KNOBS):
+        points = series.get(knob) or []
+        for colour, metric in zip(COLOURS, SWEEP_METRICS):
+            if default is not None and len(default[metric]) > 1:
+                ax.axhspan(min(default[metric]), max(default[metric]), color=colour, alpha=0.15, lw=0,
+                           label=f"{metric}: default's {default['runs']} seeds, min-max")
+            if points:
+                ax.plot([p["value"] for p in points], [float(np.mean(p[metric])) for p in points], color=colour,
+                        marker="o", ms=4, lw=1.2, label=metric)
+        if points and min(p["value"] for p in points) > 0:
+            _log_ticks(ax, [p["value"] for p in points])
+        ax.set_xlabel(knob)
+        ax.set_title(f"{knob} swept")
+    axes[0].set_ylabel(f"{what} (%)")
+    if any(series.get(k) for k in SWEEP_KNOBS):
+        axes[0].legend(fontsize=7)
+    return fig
+
+
+def seed_series(params: dict, root: str | Path = ".", iou: str = "bbox", name: str = "table1",
+                min_runs: int = 2) -> list[dict]:
+    """Table `name`'s rows registered with at least `min_runs` runs (the headline rows, one run per seed):
+    [{key, runs, AP: [per run], APr: [...]}] in percent, rows without results left out."""
+    out = []
+    for row in sections(params)[name].get("rows") or []:
+        if len(row.get("runs") or []) < min_runs:
+            continue
+        loaded = {r: load_metrics(r, root) for r in row["runs"]}
+        found = [r for r, m in loaded.items() if m is not None and value(m, f"{iou}.AP") is not None]
+        if found:
+            out.append({"key": row["paper"], "runs": found,
+                        **{m: [value(loaded[r], f"{iou}.{m}") for r in found] for m in SWEEP_METRICS}})
+    return out
+
+
+def plot_seed_strip(series: list[dict], labels: dict[str, str], iou: str = "bbox") -> Figure:
+    """One panel per metric (AP, APr): a row per headline row, each seed a dot, the mean a vertical bar."""
+    fig = Figure(figsize=(9, 0.5 + 0.45 * max(len(series), 2)), layout="constrained")
+    axes = fig.subplots(1, len(SWEEP_METRICS), sharey=True)
+    what = IOU_NAMES.get(iou, "AP")
+    y = np.arange(len(series))
+    for ax, metric in zip(axes, SWEEP_METRICS):
+        for i, s in enumerate(series):
+            vals = [v for v in s[metric] if v is not None]
+            ax.plot(vals, [i] * len(vals), ls="none", marker="o", ms=5, color=COLOURS[0], alpha=0.7,
+                    label="one seed" if i == 0 else None)
+            if vals:
+                ax.plot([float(np.mean(vals))], [i], ls="none", marker="|", ms=16, mew=2, color="black",
+                        label="mean" if i == 0 else None)
+        ax.set_xlabel(f"{metric} (%), {what}")
+        ax.set_title(f"{metric} per seed")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, [labels.get(s["key"], s["key"]) for s in series])
+    axes[0].set_ylim(max(len(series), 1) - 0.4, -0.6)  # the first row on top
+    if series:
+        axes[0].legend(fontsize=7, loc="best")
+    return fig

@@ -8,7 +8,7 @@ Sections, each computed from params.yaml, paper_numbers.yaml and results/experim
 the question; the setup (LT-Glyphs against LVIS v1: categories, images, detector, schedule); the
 headline figure (rare AP per Table 1 row, every seed a dot, the paper's beside); the claims (each pair
 of runs as our difference beside the paper's, its verdict by rog.report.claims' noise rule; a table and
-a dot plot); where we disagree and what explains it; the open questions (GAP alone: omega starvation or
+a dot plot); the look-alike result (rog.report.lookalike); where we disagree and what explains it; the open questions (GAP alone: omega starvation or
 schedule; EQLv2 below CE), answered from their registry runs when results/ has them; the limits (which
 regime results/ holds, learning speed, seeds, scale). Full tables live in the table notebooks: no table
 here is wider than MAX_COLUMNS.
@@ -359,6 +359,18 @@ def disagreements_markdown(rows: list[dict], params: dict, root: str | Path) -> 
     return "## Where we disagree, and why\n\n" + "\n".join(lines)
 
 
+def lookalike_markdown(params: dict, root: str | Path) -> str:
+    """The paper's thesis measured directly: rare glyphs out-ranked by look-alikes, CE against CE + GAP."""
+    from rog.report import lookalike
+
+    found = lookalike.summary_sentence(root, params) if lookalike.pair_runs(params) else None
+    return ("## Are rare glyphs out-ranked by their look-alikes?\n\n"
+            + (found + " Per seed, the confusion matrix and drawn detections: [lookalike](lookalike.ipynb)."
+               if found else "The look-alike analysis (for each rare ground-truth glyph, the class of the detection "
+               "ranked first on it; sigmoid CE against CE + GAP) appears with the re-run: the committed runs predate "
+               "it ([lookalike](lookalike.ipynb))."))
+
+
 def gap_alone_markdown(params: dict, root: str | Path) -> str:
     """GAP alone: omega starvation or learning speed? From gap_only, gap_only_gamma0 and their 2x runs."""
     runs = {"g1": "gap_only", "g0": "gap_only_gamma0", "g1_2x": "gap_only_2x", "g0_2x": "gap_only_gamma0_2x",
@@ -523,6 +535,7 @@ def build(root: str | Path = ".", params: dict | None = None, paper: dict | None
     page.blocks.append(claims_markdown(rows))
     if any(r["ours"] is not None for r in rows):
         page.blocks.append(plot_claims(rows))
+    page.blocks.append(lookalike_markdown(params, root))
     page.blocks.append(disagreements_markdown(rows, params, root))
     page.blocks.append("## Open questions, by experiment\n\n" + gap_alone_markdown(params, root) + "\n\n"
                        + eqlv2_markdown(params, root, paper))

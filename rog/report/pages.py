@@ -6,7 +6,8 @@
 
 A page: the paper's source of the table, the profile its runs were made with, ours beside the paper's,
 and the verdicts of rog.report.claims; some tables add a section (table2: gradient totals; sweeps: the
-best setting per knob). Numbers come from results/experiments/*/ below `root` only.
+best setting per knob) and a figure (table1: the headline rows per seed, table3: AP against K, sweeps:
+AP against each knob; params.yaml marks them `figure: true`, so that dvc.yaml lists their PNG). Numbers come from results/experiments/*/ below `root` only.
 """
 from __future__ import annotations
 
@@ -62,18 +63,40 @@ def _head(params: dict, name: str, source: str, root: str | Path) -> list[str]:
     return [f"# {name}", source, tables.profile_note(profiles_of(table_runs(params, name), root))]
 
 
+def _iou_sentence(iou: str, why: str) -> str:
+    return f"The figure plots {why}."
+
+
 def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
-    """A table beside the paper's with its claims; table2 and sweeps with their extra section."""
+    """A table beside the paper's with its claims; table2 and sweeps with their extra section; table1
+    and sweeps with their figure (the headline rows per seed; AP and APr against each knob)."""
     table = tables.build(params, name, root, paper)
     found = claims.claims(params, root, paper, tables=[name])
     parts = [*_head(params, name, table.source, root), *table.notes, "## Ours beside the paper's",
-             tables.markdown(table), "## What reproduced", claims.claims_markdown(found)]
+             tables.markdown(table, drop_empty=name == "sweeps"), "## What reproduced", claims.claims_markdown(found)]
+    figure = None
+    labels = {row.key: row.label for row in table.rows}
     if name == "table2":
-        labels = {key: row["label"] for key, row in paper[name]["rows"].items()}
         parts += [GRADIENT_TOTALS, figures.gradient_totals_markdown(figures.gradient_totals(params, name, root), labels)]
     if name == "sweeps":
         parts += ["## Best setting per swept knob", best_per_knob(table)]
-    return Page(name, parts)
+        iou, why = figures.figure_iou(params, name, root)
+        series = figures.sweep_series(params, root, iou, name)
+        default = series["default"]
+        parts += ["## AP and APr against each knob", _iou_sentence(iou, why) + " Each point is one setting "
+                  "(the mean of its runs; one seed except the paper's setting); the shaded spans are the "
+                  f"paper's setting's spread over its seeds (min to max"
+                  + (f", {default['runs']} seeds): a one-seed setting inside them differs from the default by "
+                     "less than the seeds do." if default else "): none yet, the paper's setting has one run.")]
+        figure = figures.plot_sweeps(series, iou)
+    if name == "table1":
+        iou, why = figures.figure_iou(params, name, root)
+        series = figures.seed_series(params, root, iou, name)
+        parts += ["## The headline rows, seed by seed", _iou_sentence(iou, why) + " Each dot is one seed, the "
+                  "bar their mean: how far apart seeds of the same setting land, beside the differences the "
+                  "claims judge." + ("" if series else " No row with several seeds has results yet.")]
+        figure = figures.plot_seed_strip(series, labels, iou)
+    return Page(name, parts, figure)
 
 
 def best_per_knob(table: tables.Table, knobs=("delta", "gamma", "lambda")) -> str:
@@ -92,9 +115,18 @@ def best_per_knob(table: tables.Table, knobs=("delta", "gamma", "lambda")) -> st
 def k_sweep_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
     """Table 3: AP against the per-image detection budget K."""
     sweep = tables.build_k_sweep(params, root, paper)
+    labels = {key: row["label"] for key, row in paper[name]["rows"].items()}
+    series = figures.k_sweep_series(params, root, sweep["iou"], name)
+    wanted = max(params["evaluate"]["max_dets_sweep"])
+    reached = max(sweep["k"], default=0)
+    later = ([f"Our runs reach K = {reached}; K up to {wanted} (evaluate.max_dets_sweep) appears with the re-run."]
+             if sweep["k"] and reached < wanted else [])
     return Page(name, [*_head(params, name, sweep["source"], root), f"Note: {sweep['note']}",
-                       "## Ours beside the paper's", tables.k_sweep_markdown(sweep), "## What reproduced",
-                       claims.k_sweep_claim(sweep, root, paper)])
+                       "## Ours beside the paper's", tables.k_sweep_markdown(sweep), tables.K_GAIN_NOTE,
+                       "## AP against K", f"{figures.IOU_NAMES[sweep['iou']].capitalize()} per frequency group and overall; "
+                       "line: the mean over seeds, band: min to max over seeds.", *later,
+                       "## What reproduced", claims.k_sweep_claim(sweep, root, paper)],
+                figures.plot_ap_vs_k(series, labels, sweep["iou"]))
 
 
 def figure4_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
@@ -112,11 +144,14 @@ def figure4_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
 def figure5_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
     """Figure 5: classifier weight norms and per-class AP, sigmoid CE against ROG."""
     labels = {k: v["label"] for k, v in paper[name]["rows"].items()}
-    series = figures.weight_norm_series(params, root, name)
+    iou, why = figures.figure_iou(params, name, root)
+    series = figures.weight_norm_series(params, root, name, iou)
     norms, aps = figures.balance_rows(series, "norm"), figures.balance_rows(series, "ap")
     verdicts = [claims.balance_verdict(norms, "sigmoid_ce", "rog", "classifier weight norms"),
-                claims.balance_verdict(aps, "sigmoid_ce", "rog", "per-class AP")]
-    return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""),
+                claims.balance_verdict(aps, "sigmoid_ce", "rog", f"per-class {figures.IOU_NAMES[iou]}")]
+    note = (f"Per-class AP here is {why}. Panel (c) plots it against the class's "
+            "training image count (metrics.json's train_image_count, LVIS's frequency measure), log x.")
+    return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""), note,
                        "## Balance of weight norms and of AP", figures.balance_markdown(norms, labels, "weight norm"),
                        figures.balance_markdown(aps, labels, "AP"), "## What reproduced", *verdicts],
                 figures.plot_weight_norms_and_ap(series, labels))

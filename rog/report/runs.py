@@ -1,24 +1,37 @@
-"""One run as a reader sees it (notebooks/run.ipynb, stage run@NAME): its registry entry, headline
-metrics, training losses and learning curve, from results/experiments/NAME/ only (no checkpoint).
+"""One run as a reader sees it (notebooks/run.ipynb, stage run@NAME), from results/experiments/NAME/ only
+(no checkpoint): its registry entry, headline metrics, the max-detections (K) sweep and the five
+frequency groups, the training losses (one panel per term, the learning rate in its own panel), the
+learning curve, what it makes of rare objects (lookalike.json) and its detections drawn on four
+validation images (detections.json).
 
-Results made before losses.json existed show no loss plot; a curve of one point is not plotted.
+Results made before losses.json, lookalike.json or detections.json existed show no such section but
+one sentence saying so; a curve of one point is not plotted.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from rog.pipeline.registry import RESULTS, read_params
 
 METRICS = ("AP", "AP50", "APr", "APc", "APf", "AR")
+SWEEP_METRICS = ("AP", "APr", "APc", "APf")
+SMOOTH_POINTS = 9  # moving-average window over losses.json's points (each already a window mean)
+RERUN = "No {file} in these results: it comes with the re-run (the current code writes it)."
 
 
 def _read(run: str, file: str, root: str | Path):
     path = Path(root) / RESULTS / run / file
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or value < 0 else f"{100 * value:.1f}"
 
 
 def metrics_markdown(metrics: dict) -> str:
@@ -27,21 +40,85 @@ def metrics_markdown(metrics: dict) -> str:
     for iou in ("bbox", "segm"):
         if iou in metrics:
             values = metrics[iou]["metrics"]
-            lines.append(f"| {iou} | " + " | ".join(f"{100 * values[k]:.1f}" if values[k] >= 0 else "-"
-                                                   for k in METRICS) + " |")
+            lines.append(f"| {iou} | " + " | ".join(_pct(values[k]) for k in METRICS) + " |")
     return "\n".join(lines) + "\n"
 
 
-def losses_figure(losses: dict, title: str) -> Figure:
-    """The loss terms (windowed means of losses.json) against iteration, log scale."""
-    fig = Figure(figsize=(6, 2.8), layout="constrained")
-    ax = fig.add_subplot()
-    for key in [k for k in losses if k.startswith("loss")]:
-        ax.plot(losses["iteration"], losses[key], label=key, lw=1)
-    ax.set_xlabel("iteration")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7)
-    ax.set_title(f"training losses: {title}")
+def sweep_markdown(metrics: dict) -> str:
+    """One row per K of the max-detections sweep: box and mask AP, APr, APc, APf (percent); 'saturated'
+    where no image has more than K detections (a larger K changes nothing)."""
+    types = [t for t in ("bbox", "segm") if metrics.get(t, {}).get("max_dets_sweep")]
+    if not types:
+        return "No max-detections sweep in this run's metrics.\n"
+    ks = sorted({int(k) for t in types for k in metrics[t]["max_dets_sweep"]})
+    head = [f"{t} {m}" for t in types for m in SWEEP_METRICS]
+    lines = ["| K | " + " | ".join(head) + " | saturated |", "|---|" + "---|" * (len(head) + 1)]
+    for k in ks:
+        cells, saturated = [], False
+        for t in types:
+            entry = metrics[t]["max_dets_sweep"].get(str(k))
+            cells += [_pct(None if entry is None else entry["metrics"][m]) for m in SWEEP_METRICS]
+            saturated = saturated or bool(entry and entry.get("saturated"))
+        lines.append(f"| {k} | " + " | ".join(cells) + f" | {'yes' if saturated else ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def groups_markdown(metrics: dict) -> str:
+    """The five frequency groups (rarest first): training images per category, categories, box and mask AP."""
+    groups = metrics.get("bbox", {}).get("frequency_groups")
+    if not groups:
+        return "No frequency groups in this run's metrics (" + metrics.get("protocol", {}).get(
+            "train_image_counts", "no training counts") + ").\n"
+    segm = {g["group"]: g for g in metrics.get("segm", {}).get("frequency_groups") or []}
+    lines = ["| group | training images per category | categories (with val GT) | box AP | mask AP |",
+             "|---|---|---|---|---|"]
+    for g in groups:
+        lo, hi = g["train_image_count_range"]
+        lines.append(f"| {g['group']} | {lo}-{hi} | {g['num_categories']} ({g['num_with_gt']}) | {_pct(g['AP'])} | "
+                     f"{_pct(segm[g['group']]['AP']) if g['group'] in segm else '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def smooth(values, window: int = SMOOTH_POINTS) -> np.ndarray:
+    """Centred moving average; near the ends the mean of the points the window holds (no padding)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0 or window <= 1:
+        return x
+    half = window // 2
+    csum = np.concatenate([[0.0], np.cumsum(x)])
+    lo = np.clip(np.arange(len(x)) - half, 0, len(x))
+    hi = np.clip(np.arange(len(x)) + half + 1, 0, len(x))
+    return (csum[hi] - csum[lo]) / (hi - lo)
+
+
+def losses_figure(losses: dict, title: str, window: int = SMOOTH_POINTS) -> Figure:
+    """One panel per loss term of losses.json (raw windowed means faint, their moving average over
+    `window` points solid; log y where every value is positive), then the learning rate."""
+    terms = [k for k in losses if k.startswith("loss")]
+    panels = terms + (["lr"] if "lr" in losses else [])
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(2.6 * cols, 2.0 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    it = losses["iteration"]
+    for ax, key in zip(axes.flat, panels):
+        values = np.asarray(losses[key], dtype=float)
+        if key == "lr":
+            ax.plot(it, values, color="black", lw=1.2)
+            ax.set_title("learning rate", fontsize=8)
+        else:
+            ax.plot(it, values, color="C0", lw=0.8, alpha=0.3)
+            ax.plot(it, smooth(values, window), color="C0", lw=1.4)
+            ax.set_title(key, fontsize=8)
+            if (values > 0).all():
+                ax.set_yscale("log")
+                ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("iteration", fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_axis_off()
+    fig.suptitle(f"training losses of {title}: faint, the logged means; solid, their moving average over "
+                 f"{window} points", fontsize=8)
     return fig
 
 
@@ -60,24 +137,55 @@ def curve_figure(curve: list[dict], title: str) -> Figure:
     return fig
 
 
-def render(name: str, root: str | Path = ".") -> tuple[str, list[Figure]]:
-    """(markdown, figures) of run `name`: its overlay of the defaults, what it ran, its metrics; the loss
-    and learning-curve figures when its results hold them. FileNotFoundError when it has no metrics."""
+def lookalike_markdown(analysis: dict) -> str:
+    """One run's rare objects by outcome (rog.evaluation.lookalike), in percent of them."""
+    from rog.report.lookalike import OUTCOME_ROWS, outcome_fractions
+
+    n = analysis["counts"]["instances"]
+    if not n:
+        return "The evaluation split holds no rare object.\n"
+    fractions = outcome_fractions(analysis)
+    lines = [f"{n} rare objects in the validation split; {analysis['rule']}.", "",
+             "| outcome | share of rare objects |", "|---|---|"]
+    lines += [f"| {label} | {100 * fractions[key]:.1f} % |" for key, label in OUTCOME_ROWS]
+    return "\n".join(lines) + "\n"
+
+
+def render(name: str, root: str | Path = ".") -> list:
+    """The page of run `name`, in order: markdown strings and figures. FileNotFoundError when it has no
+    metrics."""
+    from rog.report.detections import detections_figure
+
     metrics = _read(name, "metrics.json", root)
     if metrics is None:
         raise FileNotFoundError(f"{Path(root) / RESULTS / name / 'metrics.json'}: run '{name}' has no results")
     overlay = (read_params(Path(root) / "params.yaml").get("experiments") or {}).get(name)
     run = metrics.get("run", {})
-    parts = [f"# {name}", "Overlay of the defaults in params.yaml: "
-             + (f"\n\n```yaml\n{yaml.safe_dump(overlay, sort_keys=False)}```" if overlay else "none (the defaults)."),
-             f"Profile {run.get('profile')}, {run.get('iterations')} iterations, seed {run.get('seed')}, "
-             f"objective {run.get('objective', {}).get('name')}, GAP {run.get('gap', {}).get('enabled')}, "
-             f"sampler {run.get('sampler')}.", metrics_markdown(metrics)]
-    figures = []
+    parts: list = [
+        "\n\n".join([f"# {name}", "Overlay of the defaults in params.yaml: "
+                     + (f"\n\n```yaml\n{yaml.safe_dump(overlay, sort_keys=False)}```" if overlay else "none (the defaults)."),
+                     f"Profile {run.get('profile')}, {run.get('iterations')} iterations, seed {run.get('seed')}, "
+                     f"objective {run.get('objective', {}).get('name')}, GAP {run.get('gap', {}).get('enabled')}, "
+                     f"sampler {run.get('sampler')}.", "## Metrics (percent)", metrics_markdown(metrics),
+                     "### AP at each per-image detection budget K", sweep_markdown(metrics),
+                     "### AP of five frequency groups (categories ranked by training images, rarest first)",
+                     groups_markdown(metrics)]),
+        "## Training losses"]
     losses = _read(name, "losses.json", root)
     if losses and losses.get("iteration"):
-        figures.append(losses_figure(losses, name))
+        parts.append(losses_figure(losses, name))
+    else:
+        parts.append(RERUN.format(file="losses.json"))
     curve = _read(name, "curve.json", root)
     if curve and len(curve) > 1:
-        figures.append(curve_figure(curve, name))
-    return "\n\n".join(parts), figures
+        parts += ["## Learning curve", curve_figure(curve, name)]
+    parts.append("## Rare objects: correct, a look-alike, another class or missed")
+    analysis = _read(name, "lookalike.json", root)
+    parts.append(lookalike_markdown(analysis) if analysis else RERUN.format(file="lookalike.json"))
+    parts.append("## Detections on four validation images that hold rare glyphs")
+    sample = _read(name, "detections.json", root)
+    if sample:
+        parts += [sample["rule"] + ".", detections_figure(sample, name, root)]
+    else:
+        parts.append(RERUN.format(file="detections.json"))
+    return parts

@@ -75,10 +75,11 @@ def fmt(mean: float | None, sd: float | None = None) -> str:
     return f"{mean:.1f}" if sd is None else f"{mean:.1f} ± {sd:.1f}"
 
 
-def markdown(table: Table) -> str:
-    """The table as Markdown: per column ours (mean ± sd over seeds) and the paper's."""
+def markdown(table: Table, drop_empty: bool = False) -> str:
+    """The table as Markdown: per column ours (mean ± sd over seeds) and the paper's. drop_empty: leave
+    out the value columns that are "-" in every row (e.g. the paper's, for a table it has no numbers of)."""
     head = ["row", "runs"] + [f"{c} {who}" for c in table.columns for who in ("ours", "paper")]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for row in table.rows:
         if row.skipped and not row.found:
             runs = f"not run in this profile ({', '.join(row.skipped)})"
@@ -89,7 +90,11 @@ def markdown(table: Table) -> str:
         else:
             runs = ", ".join(row.found) + (f" ({len(row.found)} seeds)" if len(row.found) > 1 else "")
         cells = [cell for o, s, p in zip(row.ours, row.spread, row.paper) for cell in (fmt(o, s), fmt(p))]
-        lines.append("| " + " | ".join([row.label.replace("|", "/"), runs] + cells) + " |")
+        body.append([row.label.replace("|", "/"), runs] + cells)
+    keep = [i for i in range(len(head))
+            if i < 2 or not drop_empty or any(cells[i] != "-" for cells in body)]
+    lines = ["| " + " | ".join(head[i] for i in keep) + " |", "|" + "---|" * len(keep)]
+    lines += ["| " + " | ".join(cells[i] for i in keep) + " |" for cells in body]
     return "\n".join(lines) + "\n"
 
 
@@ -98,8 +103,9 @@ def build_k_sweep(params: dict, root: str | Path = ".", paper: dict | None = Non
     """Table 3: for each row, APr/APc/APf at every K of our sweep and the relative change from the
     smallest K to each larger one; the paper's K = 50 -> 100 beside it.
 
-    Returns {"k": [K...], "columns": [...], "rows": [{key, label, found, ours: {K: [..]}, gain: {K: [..]},
-    paper: {K: [..]}, paper_gain: [..]}]}.
+    Returns {"k": [K...], "columns": [...], "iou": "bbox" | "segm", "rows": [{key, label, found,
+    ours: {K: [..]}, gain: {K: [..]}, points: {K: [..]}, paper: {K: [..]}, paper_gain: [..]}]}; gain: the
+    change in percent of the smallest K's AP (None where that AP is 0), points: the change in AP points.
     """
     paper = paper if paper is not None else paper_numbers()
     spec = paper["table3"]
@@ -121,15 +127,28 @@ def build_k_sweep(params: dict, root: str | Path = ".", paper: dict | None = Non
         base = row["ours"].get(ks[0]) if ks else None
         row["gain"] = {k: [_relative(b, v) for b, v in zip(base, vals)] if base else [None] * len(columns)
                        for k, vals in row["ours"].items()}
+        row["points"] = {k: [None if b is None or v is None else v - b for b, v in zip(base, vals)] if base
+                         else [None] * len(columns) for k, vals in row["ours"].items()}
         k0, k1 = sorted(row["paper"])[:2]
         row["paper_gain"] = [_relative(b, v) for b, v in zip(row["paper"][k0], row["paper"][k1])]
-    return {"k": ks, "columns": columns, "rows": rows, "source": spec["source"], "note": spec.get("note")}
+    return {"k": ks, "columns": columns, "rows": rows, "source": spec["source"], "note": spec.get("note"),
+            "iou": iou}
 
 
 def _relative(base: float | None, new: float | None) -> float | None:
     if base is None or new is None or base <= 0:
         return None
     return 100.0 * (new - base) / base
+
+
+K_GAIN_NOTE = ("In brackets: the change from the smallest K, in percent of the AP there; where that AP is 0 the "
+               "percentage is undefined and the bracket gives the change in AP points instead (\"pt\").")
+
+
+def _gain_cell(value: float | None, gain: float | None, points: float | None) -> str:
+    if gain is not None:
+        return f"{fmt(value)} ({gain:+.1f}%)"
+    return fmt(value) + (f" ({points:+.1f} pt)" if points is not None else "")
 
 
 def k_sweep_markdown(sweep: dict) -> str:
@@ -147,9 +166,9 @@ def k_sweep_markdown(sweep: dict) -> str:
             lines.append("| " + " | ".join([row["label"], "not run"] + ["-"] * len(cols) + paper_cells) + " |")
             continue
         for k in sorted(row["ours"]):
-            cells = []
-            for v, g in zip(row["ours"][k], row["gain"][k]):
-                cells.append(fmt(v) + (f" ({g:+.1f}%)" if g is not None and k != min(row["ours"]) else ""))
+            first = k == min(row["ours"])
+            cells = [fmt(v) if first else _gain_cell(v, g, pt)
+                     for v, g, pt in zip(row["ours"][k], row["gain"][k], row["points"][k])]
             lines.append("| " + " | ".join([row["label"], str(k)] + cells + paper_cells) + " |")
     return "\n".join(lines) + "\n"
 
