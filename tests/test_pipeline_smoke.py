@@ -153,7 +153,7 @@ def test_html_of_the_executed_notebooks_opens_in_chromium(pipeline, tmp_path):
     assert {f"experiment/{run}" for run in read_params(pipeline / "params.yaml")["experiments"]} <= set(by_name)
     # the notebooks that draw figures hold them (an MPLBACKEND in the kernel's environment drops them)
     drawn = [name for name in ("dataset", "gap_loss", "figure4", "figure5", "convergence", "run/sigmoid_ce",
-                                           "lookalike")
+                                           "lookalike", "overview")
              if by_name[name].images < 1]
     assert not drawn, f"pages without a figure: {drawn}"
 
