@@ -159,15 +159,21 @@ def _glyph(categories: dict, cid: str) -> str:
     return entry.get("glyph") or entry.get("name") or str(cid)
 
 
-def confusion_markdown(pools: dict[str, dict]) -> str:
-    """One row per rare class: its look-alikes, objects (pooled over seeds), and per model the share
-    whose best match is correct and the most common best-match class."""
-    labels = list(pools)
+def _merged(pools: dict[str, dict]) -> tuple[dict, dict]:
+    """The categories and rare classes named by any model's pool (ids as strings)."""
     categories: dict = {}
     rare: dict = {}
     for p in pools.values():
         categories.update(p["categories"])
         rare.update(p["rare"])
+    return categories, rare
+
+
+def confusion_markdown(pools: dict[str, dict]) -> str:
+    """One row per rare class: its look-alikes, objects (pooled over seeds), and per model the share
+    whose best match is correct and the most common best-match class."""
+    labels = list(pools)
+    categories, rare = _merged(pools)
     head = [f"{label}: own class | {label}: most common best match" for label in labels]
     lines = ["| rare glyph | look-alikes | objects | " + " | ".join(head) + " |",
              "|---|---|---|" + "---|---|" * len(labels)]
@@ -193,11 +199,7 @@ def lookalike_figure(found: dict[str, list[dict]], pools: dict[str, dict]) -> Fi
     columns: the rare classes in row order (the diagonal: correct), then every other class some model
     predicted (frequent, then common, then rare), then missed."""
     labels = list(found)
-    categories: dict = {}
-    rare: dict = {}
-    for p in pools.values():
-        categories.update(p["categories"])
-        rare.update(p["rare"])
+    categories, rare = _merged(pools)
     rows = sorted(rare, key=lambda g: (_glyph(categories, g)))
     predicted = {k for p in pools.values() for row in p["confusion"].values() for k in row} - set(rows) - {"missed"}
     order = {"f": 0, "c": 1, "r": 2}
