@@ -21,14 +21,13 @@ Look-alikes come from the caller (rog.data.lookalikes for LT-Glyphs); with none,
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_utils
 
-from rog.evaluation.results import DEFAULT_MAX_DETS, read_results_json, top_k_per_image, write_json_atomic
+from rog.evaluation.results import DEFAULT_MAX_DETS, gt_and_results, top_k_per_image, write_json_atomic
 
 IOU_THRESHOLD = 0.5
 GROUPS = ("r", "c", "f")
@@ -78,13 +77,7 @@ def lookalike_analysis(gt_json: str | os.PathLike | dict, results: Sequence[dict
     similarity or None], ...]}],
     "confusion": {gt id: {predicted id | "missed": n}}, "categories": {id: {"name", "glyph",
     "frequency"}} (the ones named above)}; ids as strings (json keys)."""
-    if isinstance(gt_json, dict):
-        dataset = gt_json
-    else:
-        with open(gt_json) as f:
-            dataset = json.load(f)
-    if isinstance(results, (str, os.PathLike)):
-        results = read_results_json(results)
+    dataset, results = gt_and_results(gt_json, results)
     lookalikes = {int(k): dict(_pair(v) for v in vs) for k, vs in (lookalikes or {}).items()}
     categories = {int(c["id"]): c for c in dataset["categories"]}
     frequency = {cid: c.get("frequency") for cid, c in categories.items()}

@@ -199,3 +199,15 @@ def read_results_json(path: str | os.PathLike) -> list[dict]:
     if not isinstance(results, list):
         raise ValueError(f"{path}: an LVIS results file holds a json list, found {type(results).__name__}")
     return results
+
+
+def gt_and_results(gt_json: str | os.PathLike | Mapping, results: Sequence[dict] | str | os.PathLike
+                   ) -> tuple[Mapping, Sequence[dict]]:
+    """The ground-truth dataset (a loaded dict, or read from its path) and the detections (a list, or
+    read with `read_results_json`), for analyses that accept either form."""
+    if not isinstance(gt_json, Mapping):
+        with open(gt_json) as f:
+            gt_json = json.load(f)
+    if isinstance(results, (str, os.PathLike)):
+        results = read_results_json(results)
+    return gt_json, results

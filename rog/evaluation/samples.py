@@ -12,12 +12,11 @@ same images, and preferably images that hold rare glyphs:
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
 from rog.data.lvis_dataset import image_relpath
-from rog.evaluation.results import read_results_json, write_json_atomic
+from rog.evaluation.results import gt_and_results, write_json_atomic
 
 NUM_IMAGES = 4
 PER_IMAGE = 30   # detections kept per image, highest scores first
@@ -54,13 +53,7 @@ def detection_sample(gt_json: str | os.PathLike | dict, results: Sequence[dict] 
      "categories": {id: {"name", "glyph", "frequency"}},   # the ones named in the sample
      "rule": how the images were chosen}
     Boxes rounded to 0.1 px, scores to 1e-4 (the file is committed; it stays a few kB)."""
-    if isinstance(gt_json, dict):
-        dataset = gt_json
-    else:
-        with open(gt_json) as f:
-            dataset = json.load(f)
-    if isinstance(results, (str, os.PathLike)):
-        results = read_results_json(results)
+    dataset, results = gt_and_results(gt_json, results)
     ids = list(image_ids) if image_ids is not None else choose_images(dataset, num_images)
     images = {int(img["id"]): img for img in dataset["images"]}
     unknown = [i for i in ids if i not in images]
