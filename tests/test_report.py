@@ -415,6 +415,10 @@ def test_readme_headline_is_rewritten_between_its_markers(tmp_path, params):
     assert "| Random, Sigmoid CE | 1 | 20.0 | 1.0 |" in text and "| Random, Sigmoid CE + GAP | 1 | 25.0 | 10.0 |" in text
     assert "Softmax" not in text  # rows without results are left out
     assert "**reproduced**: GAP lifts APr over sigmoid CE (random" in text
+    # the overview's findings, one heading level down, computed from the same results
+    assert "\n### Where we disagree" in text and "\n### Open questions, by experiment" in text
+    assert "\n#### GAP alone" in text and "Not run yet: needs gap_only and gap_only_gamma0" in text
+    assert "GAP moves mask APr +9.0 (1.0 -> 10.0; 1 and 1 seeds)" in text
     page = tmp_path / "README.md"
     page.write_text(f"# x\n\n{readme.BEGIN}\nold\n{readme.END}\nafter\n")
     old, new = readme.update(page, text)

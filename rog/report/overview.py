@@ -545,6 +545,26 @@ def limits_markdown(params: dict, root: str | Path, found_regime: dict, rare_iou
     return "\n".join(lines)
 
 
+def judged_claims(params: dict, root: str | Path, paper: dict, found: list[dict] | None = None) -> list[dict]:
+    """claim_rows of the registry's claims (`found`: claims.claims, computed when None) and Table 3's K sweep
+    at the paper's K (or the smallest K below the largest)."""
+    found = found if found is not None else claims.claims(params, root, paper)
+    sweep_claim = None
+    if "table3" in sections(params):
+        sweep = tables.build_k_sweep(params, root, paper)
+        if len(sweep["rows"]) >= 2 and all(r["ours"] for r in sweep["rows"]) and len(sweep["k"]) >= 2:
+            smaller = sorted(sweep["k"])[:-1]
+            sweep_claim = claims.k_sweep_verdict(sweep, claims.PAPER_K if claims.PAPER_K in smaller else smaller[0],
+                                                 root, paper)
+    return claim_rows(found, sweep_claim)
+
+
+def open_questions_markdown(params: dict, root: str | Path, paper: dict) -> str:
+    """GAP alone, EQLv2 below CE, GAP's gain and the optimizer: each answered from its registry runs."""
+    return ("## Open questions, by experiment\n\n" + gap_alone_markdown(params, root) + "\n\n"
+            + eqlv2_markdown(params, root, paper) + "\n\n" + optimizer_markdown(params, root))
+
+
 # ---- the page ------------------------------------------------------------------------------------------
 def build(root: str | Path = ".", params: dict | None = None, paper: dict | None = None) -> Overview:
     """The overview page from the results below `root` (params: root/params.yaml)."""
@@ -562,21 +582,12 @@ def build(root: str | Path = ".", params: dict | None = None, paper: dict | None
         "GAP lifts rare AP with every objective, on both datasets." if rare else "No Table 1 run has results yet."))
     if rare:
         page.blocks.append(plot_rare_ap(rare, iou))
-    found = claims.claims(params, root, paper)
-    sweep_claim = None
-    if "table3" in sections(params):
-        sweep = tables.build_k_sweep(params, root, paper)
-        if len(sweep["rows"]) >= 2 and all(r["ours"] for r in sweep["rows"]) and len(sweep["k"]) >= 2:
-            smaller = sorted(sweep["k"])[:-1]
-            sweep_claim = claims.k_sweep_verdict(sweep, claims.PAPER_K if claims.PAPER_K in smaller else smaller[0],
-                                                 root, paper)
-    rows = claim_rows(found, sweep_claim)
+    rows = judged_claims(params, root, paper)
     page.blocks.append(claims_markdown(rows))
     if any(r["ours"] is not None for r in rows):
         page.blocks.append(plot_claims(rows))
     page.blocks.append(lookalike_markdown(params, root))
     page.blocks.append(disagreements_markdown(rows, params, root))
-    page.blocks.append("## Open questions, by experiment\n\n" + gap_alone_markdown(params, root) + "\n\n"
-                       + eqlv2_markdown(params, root, paper) + "\n\n" + optimizer_markdown(params, root))
+    page.blocks.append(open_questions_markdown(params, root, paper))
     page.blocks.append(limits_markdown(params, root, found_regime, iou))
     return page
