@@ -8,10 +8,11 @@ from rog.provenance import provenance
 from rog.report import provenance_table as pt
 
 
-def write(root: Path, run: str, found: dict | None) -> None:
+def write(root: Path, run: str, found: dict | None, trained: dict | None = None) -> None:
     folder = root / "results" / "experiments" / run
     folder.mkdir(parents=True)
-    metrics = {"bbox": {"metrics": {"AP": 0.1}}, **({"provenance": found} if found is not None else {})}
+    metrics = {"bbox": {"metrics": {"AP": 0.1}}, **({"provenance": found} if found is not None else {}),
+               **({"train_provenance": trained} if trained is not None else {})}
     (folder / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -52,6 +53,19 @@ def test_several_commits_environments_and_unknown_runs_are_flagged(tmp_path):
     assert "uncommitted code (dirty)" in verdict and "differed from requirements.lock" in verdict
     text = pt.markdown(["a", "b", "c", "d"], tmp_path)
     assert "| 1: c | cccccccccccc (dirty) | bbbbbbbbbbbb (3 packages differ) |" in text
+
+
+def test_training_commits_are_counted_beside_the_evaluation_verdict(tmp_path):
+    base = provenance("cpu", tmp_path)
+    base.update(commit="a" * 40, dirty=False, lock_sha256="b" * 64, lock_mismatches=0)
+    write(tmp_path, "a", base, {**base, "commit": "e" * 40})      # trained before the evaluation's commit
+    write(tmp_path, "b", base, base)
+    write(tmp_path, "c", base, base)
+    write(tmp_path, "d", base)                                    # no training provenance recorded
+    text = pt.markdown(["a", "b", "c", "d"], tmp_path)
+    assert text.startswith("All 4 runs were made by one commit (aaaaaaaaaaaa) in one environment. "
+                           "Trained at aaaaaaaaaaaa (2 runs), eeeeeeeeeeee (1 run).\n")
+    assert pt.training_commits(["d"], tmp_path) == ""
 
 
 def test_no_results_at_all(tmp_path):

@@ -419,10 +419,19 @@ def test_readme_headline_is_rewritten_between_its_markers(tmp_path, params):
     assert "\n### Where we disagree" in text and "\n### Open questions, by experiment" in text
     assert "\n#### GAP alone" in text and "Not run yet: needs gap_only and gap_only_gamma0" in text
     assert "GAP moves mask APr +9.0 (1.0 -> 10.0; 1 and 1 seeds)" in text
+    # the state of results/: regime, code, cost
+    assert text.startswith("**Which regime: results/ holds an older one.** 0 of 2 runs") and "2 cannot be checked" in text
+    assert "The runs in results/ record no timings (made by older code)." in text
+    for name, (ap, apr) in {"sigmoid_ce": (0.20, 0.01), "sigmoid_ce_gap": (0.25, 0.10)}.items():
+        timed = fake_metrics(ap, apr)
+        timed["run"].update(train_seconds=600.0, eval_seconds=200.0, iterations=1200, jobs=2)
+        write_run(tmp_path, name, timed)
+    assert f"2 of {len(registry.run_names(params))} runs record their timings; with the others estimated:" in \
+        readme.headline(params, tmp_path)
     page = tmp_path / "README.md"
-    page.write_text(f"# x\n\n{readme.BEGIN}\nold\n{readme.END}\nafter\n")
+    page.write_text(f"# x\n\n{readme.BEGIN}\nSTALE TEXT\n{readme.END}\nafter\n")
     old, new = readme.update(page, text)
-    assert new.startswith("# x\n\n") and new.endswith(f"{readme.END}\nafter\n") and "old" not in new and text in new
+    assert new.startswith("# x\n\n") and new.endswith(f"{readme.END}\nafter\n") and "STALE" not in new and text in new
     page.write_text("no markers")
     with pytest.raises(ValueError, match="markers"):
         readme.update(page, text)

@@ -58,8 +58,10 @@ def _planned(params_path: str | Path, params: dict) -> list[tuple[str, int]]:
     return runs + [(name, 0) for name in params.get("posthoc") or {}]
 
 
-def projection(params_path: str | Path = "params.yaml", root: str | Path = ".", jobs: int = DEFAULT_JOBS) -> dict:
+def projection(params_path: str | Path | dict = "params.yaml", root: str | Path = ".", jobs: int = DEFAULT_JOBS
+               ) -> dict:
     """The cost of every registry run and the totals (see the module docstring); seconds throughout.
+    params_path: params.yaml's path, or its content already read.
 
     Returns {rows: [{run, iterations, train_seconds, eval_seconds, jobs (None when estimated), measured}],
     sorted by cost (train + eval), most expensive first; jobs: J; compute_seconds: the rows' sum;
@@ -69,7 +71,7 @@ def projection(params_path: str | Path = "params.yaml", root: str | Path = ".", 
     """
     if jobs < 1:
         raise ProjectionError(f"--jobs must be >= 1, got {jobs}")
-    params = read_params(params_path)
+    params = params_path if isinstance(params_path, dict) else read_params(params_path)
     profile = params.get("profile", "default")
     planned = _planned(params_path, params)
     found = {name: recorded(load_metrics(name, root), profile) for name, _ in planned}

@@ -1,5 +1,6 @@
 """From which code and environment results/ came: the runs' metrics.json "provenance" (rog.provenance),
-grouped, with a verdict that flags a results/ made by several commits or environments.
+grouped, with a verdict that flags a results/ made by several commits or environments, and the commits
+that trained the runs (metrics.json "train_provenance": a run's training may predate its evaluation).
 
 A group is one commit (and dirty flag), lock digest, Python/torch/torchvision/numpy versions, device,
 threads, processes and machine; wall seconds do not split groups. Runs whose metrics.json predates
@@ -83,11 +84,28 @@ def verdict(found: list[dict]) -> str:
     return text
 
 
+def training_commits(runs: list[str], root: str | Path = ".") -> str:
+    """One line: the commits that trained the runs (train_provenance), with run counts, most runs first;
+    "" when no run records its training's provenance."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        found = (load_metrics(run, root) or {}).get("train_provenance")
+        if found:
+            key = _short(found.get("commit")) + (" (dirty)" if found.get("dirty") else "")
+            counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return ""
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return "Trained at " + ", ".join(f"{commit} ({n} run{'s' if n > 1 else ''})" for commit, n in ordered) + "."
+
+
 def markdown(runs: list[str], root: str | Path = ".") -> str:
-    """The verdict, then one table row per group (runs, commit, lock digest, versions, device,
-    threads × processes, machine)."""
+    """The verdict and the training commits, then one table row per group (runs, commit, lock digest,
+    versions, device, threads × processes, machine)."""
     found = groups(runs, root)
     head = ["runs", "commit", "lock (sha256)", "versions", "device", "threads × processes", "machine"]
-    lines = [verdict(found), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    trained = training_commits(runs, root)
+    lines = [verdict(found) + (" " + trained if trained else ""), "", "| " + " | ".join(head) + " |",
+             "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(cell.replace("|", "/") for cell in _row(g)) + " |" for g in found]
     return "\n".join(lines) + "\n"
