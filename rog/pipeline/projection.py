@@ -50,7 +50,7 @@ def recorded(metrics: dict | None, profile: str) -> dict | None:
             "jobs": int(run.get("jobs", 1))}
 
 
-def _planned(params_path: str | Path, params: dict) -> list[tuple[str, int]]:
+def _planned(params: dict) -> list[tuple[str, int]]:
     """(run, iterations the pipeline trains it for): experiments, then post-hoc runs (0)."""
     profile = params.get("profile", "default")
     runs = [(name, int(resolve_run(params, profile, name)["train"]["iterations"]))
@@ -73,7 +73,7 @@ def projection(params_path: str | Path | dict = "params.yaml", root: str | Path 
         raise ProjectionError(f"--jobs must be >= 1, got {jobs}")
     params = params_path if isinstance(params_path, dict) else read_params(params_path)
     profile = params.get("profile", "default")
-    planned = _planned(params_path, params)
+    planned = _planned(params)
     found = {name: recorded(load_metrics(name, root), profile) for name, _ in planned}
     measured = {name: r for name, r in found.items() if r is not None}
     where = Path(root) / "results/experiments/RUN/metrics.json"

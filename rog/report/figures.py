@@ -107,13 +107,19 @@ def omega_by_frequency(counts, gammas=(0.0, 0.5, 1.0, 2.0)) -> list[dict]:
     counts: rog.data.counts.CategoryCounts (omega from its instance counts, as GAP's `dataset`
     weighting; the default `online` counts of positive RoIs track them). [{gamma, group, mean, min, max}].
     """
+    return omega_groups(counts.instance_count, counts.frequency, gammas)
+
+
+def omega_groups(counts, frequency, gammas=(1.0,)) -> list[dict]:
+    """Eq. 9's omega from per-class counts [C] (a tensor) and their frequency letters (C of r/c/f), per gamma
+    and group: [{gamma, group, mean, min, max}]."""
     from rog.losses.gap import class_weights
 
     out = []
     for gamma in gammas:
-        omega = class_weights(counts.instance_count, gamma).numpy()
+        omega = class_weights(counts, gamma).numpy()
         for group in "rcf":
-            values = omega[[f == group for f in counts.frequency]]
+            values = omega[[f == group for f in frequency]]
             if values.size:
                 out.append({"gamma": float(gamma), "group": group, "mean": float(values.mean()),
                             "min": float(values.min()), "max": float(values.max())})

@@ -64,14 +64,9 @@ class Page:
 
     def write(self, root: str | Path = ".") -> Path:
         """results/tables/lookalike.md and each figure as results/figures/STEM.png below root."""
-        path = Path(root) / "results" / "tables" / f"{NAME}.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.markdown())
-        for stem, fig in self.figures.items():
-            png = Path(root) / "results" / "figures" / f"{stem}.png"
-            png.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(png, dpi=100, metadata={"Software": None})
-        return path
+        from rog.report.pages import write_page
+
+        return write_page(root, NAME, self.markdown(), self.figures)
 
     def _ipython_display_(self) -> None:
         from IPython.display import Markdown, display

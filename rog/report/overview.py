@@ -8,8 +8,9 @@ Sections, each computed from params.yaml, paper_numbers.yaml and results/experim
 the question; the setup (LT-Glyphs against LVIS v1: categories, images, detector, schedule); the
 headline figure (rare AP per Table 1 row, every seed a dot, the paper's beside); the claims (each pair
 of runs as our difference beside the paper's, its verdict by rog.report.claims' noise rule; a table and
-a dot plot); the look-alike result (rog.report.lookalike); where we disagree and what explains it; the open questions (GAP alone: omega starvation or
-schedule; EQLv2 below CE), answered from their registry runs when results/ has them; the limits (which
+a dot plot); the look-alike result (rog.report.lookalike); where we disagree and what explains it; the
+open questions (GAP alone: omega starvation or schedule; EQLv2 below CE; GAP's gain under SGD against
+AdamW), answered from their registry runs when results/ has them; the limits (which
 regime results/ holds, learning speed, seeds, scale). Full tables live in the table notebooks: no table
 here is wider than MAX_COLUMNS.
 """
@@ -161,11 +162,8 @@ def omega_by_group(facts: dict, gamma: float = 1.0) -> dict[str, float]:
     positive RoIs track instance counts; image counts order classes the same way)."""
     import torch
 
-    from rog.losses.gap import class_weights
-
-    omega = class_weights(torch.tensor(facts["image_counts"], dtype=torch.float64), gamma).numpy()
-    freq = np.array(facts["frequency"])
-    return {g: float(omega[freq == g].mean()) for g in "rcf" if (freq == g).any()}
+    counts = torch.tensor(facts["image_counts"], dtype=torch.float64)
+    return {r["group"]: r["mean"] for r in figures.omega_groups(counts, facts["frequency"], (gamma,))}
 
 
 def setup_markdown(params: dict, root: str | Path, paper: dict) -> str:

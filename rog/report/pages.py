@@ -29,6 +29,19 @@ GRADIENT_TOTALS = (
     "alone fails here, the *lambda 6* row above trains a usable detector; if not, the cause lies elsewhere.")
 
 
+def write_page(root: str | Path, name: str, markdown: str, figures_by_stem: dict[str, Figure]) -> Path:
+    """results/tables/NAME.md and each figure as results/figures/STEM.png below `root` (no timestamp in the
+    PNG, so an unchanged figure is byte-identical); returns the markdown's path."""
+    path = Path(root) / "results" / "tables" / f"{name}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown)
+    for stem, fig in figures_by_stem.items():
+        png = Path(root) / "results" / "figures" / f"{stem}.png"
+        png.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(png, dpi=100, metadata={"Software": None})
+    return path
+
+
 @dataclass
 class Page:
     name: str
@@ -42,14 +55,7 @@ class Page:
 
     def write(self, root: str | Path = ".") -> Path:
         """Write results/tables/NAME.md (and the figure's PNG) below `root`; returns the markdown's path."""
-        path = Path(root) / "results" / "tables" / f"{self.name}.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.markdown())
-        if self.figure is not None:
-            png = Path(root) / "results" / "figures" / f"{self.name}.png"
-            png.parent.mkdir(parents=True, exist_ok=True)
-            self.figure.savefig(png, dpi=100, metadata={"Software": None})
-        return path
+        return write_page(root, self.name, self.markdown(), {self.name: self.figure} if self.figure else {})
 
     def _ipython_display_(self) -> None:
         from IPython.display import Markdown, display
