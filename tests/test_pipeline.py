@@ -432,18 +432,27 @@ def test_evaluate_options_are_overrides():
     assert p["model"]["test"]["masks_per_img"] is None  # with masks, one for each of the K boxes
 
 
-def test_evaluate_k_on_a_checkpoint_whose_params_predate_the_mask_budget():
-    """Checkpoint params without model.test.masks_per_img (absent = a mask per box) take --k as they are."""
+def test_evaluate_k_on_a_checkpoint_whose_params_predate_the_mask_budget(tmp_path):
+    """Checkpoint params without model.test.masks_per_img (absent = a mask per box): checkpoint.load fills
+    the key with that meaning, so --k applies to them as to today's."""
+    import copy
+
     from rog.cli import build_parser
     from rog.commands.evaluate import evaluation_params
     from rog.config import resolve_run
+    from rog.engine import checkpoint
 
     old = resolve_run("params.yaml", "smoke")
     del old["model"]["test"]["masks_per_img"]
+    path = checkpoint.save(tmp_path / "old.pt", {"signature": {}, "params": copy.deepcopy(old), "iteration": 1,
+                                                 "model": {}})
+    loaded = checkpoint.load(path)["params"]
+    assert loaded["model"]["test"] == {**old["model"]["test"], "masks_per_img": None}
     args = build_parser().parse_args(["evaluate", "--checkpoint", "x.pt", "--out", "o", "--k", "50", "1000"])
-    p = evaluation_params(args, old)
-    assert p["model"]["test"] == {**old["model"]["test"], "detections_per_img": 1000}
+    p = evaluation_params(args, loaded)
+    assert p["model"]["test"] == {**old["model"]["test"], "masks_per_img": None, "detections_per_img": 1000}
     assert p["evaluate"]["max_dets_sweep"] == [50, 1000]
+    assert checkpoint.with_added_keys({"train": {}}) == {"train": {}}  # a section it lacks stays absent
 
 
 def test_training_stages_depend_on_every_module_they_run_and_on_no_presentation_code(params):

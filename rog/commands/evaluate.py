@@ -59,9 +59,7 @@ def evaluation_params(args: argparse.Namespace, checkpoint_params: dict) -> dict
     overrides = list(args.overrides) + option_overrides(args)
     if args.params or args.profile or args.experiment:
         return resolve_run(args.params or "params.yaml", args.profile, args.experiment, overrides)
-    if "masks_per_img" not in checkpoint_params["model"]["test"]:  # params older than the key: absent = null
-        overrides = list(args.overrides) + [o for o in option_overrides(args) if o != "model.test.masks_per_img=null"]
-    return apply_overrides(checkpoint_params, overrides)
+    return apply_overrides(checkpoint_params, overrides)  # checkpoint.load filled the keys it predates
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,15 +68,17 @@ def run(args: argparse.Namespace) -> int:
     from rog.engine import checkpoint as ckpt
     from rog.engine.curve import learning_curve, write_curve
     from rog.engine.inference import evaluate_checkpoint
+    from rog.evaluation.lookalike import dataset_lookalikes
 
     out = Path(args.out)
     try:
         state = ckpt.load(args.checkpoint)
         params = evaluation_params(args, state["params"])
-        lookalikes = read_lookalikes(params)  # before the evaluation: a missing font fails at once
+        split, image_root = read_split(params)
+        lookalikes = dataset_lookalikes(params["dataset"], split["categories"]) if split else ({}, "")  # fonts fail now
         start = time.perf_counter()
         metrics = evaluate_checkpoint(args.checkpoint, out, params, progress=not args.no_progress)
-        write_analyses(out, params, lookalikes)
+        write_analyses(out, params, split, image_root, lookalikes)
         timing = {"eval_seconds": time.perf_counter() - start, "curve_seconds": 0.0}
         if params["evaluate"].get("curve"):
             start = time.perf_counter()
@@ -99,30 +99,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_lookalikes(params: dict) -> tuple[dict, str]:
-    """(look-alikes, definition) of the evaluated dataset's categories (rog.evaluation.lookalike)."""
+def read_split(params: dict) -> tuple[dict | None, Path]:
+    """(the evaluation split's json, read once for the analyses; None when it is unreadable or has no
+    categories: the evaluation itself then names what is wrong with the file), its image root."""
     from rog.data.build import dataset_paths
-    from rog.evaluation.lookalike import dataset_lookalikes
 
-    json_path, _ = dataset_paths(params["dataset"], params["evaluate"]["split"])
+    json_path, image_root = dataset_paths(params["dataset"], params["evaluate"]["split"])
     try:
         with open(json_path) as f:
-            categories = json.load(f)["categories"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}, ""  # the evaluation itself names what is wrong with the file
-    return dataset_lookalikes(params["dataset"], categories)
+            split = json.load(f)
+    except (OSError, ValueError):
+        return None, image_root
+    return (split if isinstance(split, dict) and isinstance(split.get("categories"), list) else None), image_root
 
 
-def write_analyses(out: Path, params: dict, lookalikes: tuple[dict, str]) -> None:
-    """OUT/lookalike.json and OUT/detections.json from OUT/results_bbox.json (written by the evaluation)."""
-    from rog.data.build import dataset_paths
+def write_analyses(out: Path, params: dict, dataset: dict, image_root: Path, lookalikes: tuple[dict, str]) -> None:
+    """OUT/lookalike.json and OUT/detections.json from the split's json (`dataset`) and OUT/results_bbox.json
+    (written by the evaluation)."""
     from rog.evaluation.lookalike import lookalike_analysis, write_lookalike_json
     from rog.evaluation.results import read_results_json
     from rog.evaluation.samples import detection_sample, write_detection_sample
 
-    json_path, image_root = dataset_paths(params["dataset"], params["evaluate"]["split"])
-    with open(json_path) as f:
-        dataset = json.load(f)
     results = read_results_json(out / "results_bbox.json")
     pairs, definition = lookalikes
     write_lookalike_json(out / "lookalike.json", lookalike_analysis(

@@ -5,7 +5,7 @@ A checkpoint is a dict::
     format        FORMAT
     signature     rog.models.builder.model_signature(...): arch, backbone, weights_sha256, objective,
                   num_classes, hash
-    params        the resolved params the run was started with
+    params        the resolved params the run was started with (`load` fills ADDED_KEYS it lacks)
     iteration     optimizer steps done
     model         state_dict, buffers included (BN statistics, GAP counts, objective statistics)
     optimizer, scheduler, sampler, rng (one entry per process), diagnostics  (training state)
@@ -31,6 +31,9 @@ import torch
 FORMAT = "rog-checkpoint/1"
 MODEL_KEYS = ("signature", "params", "params_hash", "iteration", "world_size", "class_counts", "model")
 KEPT_PREFIX = "iter_"
+# params keys added after checkpoints were first written, each with what a checkpoint without it meant, so
+# every reader of state["params"] (evaluation, --set overrides on them) sees today's keys
+ADDED_KEYS = {("model", "test", "masks_per_img"): None}  # None: a mask for every kept detection
 
 
 class CheckpointError(ValueError):
@@ -105,7 +108,19 @@ def load(path: str | Path, map_location="cpu") -> dict:
     for key in ("signature", "params", "iteration", "model"):
         if key not in state:
             raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
+    state["params"] = with_added_keys(state["params"])
     return state
+
+
+def with_added_keys(params: dict) -> dict:
+    """`params` with each ADDED_KEYS key it lacks set to what its absence meant (sections it lacks stay absent)."""
+    for (*sections, key), absent in ADDED_KEYS.items():
+        node = params
+        for name in sections:
+            node = node.get(name) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.setdefault(key, absent)
+    return params
 
 
 def model_only(state: dict) -> dict:

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from rog.data.lvis_dataset import LVISDataset
 from rog.engine import checkpoint
-from rog.evaluation.results import detections_to_results
+from rog.evaluation.results import detections_to_results, with_segmentation
 from rog.models.builder import build_detector
 from rog.provenance import provenance
 
@@ -39,9 +39,7 @@ def predict(model: torch.nn.Module, dataset: LVISDataset, batch_size: int = 8,
             records = detections_to_results(int(dataset.images[i]["id"]), out["boxes"], out["scores"],
                                             out["labels"], dataset.category_ids)
             if "masks" in out:  # the first len(masks) detections have one
-                n = len(out["masks"])
-                segm.extend(detections_to_results(int(dataset.images[i]["id"]), out["boxes"][:n], out["scores"][:n],
-                                                  out["labels"][:n], dataset.category_ids, masks=out["masks"]))
+                segm.extend(with_segmentation(records[:len(out["masks"])], out["masks"]))
             bbox.extend(records)
         bar.update(len(batch))
     bar.close()

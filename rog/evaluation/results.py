@@ -82,11 +82,6 @@ def detections_to_results(
         cats = [int(label_to_category[int(k)]) for k in lab]
     except (KeyError, IndexError) as err:
         raise ValueError(f"image {image_id}: label {err} has no category id") from None
-    rles = None
-    if masks is not None:
-        rles = encode_masks(masks, mask_threshold) if n else []
-        if len(rles) != n:
-            raise ValueError(f"image {image_id}: {len(rles)} masks for {n} detections")
     records = []
     for i in range(n):
         x1, y1, x2, y2 = (float(v) for v in b[i])
@@ -96,10 +91,19 @@ def detections_to_results(
             "bbox": [x1, y1, x2 - x1, y2 - y1],
             "score": float(s[i]),
         }
-        if rles is not None:
-            rec["segmentation"] = rles[i]
         records.append(rec)
-    return records
+    return records if masks is None else with_segmentation(records, masks, mask_threshold, image_id)
+
+
+def with_segmentation(records: Sequence[dict], masks, mask_threshold: float = MASK_THRESHOLD,
+                      image_id: int | None = None) -> list[dict]:
+    """Copies of one image's `records` (detections_to_results), each with the "segmentation" RLE of its
+    mask: masks [N, H, W] or [N, 1, H, W], in the records' order. ValueError when N differs."""
+    rles = encode_masks(masks, mask_threshold) if len(records) else []
+    if len(rles) != len(records):
+        where = image_id if image_id is not None else (records[0]["image_id"] if records else "?")
+        raise ValueError(f"image {where}: {len(rles)} masks for {len(records)} detections")
+    return [{**r, "segmentation": rle} for r, rle in zip(records, rles)]
 
 
 def top_k_per_image(results: Iterable[dict], k: int = DEFAULT_MAX_DETS) -> list[dict]:
