@@ -94,6 +94,17 @@ def test_losses_figure_has_one_panel_per_term_and_the_learning_rate():
     assert shown[0].get_yscale() == "log" and shown[2].get_yscale() == "linear"  # a zero: no log scale
 
 
+def test_a_log_loss_panel_spanning_under_a_decade_labels_its_ticks():
+    losses = {"iteration": [1, 2, 3, 4], "loss_mask": [0.7, 0.5, 0.35, 0.25]}  # like a real mask loss
+    fig = runs.losses_figure(losses, "x")
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text() and low <= t.get_position()[1] <= high]
+    assert ax.get_yscale() == "log" and len(labels) >= 2, labels  # the default log axis labels none here
+    assert "0.5" in labels  # plain numbers, not 5 x 10^-1
+
+
 def test_metrics_tables_with_the_k_sweep_and_the_frequency_groups():
     entry = lambda ap: {"metrics": {"AP": ap, "APr": 0.1, "APc": 0.2, "APf": -1.0}}  # noqa: E731
     metrics = {"bbox": {"max_dets_sweep": {"100": {**entry(0.3), "saturated": False},

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from rog.pipeline.registry import RESULTS, read_params
 
@@ -112,6 +112,10 @@ def losses_figure(losses: dict, title: str, window: int = SMOOTH_POINTS) -> Figu
             ax.set_title(key, fontsize=8)
             if (values > 0).all():
                 ax.set_yscale("log")
+                # ticks at 1, 2, 5 x 10^k in plain numbers: most terms span under a decade, where the
+                # default log axis labels one tick or none
+                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
                 ax.yaxis.set_minor_formatter(NullFormatter())
         ax.tick_params(labelsize=7)
         ax.set_xlabel("iteration", fontsize=7)
