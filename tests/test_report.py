@@ -138,6 +138,42 @@ def test_claims_judge_on_mask_ap_only_where_masks_learn(tmp_path, params, paper)
     assert "within noise" in claims.claims_markdown([forced]) and "2 x" in claims.claims_markdown([forced])
 
 
+def test_the_papers_difference_is_the_judged_metric_where_the_paper_has_it(tmp_path, params, paper):
+    """Table 1, sigmoid CE vs + GAP. Masks learned: judged on mask AP, beside the paper's mask AP (23.9 - 16.7),
+    not its box AP (24.7 - 17.3); APr beside the paper's mask APr either way (it has no box APr)."""
+    write_run(tmp_path, "sigmoid_ce", fake_metrics(0.20, 0.01))
+    write_run(tmp_path, "sigmoid_ce_gap", fake_metrics(0.25, 0.10))
+    found = {c["id"]: c for c in claims.claims(params, tmp_path, paper, tables=["table1"])}
+    ap, apr = found["gap_helps_every_objective"]["pairs"][0], found["gap_lifts_apr"]["pairs"][0]
+    assert (ap["metric"], ap["paper_metric"]) == ("mask AP", "mask AP") and ap["paper"] == pytest.approx(7.2)
+    assert (apr["metric"], apr["paper_metric"]) == ("mask APr", "mask APr") and apr["paper"] == pytest.approx(13.3)
+    for name, ap_value in (("sigmoid_ce", 0.20), ("sigmoid_ce_gap", 0.25)):  # masks not learned: box AP
+        metrics = fake_metrics(ap_value, 0.05)
+        metrics["segm"]["metrics"]["AP"] = 0.01
+        write_run(tmp_path, name, metrics)
+    found = {c["id"]: c for c in claims.claims(params, tmp_path, paper, tables=["table1"])}
+    ap, apr = found["gap_helps_every_objective"]["pairs"][0], found["gap_lifts_apr"]["pairs"][0]
+    assert (ap["metric"], ap["paper_metric"]) == ("box AP", "box AP") and ap["paper"] == pytest.approx(7.4)
+    assert (apr["metric"], apr["paper_metric"]) == ("box APr", "mask APr") and apr["paper"] == pytest.approx(13.3)
+
+
+def test_a_pair_is_judged_in_the_claims_direction_and_table6_on_box_ap(tmp_path, params, paper):
+    """Table 4's online statistics: the paper's mask AP goes -0.1 (23.4 vs 23.5) against its claim that
+    each element helps; ours +5 beyond noise is reproduced, -5 opposite. Table 6 is the paper's box AP
+    (OpenImages): judged on box AP though the runs learned masks."""
+    for ours, verdict in ((0.30, "reproduced"), (0.20, "opposite")):
+        write_run(tmp_path, "gap_dataset_omega_incl_fg", fake_metrics(0.25, 0.1))
+        write_run(tmp_path, "gap_online_omega_incl_fg", fake_metrics(ours, 0.1))
+        pair = claims.claims(params, tmp_path, paper, tables=["table4"])[0]["pairs"][1]
+        assert pair["paper_metric"] == "mask AP" and pair["paper"] == pytest.approx(-0.1)
+        assert pair["status"] == verdict
+    write_run(tmp_path, "eqlv2", fake_metrics(0.3, 0.1, groups=(0.20, 0.2, 0.3, 0.4, 0.5)))
+    write_run(tmp_path, "eqlv2_gap", fake_metrics(0.3, 0.1, groups=(0.25, 0.2, 0.3, 0.4, 0.5)))
+    found = claims.claims(params, tmp_path, paper, tables=["table6"])[0]
+    assert found["iou"] == "bbox" and found["basis"].startswith("box AP: the paper's Table 6 is box AP")
+    assert found["pairs"][0]["metric"] == "box group1" and found["pairs"][0]["paper"] == pytest.approx(3.8)
+
+
 def test_table2_rows_without_runs_say_so(tmp_path, params, paper):
     text = tables.markdown(tables.build(params, "table2", tmp_path, paper))
     assert "not registered" in text or all(r["runs"] for r in params["tables"]["table2"]["rows"])

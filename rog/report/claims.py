@@ -8,12 +8,14 @@ better / worse). Each pair gets exactly one of three verdicts, and its text stat
   n - 1, per metric; today the 3-seed rows), also for rows run with one seed. The noise of a
   difference of two row means with n_a and n_b seeds is sd x sqrt(1/n_a + 1/n_b). Without any
   multi-seed row (or with a spread below it) the sd is the floor MIN_EFFECT.
-- "reproduced" when |ours| > NOISE_K (2) x that noise with the paper's sign (the claim's direction,
-  better > worse, where the paper has no number); "opposite" when beyond it with the other sign;
-  "within noise" otherwise.
+- "reproduced" when |ours| > NOISE_K (2) x that noise in the claim's direction (better > worse, as the
+  paper states it; the paper's own difference is shown beside); "opposite" when beyond it the other
+  way; "within noise" otherwise.
 - the metric: the claim's metric (e.g. APr) on mask AP (segm) when the pair's runs learned masks
   (their mean mask AP >= MASK_SHARE (0.5) x their mean box AP), else on box AP (bbox); the other one
-  is shown beside. `iou=` forces one.
+  is shown beside. A claim's `iou:` in paper_numbers.yaml (with `iou_why:`) or the caller's `iou=`
+  forces one. The paper's difference is read at the judged metric where the paper's table has it for
+  both rows, else at the claim's `paper_metric` (or `metric`), and labelled with what it is.
 
 A claim's verdict is its pairs' verdict where they agree ("reproduced", "within noise", "opposite",
 with how many pairs ran), "mixed" with the counts where they do not, "not run" where none ran.
@@ -102,6 +104,17 @@ def judge(diff: float, noise: float, expected_sign: float) -> str:
     return "reproduced" if (diff > 0) == (expected_sign > 0) else "opposite"
 
 
+def _paper_diff(table: Table, better, worse, judged: str, fallback: str) -> tuple[str, float | None]:
+    """(metric, the paper's better - worse on it): at `judged` where the paper's table has it for both rows
+    (like with like: mask AP beside mask AP), else at `fallback` (None where the paper has no number)."""
+    for path in (judged, fallback):
+        if path in table.metrics:
+            col = table.metrics.index(path)
+            if better.paper[col] is not None and worse.paper[col] is not None:
+                return path, better.paper[col] - worse.paper[col]
+    return fallback, None
+
+
 def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metric: str | None,
                   iou: str, params: dict, root: str | Path, spreads: dict) -> tuple[str, str, dict]:
     """One pair's verdict (VERDICTS or "not run"), its text and its numbers, on `metric` read with iou
@@ -121,18 +134,14 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
             "better": b.label, "worse": w.label, "keys": (better, worse), "metric": _name(judged), "ours": None,
             "paper": None,
             "paper_metric": _name(paper_metric or metric), "threshold": None, "status": "not run"}
-    paper_path = paper_metric or metric
-    paper_col = table.metrics.index(paper_path)
-    paper_diff = None
-    if b.paper[paper_col] is not None and w.paper[paper_col] is not None:
-        paper_diff = b.paper[paper_col] - w.paper[paper_col]
+    paper_path, paper_diff = _paper_diff(table, b, w, judged, paper_metric or metric)
     diff = mb - mw
     if judged not in spreads:
         spreads[judged] = pooled_spread(params, judged, root)
     noise, how = _noise_text(spreads[judged], nb, nw)
-    status = judge(diff, noise, paper_diff if paper_diff else 1.0)
+    status = judge(diff, noise, 1.0)  # the claim's direction: better > worse
     relation = ">" if abs(diff) > NOISE_K * noise else "<="
-    paper_text = f"{paper_diff:+.1f} {_name(paper_path)}" if paper_diff is not None else "n/a (sign: better > worse)"
+    paper_text = f"{paper_diff:+.1f} {_name(paper_path)}" if paper_diff is not None else "n/a"
     ob, ow = mean(b, beside)[0], mean(w, beside)[0]
     other = f"; {_name(beside)} beside: {ob - ow:+.1f}" if ob is not None and ow is not None else ""
     return status, (f"{status}: {b.label} vs {w.label}: ours {diff:+.1f} {_name(judged)} ({mb:.1f} vs {mw:.1f}), "
@@ -159,10 +168,13 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
         table = built.setdefault(name, build(params, name, root, paper))
         pairs = claim.get("pairs") or [[claim["better"], claim["worse"]]]
         runs = [r for pair in pairs for key in pair for r in table.row(key).found]
-        if iou is None:
-            claim_iou, basis = choose_iou(runs, root)
-        else:
+        if iou is not None:
             claim_iou, basis = iou, f"{IOU_NAMES.get(iou, iou)} AP: chosen by the caller"
+        elif claim.get("iou"):
+            claim_iou = claim["iou"]
+            basis = f"{IOU_NAMES.get(claim_iou, claim_iou)} AP: {claim.get('iou_why') or 'set by the claim'}"
+        else:
+            claim_iou, basis = choose_iou(runs, root)
         results = [_pair_verdict(table, b, w, claim["metric"], claim.get("paper_metric"), claim_iou, params,
                                  root, spreads) for b, w in pairs]
         statuses = [s for s, _, _ in results]
@@ -184,8 +196,8 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
 def claims_markdown(found: list[dict]) -> str:
     if not found:
         return "No claim of the paper is checked on this table.\n"
-    lines = [f"Rule: a pair is *reproduced* when our difference has the paper's sign and exceeds {NOISE_K:g} x its "
-             f"noise, *opposite* when it exceeds it with the other sign, *within noise* otherwise; the noise of "
+    lines = [f"Rule: a pair is *reproduced* when our difference goes the claim's way (better > worse) and exceeds "
+             f"{NOISE_K:g} x its noise, *opposite* when it exceeds it the other way, *within noise* otherwise; the noise of "
              f"a difference is the pooled seed sd of the multi-seed rows x sqrt(1/n_a + 1/n_b). Judged on mask AP "
              f"where the runs' mask AP >= {MASK_SHARE:g} x their box AP, else on box AP.", ""]
     for c in found:

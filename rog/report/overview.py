@@ -280,8 +280,8 @@ def claims_markdown(rows: list[dict]) -> str:
     body = [[r["claim"], r["pair"], f"{_f(r['ours'], signed=True)} {r['metric']}",
              f"{_f(r['paper'], signed=True)} {r['paper_metric']}" if r["paper"] is not None else "-",
              _f(r["threshold"]), f"**{r['status']}**"] for r in rows]
-    rule = (f"Each pair's verdict: **reproduced** when our difference has the paper's sign and exceeds "
-            f"{claims.NOISE_K:g} x its noise, **opposite** when it exceeds it with the other sign, **within noise** "
+    rule = (f"Each pair's verdict: **reproduced** when our difference goes the claim's way (better > worse) and "
+            f"exceeds {claims.NOISE_K:g} x its noise, **opposite** when it exceeds it the other way, **within noise** "
             f"otherwise. The noise of a difference is the seed sd pooled over the registry's multi-seed rows "
             f"(per metric) x sqrt(1/n_a + 1/n_b); for Table 3, the sd of the share of rare AP a smaller K misses, "
             f"pooled over its two 3-seed rows. Differences are in AP points (Table 3: percentage points); ours "

@@ -66,7 +66,7 @@ def headline(params: dict, root: str | Path = ".") -> str:
     verdicts.append("- **" + claims.k_sweep_claim(tables.build_k_sweep(params, root), root).split("\n")[0]
                     .replace(": ", "**: ", 1))
     rule = (f"The paper's claims, checked on these results (a pair is reproduced / opposite when our difference, "
-            f"with / against the paper's sign, exceeds {claims.NOISE_K:g} x its noise: the seed sd pooled over the "
+            f"going the claim's way (better > worse) / the other way, exceeds {claims.NOISE_K:g} x its noise: the seed sd pooled over the "
             f"multi-seed rows x sqrt(1/n_a + 1/n_b); within noise otherwise; mask AP where the runs' mask AP >= "
             f"{claims.MASK_SHARE:g} x box AP, else box AP; the numbers: `python -m rog report claims`):")
     paper = paper_numbers()
