@@ -159,7 +159,10 @@ def test_lookalike_page_pools_the_seeds_of_each_model(project):
     assert "| `V` | `v` | 4 | 12 % | `v` (62 %) | 75 % | `V` (75 %) |" in text
     assert set(page.figures) == {"lookalike", "lookalike_detections"}
     assert len(page.figures["lookalike_detections"].axes) == 2 * 3
-    assert "75.0 %" in lookalike.summary_sentence(project)
+    sentence = lookalike.summary_sentence(project)
+    assert "own class first on 75.0 % (sigmoid CE: 12.5 %)" in sentence
+    # frequent best matches: CE 3/4 and 2/4 look-alikes of frequency f; GAP 1/4 and 0/4
+    assert "a frequent class, look-alike or not, on 12.5 % (sigmoid CE: 62.5 %)" in sentence
     page.write(project)
     assert (project / "results" / "figures" / "lookalike.png").stat().st_size > 1000
     assert "![lookalike](../figures/lookalike.png)" in (project / "results" / "tables" / "lookalike.md").read_text()

@@ -272,18 +272,25 @@ def render(root: str | Path = ".", params: dict | None = None) -> Page:
 
 
 def verdict(found: dict[str, list[dict]]) -> str:
-    """One sentence: the look-alike and own-class shares of the two models and their difference."""
+    """One sentence: the own-class, frequent-class and look-alike shares of the two models' best matches
+    (seed means), and how often the own class was there but out-ranked."""
     labels = list(found)
     if len(labels) < 2:
         return ""
-    share = {label: {k: float(np.mean([outcome_fractions(a)[k] for a in found[label]])) for k in
-                     ("correct", "lookalike", "other", "covered")} for label in labels}
+
+    def mean(label: str, keys: tuple[str, ...]) -> float:
+        return 100 * float(np.mean([sum(outcome_fractions(a)[k] for k in keys) for a in found[label]]))
+
     a, b = labels[0], labels[-1]
-    return (f"On rare glyphs, {b} ranks the own class first on {100 * share[b]['correct']:.1f} % "
-            f"({a}: {100 * share[a]['correct']:.1f} %) and a look-alike on {100 * share[b]['lookalike']:.1f} % "
-            f"({a}: {100 * share[a]['lookalike']:.1f} %); the own class is among the covering detections on "
-            f"{100 * share[b]['covered']:.1f} % vs {100 * share[a]['covered']:.1f} %: where it is there but not "
-            f"first, it was out-ranked.")
+    share = {label: {"correct": mean(label, ("correct",)), "frequent": mean(label, ("lookalike_f", "other_f")),
+                     "lookalike": mean(label, ("lookalike",)), "covered": mean(label, ("covered",))}
+             for label in (a, b)}
+    return (f"On rare glyphs, {b} ranks the own class first on {share[b]['correct']:.1f} % "
+            f"({a}: {share[a]['correct']:.1f} %) and a frequent class, look-alike or not, on "
+            f"{share[b]['frequent']:.1f} % ({a}: {share[a]['frequent']:.1f} %); a look-alike of any frequency on "
+            f"{share[b]['lookalike']:.1f} % ({a}: {share[a]['lookalike']:.1f} %). The own class is among the "
+            f"covering detections on {share[b]['covered']:.1f} % vs {share[a]['covered']:.1f} %: where it is there "
+            f"but not first, it was out-ranked.")
 
 
 def summary_sentence(root: str | Path = ".", params: dict | None = None) -> str | None:
