@@ -53,6 +53,18 @@ def test_every_claim_row_has_a_noise_rule_verdict_and_both_deltas(params, paper)
     assert sum(line.startswith("| ") and "**" in line for line in table.splitlines()) == len(rows)
 
 
+def test_the_headline_sentence_counts_the_objectives_whose_rare_ap_gap_raises(tmp_path, params, paper):
+    """Sigmoid CE pair: GAP up; softmax CE pair: GAP down; NorCal: no + GAP run. The paper: up in both pairs."""
+    for name, apr in (("sigmoid_ce", 0.03), ("sigmoid_ce_gap", 0.08), ("softmax_ce", 0.05), ("softmax_ce_gap", 0.04),
+                      ("softmax_ce_norcal", 0.05)):
+        write(tmp_path, name, fake(0.3, apr=apr))
+    rows, _ = overview.rare_ap_rows(params, tmp_path, paper)
+    assert overview.rare_ap_sentence(rows).startswith(
+        "With GAP our mean APr is higher for 1 of the 2 objectives run; the paper's for 2 of 2.")
+    assert "higher for 1 of the 2" in overview.build(tmp_path, params, paper).markdown()
+    assert overview.rare_ap_sentence(rows[:1]).startswith("No objective has both")
+
+
 def test_tables_wider_than_ten_columns_are_refused():
     with pytest.raises(ValueError, match="at most 10 columns"):
         overview._table([str(i) for i in range(11)], [])
