@@ -11,7 +11,7 @@ import pytest
 from rog.config import resolve_run
 from rog.engine.rundir import params_hash
 from rog.pipeline import registry
-from rog.report import claims, overview
+from rog.report import claims, overview, regime
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,13 +75,13 @@ def test_regime_compares_each_run_with_the_params_it_would_train_now(tmp_path, p
     write(tmp_path, "sigmoid_ce", {**fake(0.3), "checkpoint": {"params_hash": params_hash(now)}})
     write(tmp_path, "sigmoid_ce_gap", {**fake(0.3), "checkpoint": {"params_hash": "0123456789abcdef"}})
     write(tmp_path, "softmax_ce", fake(0.3))  # no hash recorded
-    found = overview.regime(params, tmp_path)
+    found = regime.regime(params, tmp_path)
     assert (found["same"], found["other"], found["unknown"]) == (["sigmoid_ce"], ["sigmoid_ce_gap"], ["softmax_ce"])
-    assert "results/ holds an older one.** 1 of 3 runs" in overview.regime_markdown(found, params)
+    assert "results/ holds an older one.** 1 of 3 runs" in regime.regime_markdown(found)
     (tmp_path / "results/experiments/sigmoid_ce_gap/metrics.json").unlink()
     (tmp_path / "results/experiments/softmax_ce/metrics.json").unlink()
-    assert "All 1 runs in results/ were made with the parameters" in overview.regime_markdown(
-        overview.regime(params, tmp_path), params)
+    assert "All 1 runs in results/ were made with the parameters" in regime.regime_markdown(
+        regime.regime(params, tmp_path))
 
 
 @pytest.mark.parametrize("at_2x, answer", [((21.8, 22.0), "**schedule**"),   # gamma 1 catches up

@@ -94,10 +94,10 @@ def test_smoke_pipeline_runs_end_to_end(pipeline):
 
 def test_overview_finds_every_smoke_run_made_with_todays_params(pipeline):
     """The overview's regime check (checkpoint params hash against params.yaml's) on runs the pipeline made."""
-    from rog.report import overview
+    from rog.report import overview, regime
 
     params = read_params(pipeline / "params.yaml")
-    found = overview.regime(params, pipeline)
+    found = regime.regime(params, pipeline)
     assert sorted(found["runs"]) == sorted([*params["experiments"], *params["posthoc"]])
     assert found["same"] == found["runs"], found
     page = overview.build(pipeline, params)

@@ -174,6 +174,35 @@ def test_a_pair_is_judged_in_the_claims_direction_and_table6_on_box_ap(tmp_path,
     assert found["pairs"][0]["metric"] == "box group1" and found["pairs"][0]["paper"] == pytest.approx(3.8)
 
 
+def test_every_page_opens_with_its_runs_regime_and_what_a_1x_number_means(tmp_path, params, paper):
+    """A table page checks its own runs' params hashes, gives the epochs trained and the convergence check's
+    state: none run, one setting converged (2x within +1.5 of 1x) and one not, then both converged."""
+    from rog.config import resolve_run
+    from rog.engine.rundir import params_hash
+
+    def run(name: str, ap: float, iterations: int = 1200, current: bool = True) -> None:
+        metrics = fake_metrics(ap, 0.1)
+        metrics["run"]["iterations"] = iterations
+        now = resolve_run(params, "default", name, ["dataset.root=out/pipeline/default/dataset"])
+        metrics["checkpoint"] = {"params_hash": params_hash(now) if current else "0" * 16}
+        write_run(tmp_path, name, metrics)
+
+    run("sigmoid_ce", 0.30)
+    run("sigmoid_ce_gap", 0.35, current=False)
+    text = pages.render("table1", tmp_path, params, paper).markdown()
+    assert "results/ holds an older one.** 1 of 2 runs of this page were made with other parameters" in text
+    assert "**A 1x number is a statement about learning speed.** The runs train for 3.2 epochs" in text
+    assert "none has been shown to converge" in text
+    run("sigmoid_ce_gap", 0.35)
+    run("sigmoid_ce_2x", 0.31, iterations=2400)
+    run("sigmoid_ce_gap_2x", 0.40, iterations=2400)
+    text = pages.render("convergence", tmp_path, params, paper).markdown()
+    assert "**Which regime.** All 4 runs of this page were made with the parameters params.yaml gives now" in text
+    assert "**Not every setting converged by our check.** The runs train for 3.2 (the 2x runs 6.4) epochs" in text
+    run("sigmoid_ce_gap_2x", 0.36, iterations=2400)
+    assert "**Converged by our check.**" in pages.render("convergence", tmp_path, params, paper).markdown()
+
+
 def test_table2_rows_without_runs_say_so(tmp_path, params, paper):
     text = tables.markdown(tables.build(params, "table2", tmp_path, paper))
     assert "not registered" in text or all(r["runs"] for r in params["tables"]["table2"]["rows"])

@@ -26,10 +26,10 @@ from matplotlib.figure import Figure
 
 from rog.pipeline.registry import read_params, run_names, sections
 from rog.report import claims, figures, tables
+from rog.report.regime import learning_speed_markdown, regime, regime_markdown
 from rog.report.results import aggregate, load_diagnostics, load_metrics, paper_numbers, profiles_of, value
 
 MAX_COLUMNS = 10
-DATASET_ROOT = "out/pipeline/{profile}/dataset"  # the dataset root the experiment stages train with
 PAPER_PROFILE = "lvis_r50_1x"                      # the paper's setting in params.yaml
 QUESTION = (
     "# ROG and the GAP loss, checked at small scale\n\n"
@@ -90,58 +90,6 @@ def _f(x: float | None, digits: int = 1, signed: bool = False) -> str:
 def _mean(runs: list[str], path: str, root: str | Path) -> tuple[float | None, int]:
     mean, _, n = aggregate([value(load_metrics(r, root), path) for r in runs])
     return mean, n
-
-
-# ---- which regime results/ holds -----------------------------------------------------------------------
-def regime(params: dict, root: str | Path = ".") -> dict:
-    """Whether results/ was made with the params params.yaml gives now.
-
-    A run matches when the params hash of its checkpoint (metrics.json's checkpoint.params_hash) equals
-    rog.engine.rundir.params_hash of what `rog train` would resolve for it now (its profile, the stage's
-    dataset root). Returns {runs: [with results], same: [...], other: [...], unknown: [...]} (unknown:
-    no hash recorded, or params that no longer resolve, e.g. a run removed from the registry).
-    """
-    from rog.config import resolve_run
-    from rog.engine.rundir import params_hash
-
-    out = {"runs": [], "same": [], "other": [], "unknown": []}
-    experiments = params.get("experiments") or {}
-    for run in run_names(params):
-        metrics = load_metrics(run, root)
-        if metrics is None:
-            continue
-        out["runs"].append(run)
-        recorded = (metrics.get("checkpoint") or {}).get("params_hash")
-        profile = (metrics.get("run") or {}).get("profile") or params.get("profile")
-        source = run if run in experiments else ((params.get("posthoc") or {}).get(run) or {}).get("source")
-        if not recorded or source not in experiments:
-            out["unknown"].append(run)
-            continue
-        try:
-            now = resolve_run(params, profile, source, [f"dataset.root={DATASET_ROOT.format(profile=profile)}"])
-            if now["model"]["backbone"].get("weights"):  # the hash reads the weights file: not here
-                out["unknown"].append(run)
-                continue
-            out["same" if params_hash(now) == recorded else "other"].append(run)
-        except (ValueError, KeyError, OSError):
-            out["unknown"].append(run)
-    return out
-
-
-def regime_markdown(found: dict, params: dict, root: str | Path = ".") -> str:
-    """One paragraph: the runs made with today's params, or the warning that results/ is an older regime."""
-    total = len(found["runs"])
-    if not total:
-        return "**Which regime.** No run has results yet: `make repro` makes them."
-    if len(found["same"]) == total:
-        return (f"**Which regime.** All {total} runs in results/ were made with the parameters params.yaml gives "
-                f"now (each checkpoint's params hash equals today's).")
-    return (f"**Which regime: results/ holds an older one.** {len(found['other'])} of {total} runs were made with "
-            f"other parameters than params.yaml gives now (their checkpoints' params hash differs)"
-            + (f", {len(found['unknown'])} cannot be checked" if found["unknown"] else "")
-            + (f", {len(found['same'])} match" if found["same"] else "")
-            + ". Every number below is from that older regime (README, \"The training regime\"); the re-run "
-              "on the current code replaces it.")
 
 
 # ---- setup ---------------------------------------------------------------------------------------------
@@ -517,24 +465,9 @@ def optimizer_markdown(params: dict, root: str | Path) -> str:
 
 def limits_markdown(params: dict, root: str | Path, found_regime: dict, rare_iou: str) -> str:
     """Which regime, learning speed, seeds, scale: the limits of every number on the page."""
-    lines = ["## The limits", "", regime_markdown(found_regime, params, root), ""]
+    lines = ["## The limits", "", regime_markdown(found_regime), ""]
     runs = found_regime["runs"]
-    iterations = sorted({int(m["run"]["iterations"]) for m in (load_metrics(r, root) for r in runs)
-                         if m and (m.get("run") or {}).get("iterations")})
-    from rog.config import resolve_run
-
-    resolved = resolve_run(params, params.get("profile"))
-    epochs = [it * resolved['train']['batch_size'] / resolved['dataset']['glyphs']['num_train'] for it in iterations]
-    epochs = f"{epochs[0]:.1f}" + (f" (the 2x runs {epochs[-1]:.1f})" if len(epochs) > 1 else "") if epochs else "?"
-    convergence = "convergence" in sections(params)
-    conv_rows = figures.convergence_rows(params, "convergence", root) if convergence else []
-    checked = [r for r in conv_rows if r["converged"] is not None]
-    conv_text = (claims.convergence_verdict(checked).replace("\n", " ") if checked else
-                 "the 2x runs of the convergence check (`sigmoid_ce_2x`, `sigmoid_ce_gap_2x`) are not in results/ yet "
-                 "(README: each doubling of the schedule still added 11-17 AP in the measurements made so far)")
-    lines.append(f"- **A 1x number is a statement about learning speed.** The runs train for {epochs} epochs of "
-                 f"LT-Glyphs (the paper: 12 of LVIS), and no model has converged: {conv_text}. An effect at 1x may "
-                 f"shrink or vanish at convergence.")
+    lines.append("- " + learning_speed_markdown(params, root, runs))
     box, mask = (_mean([r for r in runs if r in (params.get("experiments") or {})], p, root)[0]
                  for p in ("bbox.AP", "segm.AP"))
     if box is not None and mask is not None:
@@ -586,7 +519,7 @@ def build(root: str | Path = ".", params: dict | None = None, paper: dict | None
     runs = [r for r in run_names(params) if load_metrics(r, root) is not None]
     found_regime = regime(params, root)
     page.blocks.append(QUESTION + "\n\n" + tables.profile_note(profiles_of(runs, root)) + " "
-                       + regime_markdown(found_regime, params, root))
+                       + regime_markdown(found_regime))
     page.blocks.append(setup_markdown(params, root, paper))
     rare, iou = rare_ap_rows(params, root, paper) if "table1" in sections(params) else ([], "bbox")
     page.blocks.append("## The headline: rare AP per model\n\n" + (

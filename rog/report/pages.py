@@ -4,7 +4,8 @@
     page.write()          # results/tables/NAME.md (and results/figures/NAME.png for a figure)
     page                  # in a notebook: the same markdown, the figure inline
 
-A page: the paper's source of the table, the profile its runs were made with, ours beside the paper's,
+A page: the paper's source of the table, the profile its runs were made with, which regime they come
+from and what a 1x number means (rog.report.regime), ours beside the paper's,
 and the verdicts of rog.report.claims; some tables add a section (table2: gradient totals; sweeps: the
 best setting per knob) and a figure (table1: the headline rows per seed, table3: AP against K, sweeps:
 AP against each knob; params.yaml marks them `figure: true`, so that dvc.yaml lists their PNG). Numbers come from results/experiments/*/ below `root` only.
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure
 
 from rog.pipeline.registry import read_params, table_runs
 from rog.report import claims, figures, tables
+from rog.report.regime import learning_speed_markdown, regime, regime_markdown
 from rog.report.results import paper_numbers, profiles_of
 
 GRADIENT_TOTALS = (
@@ -66,7 +68,13 @@ class Page:
 
 
 def _head(params: dict, name: str, source: str, root: str | Path) -> list[str]:
-    return [f"# {name}", source, tables.profile_note(profiles_of(table_runs(params, name), root))]
+    """Title, the paper's source, the runs' profile, which regime they come from and what a 1x number means."""
+    runs = table_runs(params, name)
+    found = regime(params, root, runs)
+    head = [f"# {name}", source, tables.profile_note(profiles_of(runs, root)), regime_markdown(found, "of this page")]
+    if found["runs"]:
+        head.append(learning_speed_markdown(params, root, found["runs"]))
+    return head
 
 
 def _iou_sentence(iou: str, why: str) -> str:
