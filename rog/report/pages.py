@@ -137,7 +137,7 @@ def k_sweep_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
              if sweep["k"] and reached < wanted else [])
     return Page(name, [*_head(params, name, sweep["source"], root), f"Note: {sweep['note']}",
                        "## Ours beside the paper's", tables.k_sweep_markdown(sweep), tables.K_GAIN_NOTE,
-                       "## AP against K", f"{figures.IOU_NAMES[sweep['iou']].capitalize()} per frequency group and overall; "
+                       "## AP against K", f"{figures.IOU_NAMES[sweep['iou']].replace('box', 'Box').replace('mask', 'Mask')} per frequency group and overall; "
                        "line: the mean over seeds, band: min to max over seeds.", *later,
                        "## What reproduced", claims.k_sweep_claim(sweep, root, paper)],
                 figures.plot_ap_vs_k(series, labels, sweep["iou"]))

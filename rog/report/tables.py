@@ -152,24 +152,31 @@ def _gain_cell(value: float | None, gain: float | None, points: float | None) ->
 
 
 def k_sweep_markdown(sweep: dict) -> str:
+    """Ours at every K of the sweep (gain from the smallest K); the paper's value in the rows of the K it
+    reports (50, 100: its gain beside the larger), blank elsewhere."""
     cols = sweep["columns"]
-    head = ["row", "K"] + [f"{c} ours (gain vs smallest K)" for c in cols] + [f"{c} paper K=50 -> 100" for c in cols]
+    head = ["row", "K"] + [f"{c} ours (gain vs smallest K)" for c in cols] + [f"{c} paper (K 50 -> 100)" for c in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in sweep["rows"]:
-        paper_cells = []
         k0, k1 = sorted(row["paper"])[:2]
-        for i in range(len(cols)):
-            gain = row["paper_gain"][i]
-            paper_cells.append(f"{row['paper'][k0][i]:.1f} -> {row['paper'][k1][i]:.1f}"
-                               + (f" (+{gain:.1f}%)" if gain is not None else ""))
+
+        def paper_cells(k: int | None) -> list[str]:
+            if k is None:  # a row not run: the paper's whole comparison
+                return [f"{row['paper'][k0][i]:.1f} -> {row['paper'][k1][i]:.1f}" for i in range(len(cols))]
+            if k not in (k0, k1):
+                return [""] * len(cols)
+            return [fmt(row["paper"][k][i]) + (f" (+{row['paper_gain'][i]:.1f}%)"
+                                                if k == k1 and row["paper_gain"][i] is not None else "")
+                    for i in range(len(cols))]
+
         if not row["ours"]:
-            lines.append("| " + " | ".join([row["label"], "not run"] + ["-"] * len(cols) + paper_cells) + " |")
+            lines.append("| " + " | ".join([row["label"], "not run"] + ["-"] * len(cols) + paper_cells(None)) + " |")
             continue
         for k in sorted(row["ours"]):
             first = k == min(row["ours"])
             cells = [fmt(v) if first else _gain_cell(v, g, pt)
                      for v, g, pt in zip(row["ours"][k], row["gain"][k], row["points"][k])]
-            lines.append("| " + " | ".join([row["label"], str(k)] + cells + paper_cells) + " |")
+            lines.append("| " + " | ".join([row["label"], str(k)] + cells + paper_cells(k)) + " |")
     return "\n".join(lines) + "\n"
 
 
