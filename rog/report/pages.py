@@ -77,6 +77,11 @@ def _head(params: dict, name: str, source: str, root: str | Path) -> list[str]:
     return head
 
 
+def _capitalized(text: str) -> str:
+    """First letter up, the rest kept ("box AP" -> "Box AP"; str.capitalize would give "Box ap")."""
+    return text[:1].upper() + text[1:]
+
+
 def _iou_sentence(iou: str, why: str) -> str:
     return f"The figure plots {why}."
 
@@ -137,7 +142,7 @@ def k_sweep_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
              if sweep["k"] and reached < wanted else [])
     return Page(name, [*_head(params, name, sweep["source"], root), f"Note: {sweep['note']}",
                        "## Ours beside the paper's", tables.k_sweep_markdown(sweep), tables.K_GAIN_NOTE,
-                       "## AP against K", f"{figures.IOU_NAMES[sweep['iou']].replace('box', 'Box').replace('mask', 'Mask')} per frequency group and overall; "
+                       "## AP against K", f"{_capitalized(figures.IOU_NAMES[sweep['iou']])} per frequency group and overall; "
                        "line: the mean over seeds, band: min to max over seeds.", *later,
                        "## What reproduced", claims.k_sweep_claim(sweep, root, paper)],
                 figures.plot_ap_vs_k(series, labels, sweep["iou"]))

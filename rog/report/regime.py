@@ -95,9 +95,10 @@ def learning_speed_markdown(params: dict, root: str | Path, runs: list[str]) -> 
         return (f"**Not every setting converged by our check.** {trained}; {verdict} Where a setting did not, "
                 f"its 1x numbers are statements about learning speed.")
     if not checked:
-        verdict = ("none has been shown to converge: the 2x runs of the convergence check (`sigmoid_ce_2x`, "
-                   "`sigmoid_ce_gap_2x`) are not in results/ yet (README: each doubling of the schedule still added "
-                   "11-17 AP in the measurements made so far)")
+        long = ", ".join(f"`{r['long']}`" for r in rows if r["long"]) or "none registered"
+        verdict = (f"none has been shown to converge: the 2x runs of the convergence check ({long}) are not in "
+                   "results/ yet (README: each doubling of the schedule still added 11-17 AP in the measurements "
+                   "made so far)")
     else:
         verdict = "no model has converged: " + verdict.rstrip(".")
     return (f"**A 1x number is a statement about learning speed.** {trained}, and {verdict}. An effect at 1x may "
