@@ -249,6 +249,19 @@ def test_k_sweep_relative_gains_and_claim(tmp_path, params, paper):
     assert claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper), tmp_path, paper).startswith("within noise")
 
 
+def test_report_claims_lists_table3s_claim_with_the_pairs(tmp_path, capsys):
+    from rog.cli import main
+
+    for name in ("rfs_sigmoid_ce", "rfs_sigmoid_ce_seed1", "rfs_sigmoid_ce_seed2"):
+        write_run(tmp_path, name, fake_metrics(0.2, 0.0, sweep={100: (0.0, 0.1, 0.2), 300: (0.02, 0.12, 0.2)}))
+    for name in ("rfs_sigmoid_ce_gap", "rfs_sigmoid_ce_gap_seed1", "rfs_sigmoid_ce_gap_seed2"):
+        write_run(tmp_path, name, fake_metrics(0.2, 0.1, sweep={100: (0.1, 0.1, 0.2), 300: (0.1, 0.1, 0.2)}))
+    assert main(["report", "claims", "--params", str(ROOT / "params.yaml"), "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "GAP lifts APr over sigmoid CE with RFS" in out  # a pair claim
+    assert "- **reproduced**: the baseline's rare AP depends more on K than ROG's" in out  # Table 3's
+
+
 def test_k_sweep_noise_is_the_share_sd_pooled_over_both_rows(tmp_path, params, paper):
     """Seeds that disagree: shares 50/25/75 % (RFS) and 5/10/15 % (ROG); pooled sd = sqrt((1250 + 50) / 4)."""
     for name, apr100 in zip(("rfs_sigmoid_ce", "rfs_sigmoid_ce_seed1", "rfs_sigmoid_ce_seed2"), (0.02, 0.03, 0.01)):
