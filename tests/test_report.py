@@ -501,6 +501,17 @@ def test_readme_headline_is_rewritten_between_its_markers(tmp_path, params):
     text = readme.headline(params, tmp_path)
     assert "| Random, Sigmoid CE | 1 | 20.0 | 1.0 |" in text and "| Random, Sigmoid CE + GAP | 1 | 25.0 | 10.0 |" in text
     assert "Softmax" not in text  # rows without results are left out
+    # masks learned (mask AP = box AP here): mask AP first, box AP beside, the paper's mask AP
+    assert ("| Table 1 row | seeds | mask AP | mask APr | mask APc | mask APf | box AP | paper mask AP | "
+            "paper mask APr |") in text and "Judged on mask AP: the runs' mask AP 22.5 >= 0.5 x box AP 22.5" in text
+    for name, (ap, apr) in {"sigmoid_ce": (0.20, 0.01), "sigmoid_ce_gap": (0.25, 0.10)}.items():
+        unlearned = fake_metrics(ap, apr)
+        unlearned["segm"]["metrics"]["AP"] = 0.02
+        write_run(tmp_path, name, unlearned)
+    assert "| Table 1 row | seeds | box AP | box APr | box APc | box APf | mask AP | paper box AP | paper mask APr |" \
+        in readme.headline(params, tmp_path)
+    for name, (ap, apr) in {"sigmoid_ce": (0.20, 0.01), "sigmoid_ce_gap": (0.25, 0.10)}.items():
+        write_run(tmp_path, name, fake_metrics(ap, apr))
     assert "**reproduced**: GAP lifts APr over sigmoid CE (random" in text
     # the overview's findings, one heading level down, computed from the same results
     assert "\n### Where we disagree" in text and "\n### Open questions, by experiment" in text

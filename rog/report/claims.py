@@ -77,7 +77,8 @@ def choose_iou(runs: list[str], root: str | Path = ".") -> tuple[str, str]:
     return "bbox", f"box AP: the runs' mask AP {mask:.1f} < {MASK_SHARE:g} x box AP {box:.1f}, masks not learned"
 
 
-def _name(path: str) -> str:
+def metric_name(path: str) -> str:
+    """The metric path in words: segm.APr -> mask APr."""
     iou, metric = path.split(".", 1)
     return f"{IOU_NAMES.get(iou, iou)} {metric}"
 
@@ -104,7 +105,7 @@ def judge(diff: float, noise: float, expected_sign: float) -> str:
     return "reproduced" if (diff > 0) == (expected_sign > 0) else "opposite"
 
 
-def _paper_diff(table: Table, better, worse, judged: str, fallback: str) -> tuple[str, float | None]:
+def paper_difference(table: Table, better, worse, judged: str, fallback: str) -> tuple[str, float | None]:
     """(metric, the paper's better - worse on it): at `judged` where the paper's table has it for both rows
     (like with like: mask AP beside mask AP), else at `fallback` (None where the paper has no number)."""
     for path in (judged, fallback):
@@ -130,25 +131,25 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     (mb, _, nb), (mw, _, nw) = mean(b, judged), mean(w, judged)
     if mb is None or mw is None:
         missing = [r.label for r, m in ((b, mb), (w, mw)) if m is None]
-        return "not run", f"{b.label} vs {w.label}: no {_name(judged)} for {', '.join(missing)}", {
-            "better": b.label, "worse": w.label, "keys": (better, worse), "metric": _name(judged), "ours": None,
+        return "not run", f"{b.label} vs {w.label}: no {metric_name(judged)} for {', '.join(missing)}", {
+            "better": b.label, "worse": w.label, "keys": (better, worse), "metric": metric_name(judged), "ours": None,
             "paper": None,
-            "paper_metric": _name(paper_metric or metric), "threshold": None, "status": "not run"}
-    paper_path, paper_diff = _paper_diff(table, b, w, judged, paper_metric or metric)
+            "paper_metric": metric_name(paper_metric or metric), "threshold": None, "status": "not run"}
+    paper_path, paper_diff = paper_difference(table, b, w, judged, paper_metric or metric)
     diff = mb - mw
     if judged not in spreads:
         spreads[judged] = pooled_spread(params, judged, root)
     noise, how = _noise_text(spreads[judged], nb, nw)
     status = judge(diff, noise, 1.0)  # the claim's direction: better > worse
     relation = ">" if abs(diff) > NOISE_K * noise else "<="
-    paper_text = f"{paper_diff:+.1f} {_name(paper_path)}" if paper_diff is not None else "n/a"
+    paper_text = f"{paper_diff:+.1f} {metric_name(paper_path)}" if paper_diff is not None else "n/a"
     ob, ow = mean(b, beside)[0], mean(w, beside)[0]
-    other = f"; {_name(beside)} beside: {ob - ow:+.1f}" if ob is not None and ow is not None else ""
-    return status, (f"{status}: {b.label} vs {w.label}: ours {diff:+.1f} {_name(judged)} ({mb:.1f} vs {mw:.1f}), "
+    other = f"; {metric_name(beside)} beside: {ob - ow:+.1f}" if ob is not None and ow is not None else ""
+    return status, (f"{status}: {b.label} vs {w.label}: ours {diff:+.1f} {metric_name(judged)} ({mb:.1f} vs {mw:.1f}), "
                     f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x {how}{other}"), {
-        "better": b.label, "worse": w.label, "keys": (better, worse), "metric": _name(judged), "ours": diff,
+        "better": b.label, "worse": w.label, "keys": (better, worse), "metric": metric_name(judged), "ours": diff,
         "paper": paper_diff,
-        "paper_metric": _name(paper_path), "threshold": NOISE_K * noise, "status": status}
+        "paper_metric": metric_name(paper_path), "threshold": NOISE_K * noise, "status": status}
 
 
 def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tables: list[str] | None = None,
