@@ -155,3 +155,21 @@ def test_optimizer_answer_compares_gaps_gain_under_sgd_and_adamw(tmp_path, param
     for name in ("sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"):
         write(tmp_path, name, fake(0.28, apr=0.03))
     assert "Answer: **no gain to explain**" in overview.optimizer_markdown(params, tmp_path)
+
+
+def test_a_disagreement_explains_itself_on_the_judged_metric(tmp_path, params, paper):
+    """ECM + GAP below ECM within noise: the reason quotes ECM's and sigmoid CE's AP on the claims' metric (mask
+    AP here, set apart from box AP so that the wrong one would show)."""
+    def masks(ap: float, mask: float, apr: float) -> dict:
+        m = fake(ap, apr=apr)
+        m["segm"]["metrics"].update(AP=mask)
+        return m
+
+    for name in ("sigmoid_ce", "sigmoid_ce_seed1", "sigmoid_ce_seed2"):
+        write(tmp_path, name, masks(0.30, 0.27, 0.02))
+    write(tmp_path, "ecm", masks(0.38, 0.36, 0.17))
+    write(tmp_path, "ecm_gap", masks(0.38, 0.359, 0.21))
+    text = overview.disagreements_markdown(overview.judged_claims(params, tmp_path, paper), params, tmp_path)
+    line = next(x for x in text.splitlines() if "Random, ECM + GAP vs Random, ECM" in x)
+    assert "within noise" in line and "without GAP it already reaches 36.0 mask AP (sigmoid CE 27.0)" in line
+    assert "its rare AP (mask APr) still moves +4.0 (17.0 -> 21.0)" in line

@@ -300,10 +300,11 @@ def disagreements_markdown(rows: list[dict], params: dict, root: str | Path) -> 
         if r["id"] == "gap_helps_every_objective" and r["keys"]:
             table = tables.build(params, r["table"], root)
             better, worse = (_mean(table.row(k).found, f"{r['iou']}.APr", root)[0] for k in r["keys"])
-            base = _mean(table.row(r["keys"][1]).found, "bbox.AP", root)[0]
-            ce = _mean(table.row("random/sigmoid_ce").found, "bbox.AP", root)[0]
+            base = _mean(table.row(r["keys"][1]).found, f"{r['iou']}.AP", root)[0]
+            ce = _mean(table.row("random/sigmoid_ce").found, f"{r['iou']}.AP", root)[0]
             if base is not None and ce is not None:
-                why.append(f"without GAP it already reaches {base:.1f} box AP (sigmoid CE {ce:.1f})")
+                why.append(f"without GAP it already reaches {base:.1f} {claims.metric_name(r['iou'] + '.AP')} "
+                           f"(sigmoid CE {ce:.1f})")
             if better is not None and worse is not None:
                 why.append(f"its rare AP ({claims.IOU_NAMES.get(r['iou'], r['iou'])} APr) still moves "
                            f"{better - worse:+.1f} ({worse:.1f} -> {better:.1f})")
