@@ -116,6 +116,12 @@ def test_eqlv2_answer_reads_its_1x_runs_and_its_gradient_balance_on_the_claims_m
     assert "rare classes' logits is 0.80 with EQLv2 against 0.10 with sigmoid CE" in text
     assert "yet rare AP does not follow (+0.0 mask APr: within noise" in text
     assert "`eqlv2_2x` against `sigmoid_ce_2x` (registered): **not in results/ yet**" in text
+    for name in ("sigmoid_ce", "sigmoid_ce_seed1", "sigmoid_ce_seed2", "eqlv2"):   # box-only runs (Faster R-CNN)
+        box_only = json.loads(registry.metrics_path(name, tmp_path).read_text())
+        del box_only["segm"]
+        write(tmp_path, name, box_only)
+    assert "(box AP 24.2 vs 17.3). Here, at 1x: 26.0 vs 27.0 box AP (EQLv2 one seed, sigmoid CE 3 seeds; box APr 5.0 vs 5.0)." in \
+        overview.eqlv2_markdown(params, tmp_path, paper)
 
 
 @pytest.mark.parametrize("at_1x, at_2x, answer", [

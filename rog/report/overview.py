@@ -399,7 +399,7 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
     seeds = lambda n: "one seed" if n == 1 else f"{n} seeds"  # noqa: E731
     text.append(f"On LVIS, EQLv2 is far above sigmoid CE ({claims.metric_name(paper_path)} {p_e} vs {p_s}). Here, at 1x: "
                 f"{e:.1f} vs {s:.1f} {name} AP (EQLv2 {seeds(ne)}, sigmoid CE {seeds(ns)}; {name} APr {er:.1f} vs "
-                f"{sr:.1f}; {other_name} AP {eo:.1f} vs {so:.1f})"
+                f"{sr:.1f}" + (f"; {other_name} AP {eo:.1f} vs {so:.1f})" if eo is not None and so is not None else ")")
                 + (f", softmax CE {x:.1f}" if x is not None else "")
                 + f". The paper's EQLv2 > CE: **{status}** ({e - s:+.1f}, 2 x noise {claims.NOISE_K * noise:.1f}).")
     de, ds = load_diagnostics("eqlv2", root), load_diagnostics("sigmoid_ce", root)
