@@ -179,3 +179,14 @@ def test_a_disagreement_explains_itself_on_the_judged_metric(tmp_path, params, p
     line = next(x for x in text.splitlines() if "Random, ECM + GAP vs Random, ECM" in x)
     assert "within noise" in line and "without GAP it already reaches 36.0 mask AP (sigmoid CE 27.0)" in line
     assert "its rare AP (mask APr) still moves +4.0 (17.0 -> 21.0)" in line
+
+
+def test_the_limits_give_the_seed_noise_of_the_judged_metric(tmp_path, params):
+    """Box AP identical over seeds (sd floor), mask AP spread 1.0: with masks judged, the sd quoted is mask AP's."""
+    for name, mask in (("sigmoid_ce", 0.26), ("sigmoid_ce_seed1", 0.27), ("sigmoid_ce_seed2", 0.28)):
+        m = fake(0.30)
+        m["segm"]["metrics"].update(AP=mask)
+        write(tmp_path, name, m)
+    found = regime.regime(params, tmp_path)
+    assert "(mask AP seed sd 1.00, pooled)" in overview.limits_markdown(params, tmp_path, found, "segm")
+    assert "(box AP seed sd 0.00, pooled)" in overview.limits_markdown(params, tmp_path, found, "bbox")

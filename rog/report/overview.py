@@ -501,10 +501,11 @@ def limits_markdown(params: dict, root: str | Path, found_regime: dict, rare_iou
                      + ("are learned, so claims are judged on mask AP as the paper's." if learned else
                         f"are not learned (mask AP < {claims.MASK_SHARE:g} x box AP), so claims are judged on box AP, "
                         "while the paper's AP is mask AP."))
-    spread = claims.pooled_spread(params, "bbox.AP", root)
+    spread = claims.pooled_spread(params, f"{rare_iou}.AP", root)
     if spread["sd"] is not None:
         lines.append(f"- **Seeds.** {spread['rows']} rows have {'/'.join(map(str, sorted(set(spread['seeds']))))} seeds "
-                     f"(box AP seed sd {spread['sd']:.2f}, pooled); every other row has one, and its noise is taken "
+                     f"({claims.metric_name(rare_iou + '.AP')} seed sd {spread['sd']:.2f}, pooled); every other row "
+                     "has one, and its noise is taken "
                      f"from them. Effects under about {claims.NOISE_K * spread['sd'] * math.sqrt(2):.1f} AP between "
                      f"one-seed rows cannot be told from seed noise.")
     facts = _dataset_facts(runs, root)
