@@ -85,6 +85,7 @@ def test_regime_compares_each_run_with_the_params_it_would_train_now(tmp_path, p
 
 
 @pytest.mark.parametrize("at_2x, answer", [((21.8, 22.0), "**schedule**"),   # gamma 1 catches up
+                                           ((30.0, 22.0), "**schedule**: at 2x, gamma 1 is ahead"),  # overtakes
                                            ((12.0, 30.0), "**both**"),       # 20 -> 18: shrinks, but stays
                                            ((3.0, 30.0), "**starvation**")])  # 20 -> 27: does not shrink
 def test_gap_alone_answer_follows_the_2x_runs(tmp_path, params, at_2x, answer):

@@ -360,7 +360,9 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
     gap1, gap2 = ap["g0"] - ap["g1"], ap["g0_2x"] - ap["g1_2x"]
     single = claims.NOISE_K * sd * math.sqrt(2)        # a difference of two one-seed runs
     double = claims.NOISE_K * sd * 2                   # a difference of two such differences
-    if abs(gap2) <= single:
+    if gap2 < -single:
+        answer = "**schedule**: at 2x, gamma 1 is ahead of gamma 0 beyond noise; omega starvation only slowed the frequent classes"
+    elif abs(gap2) <= single:
         answer = "**schedule**: at 2x, gamma 1 is within noise of gamma 0; omega starvation only slowed the frequent classes"
     elif gap1 - gap2 > double:
         answer = "**both**: the schedule closes part of the gap, but gamma 1 stays behind gamma 0 at 2x"
