@@ -27,6 +27,14 @@ def write(root: Path, name: str, metrics: dict) -> None:
     path.write_text(json.dumps(metrics))
 
 
+def write_headline_rows(root: Path) -> None:
+    """Table 1's sigmoid CE and CE + GAP rows, 3 identical seeds each: APr 3.0 and 8.0, AP 27.0 and 28.0."""
+    for name in ("sigmoid_ce", "sigmoid_ce_seed1", "sigmoid_ce_seed2"):
+        write(root, name, fake(0.27, apr=0.03))
+    for name in ("sigmoid_ce_gap", "sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"):
+        write(root, name, fake(0.28, apr=0.08))
+
+
 @pytest.fixture(scope="module")
 def committed():
     return overview.build(ROOT)
@@ -39,6 +47,7 @@ def test_overview_of_the_committed_results_is_narrow_and_draws_two_figures(commi
     text = committed.markdown()
     for section in ("**The question.**", "## The setup", "## The claims, checked", "## Where we disagree",
                     "### GAP alone", "### EQLv2 below sigmoid CE", "### GAP's gain and the optimizer",
+                    "### GAP's gain and the schedule",
                     "## The limits", "A 1x number is a statement"):
         assert section in text, section
     assert "within noise** otherwise" in text and "2 x noise" in text   # the noise rule is stated
@@ -151,10 +160,7 @@ def test_eqlv2_answer_follows_the_2x_runs(tmp_path, params, paper, at_1x, at_2x,
     ((0.15, 0.25), "**GAP helps under both optimizers**")])
 def test_optimizer_answer_compares_gaps_gain_under_sgd_and_adamw(tmp_path, params, adamw, answer):
     """Seed sd floor 0.1 (identical seeds): a 3-vs-3-seed difference is real above 0.16, a one-seed one above 0.28."""
-    for name in ("sigmoid_ce", "sigmoid_ce_seed1", "sigmoid_ce_seed2"):
-        write(tmp_path, name, fake(0.27, apr=0.03))
-    for name in ("sigmoid_ce_gap", "sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"):
-        write(tmp_path, name, fake(0.28, apr=0.08))
+    write_headline_rows(tmp_path)
     text = overview.optimizer_markdown(params, tmp_path)
     assert "GAP moves mask APr +5.0 (3.0 -> 8.0; 3 and 3 seeds): **reproduced**" in text
     assert "**not in results/ yet**" in text
@@ -195,3 +201,21 @@ def test_the_limits_give_the_seed_noise_of_the_judged_metric(tmp_path, params):
     found = regime.regime(params, tmp_path)
     assert "(mask AP seed sd 1.00, pooled)" in overview.limits_markdown(params, tmp_path, found, "segm")
     assert "(box AP seed sd 0.00, pooled)" in overview.limits_markdown(params, tmp_path, found, "bbox")
+
+
+@pytest.mark.parametrize("at_2x, answer", [
+    ((0.15, 0.20), "**the gain holds at 2x**"),                              # +5.0 at 1x, +5.0 at 2x
+    ((0.15, 0.17), "**the gain shrinks with the schedule but holds at 2x**"),  # +5.0 -> +2.0
+    ((0.15, 0.15), "**the gain fades by 2x**"),                              # +5.0 -> 0.0
+    ((0.15, 0.12), "**the gain turns over by 2x**")])                        # +5.0 -> -3.0
+def test_schedule_answer_compares_gaps_gain_at_1x_and_at_2x(tmp_path, params, at_2x, answer):
+    """Seed sd floor 0.1: a one-seed difference is real above 0.28, a change of the gain above
+    2 x 0.1 x sqrt(1/3 + 1/3 + 2) = 0.33. The 2x runs are the convergence check's, found by their 1x runs."""
+    write_headline_rows(tmp_path)
+    text = overview.schedule_markdown(params, tmp_path)
+    assert "At 1x, GAP moves mask APr +5.0 (3.0 -> 8.0; 3 and 3 seeds): **reproduced**" in text
+    assert "`sigmoid_ce_2x` and `sigmoid_ce_gap_2x` (registered) answer: **not in results/ yet**" in text
+    write(tmp_path, "sigmoid_ce_2x", fake(0.42, apr=at_2x[0]))
+    write(tmp_path, "sigmoid_ce_gap_2x", fake(0.44, apr=at_2x[1]))
+    text = overview.schedule_markdown(params, tmp_path)
+    assert f"{at_2x[0] * 100:.1f} -> {at_2x[1] * 100:.1f} mask APr" in text and f"Answer: {answer}" in text
