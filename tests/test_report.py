@@ -633,3 +633,18 @@ def test_page_write_puts_the_markdown_and_the_figure_in_results(tmp_path, params
     figure.write(tmp_path)
     assert (tmp_path / "results" / "figures" / "figure5.png").stat().st_size > 1000
     assert figure.markdown().rstrip().endswith("![figure5](../figures/figure5.png)")
+
+
+@pytest.mark.parametrize("louder, answer", [
+    ((800.0, 0.010), "**Magnitude is not the cause**: gap_only_lambda6 sends 800 of ranking gradient (gap_only: 120; "
+                     "ap_loss_only: 700) and reaches 1.0 mask AP (gap_only: 2.0; ap_loss_only: 30.0)"),
+    ((800.0, 0.200), "**Magnitude is part of it**"),      # 2.0 -> 20.0, beyond 2 x 0.1 x sqrt(2)
+    ((300.0, 0.200), "**Inconclusive**")])                 # short of AP loss's 700
+def test_gradient_magnitude_verdict_reads_the_louder_gap_run(tmp_path, params, louder, answer):
+    totals = [{"key": "none/ap_loss", "run": "ap_loss_only", "gap": 700.0},
+              {"key": "none/gap", "run": "gap_only", "gap": 120.0},
+              {"key": "none/gap_lambda6", "run": "gap_only_lambda6", "gap": louder[0]}]
+    for name, ap in (("ap_loss_only", 0.30), ("gap_only", 0.02), ("gap_only_lambda6", louder[1])):
+        write_run(tmp_path, name, fake_metrics(ap, 0.01))
+    assert claims.gradient_magnitude_verdict(totals, params, tmp_path).startswith(answer)
+    assert claims.gradient_magnitude_verdict(totals[:2], params, tmp_path).startswith("Not checked")

@@ -322,3 +322,32 @@ def convergence_verdict(rows: list[dict]) -> str:
         out.append(f"{r['setting']}: {'converged' if r['converged'] else 'NOT converged'} ({gains}; "
                    f"criterion: at most +{r['tolerance']:g} each).")
     return "\n".join(out)
+
+
+def gradient_magnitude_verdict(totals: list[dict], params: dict, root: str | Path = ".",
+                               gap: str = "none/gap", louder: str = "none/gap_lambda6",
+                               reference: str = "none/ap_loss") -> str:
+    """Is GAP alone's small gradient why it trains a poor detector? `totals`: figures.gradient_totals rows.
+    GAP with a larger lambda (`louder`) against GAP (`gap`), with AP loss (`reference`) as the magnitude to
+    match: magnitude explains it when the louder run matches the reference's ranking gradient and its AP rises
+    beyond 2 x the noise of two one-seed runs."""
+    by = {r["key"]: r for r in totals}
+    if any(k not in by or by[k]["gap"] is None for k in (gap, louder, reference)):
+        return "Not checked: needs the rows " + ", ".join((gap, louder, reference)) + " with diagnostics."
+    runs = [by[k]["run"] for k in (gap, louder, reference)]
+    iou = choose_iou(runs, root)[0]
+    ap = [value(load_metrics(r, root), f"{iou}.AP") for r in runs]
+    if any(a is None for a in ap):
+        return "Not checked: a run has no AP."
+    spread = pooled_spread(params, f"{iou}.AP", root)["sd"]
+    noise = max(spread if spread is not None else 0.0, MIN_EFFECT) * math.sqrt(2)
+    g_gap, g_louder, g_ref = (by[k]["gap"] for k in (gap, louder, reference))
+    numbers = (f"{runs[1]} sends {g_louder:.3g} of ranking gradient ({runs[0]}: {g_gap:.3g}; {runs[2]}: {g_ref:.3g}) "
+               f"and reaches {ap[1]:.1f} {metric_name(iou + '.AP')} ({runs[0]}: {ap[0]:.1f}; {runs[2]}: {ap[2]:.1f})")
+    rule = f"rule: a change of AP beyond 2 x noise {NOISE_K * noise:.1f} of two one-seed runs is real"
+    if g_louder < g_ref:
+        return f"**Inconclusive**: {numbers}: it does not reach the reference's gradient ({rule})."
+    if ap[1] - ap[0] > NOISE_K * noise:
+        return f"**Magnitude is part of it**: {numbers} ({rule})."
+    return (f"**Magnitude is not the cause**: {numbers}; with at least as much gradient as AP loss, GAP alone stays "
+            f"a poor detector ({rule}).")

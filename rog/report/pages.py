@@ -96,7 +96,9 @@ def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
     figure = None
     labels = {row.key: row.label for row in table.rows}
     if name == "table2":
-        parts += [GRADIENT_TOTALS, figures.gradient_totals_markdown(figures.gradient_totals(params, name, root), labels)]
+        totals = figures.gradient_totals(params, name, root)
+        parts += [GRADIENT_TOTALS, figures.gradient_totals_markdown(totals, labels),
+                  claims.gradient_magnitude_verdict(totals, params, root)]
     if name == "sweeps":
         parts += ["## Best setting per swept knob", best_per_knob(table)]
         iou, why = figures.figure_iou(params, name, root)
