@@ -350,6 +350,9 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
         + (f" Eq. 9 with gamma 1 gives the frequent classes a mean omega of {omega['f']:.3f} here (rare "
            f"{omega['r']:.2f}; from the training image counts), and with no classification loss nothing else "
            "trains them." if omega else ""))
+    if "table2" in sections(params):
+        text.append("\nIs it only that GAP's gradient is small (omega and per-class normalisation)? "
+                    + claims.gradient_magnitude_verdict(figures.gradient_totals(params, "table2", root), params, root))
     sd = _sd(params, "bbox.AP", root)
     if ap["g1_2x"] is None or ap["g0_2x"] is None:
         text.append("\nWhether that is starvation or only learning speed is what `gap_only_2x` and "
