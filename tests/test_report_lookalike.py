@@ -126,6 +126,18 @@ def test_run_page_before_and_after_the_rerun(project):
     text = "\n".join(parts)
     for file in ("losses.json", "lookalike.json", "detections.json"):
         assert runs.RERUN.format(file=file) in text
+    assert "- Trained: no provenance recorded" in text and "- Cost" not in text
+    made = {"commit": "0123456789abcdef", "dirty": True, "python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1",
+            "device": "cpu", "device_name": "Xeon", "torch_threads": 1, "processes": 1, "lock_mismatches": 2}
+    metrics.update(train_provenance=made, provenance={**made, "dirty": False, "lock_mismatches": 0},
+                   checkpoint={"iteration": 1200, "params_hash": "5f573e899996fad6"})
+    metrics["run"].update(train_seconds=600.0, eval_seconds=210.0, iterations=1200, jobs=2)
+    write_run(project, "sigmoid_ce", metrics=metrics)
+    text = "\n".join(runs.render("sigmoid_ce", project))
+    assert ("- Trained at commit 0123456789ab (dirty), python 3.11.7, torch 2.14.1, torchvision 0.29.1, cpu (Xeon), "
+            "1 thread(s) x 1 process(es); 2 packages differ from requirements.lock.") in text
+    assert "- Evaluated at commit 0123456789ab, python" in text and "0.50 s/iteration), evaluation 210 s; 2 runs" in text
+    assert "params hash 5f573e899996fad6" in text
     write_run(project, "sigmoid_ce", metrics=metrics, detections=sample(),
               losses={"iteration": [1, 2], "lr": [0.1, 0.1], "loss": [2.0, 1.0]},
               lookalike=analysis(correct=1, lookalike_f=2, other_c=0, missed=1, covered=3))

@@ -155,6 +155,36 @@ def lookalike_markdown(analysis: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def provenance_markdown(metrics: dict) -> str:
+    """Which code and environment made the run and what it cost: the training's and the evaluation's commit,
+    versions, device and threads (metrics.json "train_provenance", "provenance"), seconds per phase and the
+    checkpoint's params hash."""
+    run, checkpoint = metrics.get("run") or {}, metrics.get("checkpoint") or {}
+    lines = []
+    for phase, key in (("Trained", "train_provenance"), ("Evaluated", "provenance")):
+        p = metrics.get(key)
+        if not p:
+            lines.append(f"- {phase}: no provenance recorded (made before it was).")
+            continue
+        lines.append(f"- {phase} at commit {str(p.get('commit'))[:12]}" + (" (dirty)" if p.get("dirty") else "")
+                     + f", python {p.get('python')}, torch {p.get('torch')}, torchvision {p.get('torchvision')}, "
+                       f"{p.get('device')} ({p.get('device_name')}), {p.get('torch_threads')} thread(s) x "
+                       f"{p.get('processes')} process(es)"
+                     + (f"; {p['lock_mismatches']} packages differ from requirements.lock"
+                        if p.get("lock_mismatches") else "") + ".")
+    train, iterations, jobs = run.get("train_seconds"), run.get("iterations"), run.get("jobs")
+    if train:
+        lines.append(f"- Cost: training {train:,.0f} s (its iterations' seconds summed, so a stop between sittings "
+                     "is not counted" + (f"; {train / iterations:.2f} s/iteration)" if iterations else ")")
+                     + f", evaluation {run.get('eval_seconds', 0):,.0f} s"
+                     + (f", learning curve {run['curve_seconds']:,.0f} s" if run.get("curve_seconds") else "")
+                     + (f"; {jobs} runs side by side" if jobs else "") + ".")
+    if checkpoint.get("params_hash"):
+        lines.append(f"- Checkpoint: iteration {checkpoint.get('iteration')}, params hash {checkpoint['params_hash']} "
+                     "(the regime check compares it with today's params.yaml).")
+    return "\n".join(lines) + "\n"
+
+
 def render(name: str, root: str | Path = ".") -> list:
     """The page of run `name`, in order: markdown strings and figures. FileNotFoundError when it has no
     metrics."""
@@ -173,7 +203,7 @@ def render(name: str, root: str | Path = ".") -> list:
                      f"sampler {run.get('sampler')}.", "## Metrics (percent)", metrics_markdown(metrics),
                      "### AP at each per-image detection budget K", sweep_markdown(metrics),
                      "### AP of five frequency groups (categories ranked by training images, rarest first)",
-                     groups_markdown(metrics)]),
+                     groups_markdown(metrics), "## Provenance and cost", provenance_markdown(metrics)]),
         "## Training losses"]
     losses = _read(name, "losses.json", root)
     if losses and losses.get("iteration"):
