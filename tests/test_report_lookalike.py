@@ -113,7 +113,12 @@ def test_metrics_tables_with_the_k_sweep_and_the_frequency_groups():
                                               "num_with_gt": 17, "AP": 0.25}]},
                "segm": {"frequency_groups": [{"group": 1, "AP": 0.05}]}}
     sweep = runs.sweep_markdown(metrics)
-    assert "| 100 | 30.0 | 10.0 | 20.0 | - |  |" in sweep and "| 300 | 35.0 | 10.0 | 20.0 | - | yes |" in sweep
+    assert "| 100 | 30.0 | 10.0 | 20.0 | - |  |" in sweep and "| 300 | 35.0 | 10.0 | 20.0 | - | box |" in sweep
+    # masks saturate at 300 while boxes do not: the column names the type, not "yes" for the whole row
+    metrics["segm"]["max_dets_sweep"] = {"300": {**entry(0.2), "saturated": True}}
+    assert "| 300 | 35.0 | 10.0 | 20.0 | - | 20.0 | 10.0 | 20.0 | - | box, mask |" in runs.sweep_markdown(metrics)
+    metrics["bbox"]["max_dets_sweep"]["300"]["saturated"] = False
+    assert "| 300 | 35.0 | 10.0 | 20.0 | - | 20.0 | 10.0 | 20.0 | - | mask |" in runs.sweep_markdown(metrics)
     assert "| 1 | 1-7 | 18 (17) | 25.0 | 5.0 |" in runs.groups_markdown(metrics)
     assert "No frequency groups" in runs.groups_markdown({"protocol": {}})
 

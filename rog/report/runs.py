@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from rog.pipeline.registry import RESULTS, read_params
+from rog.report.claims import IOU_NAMES
 
 METRICS = ("AP", "AP50", "APr", "APc", "APf", "AR")
 SWEEP_METRICS = ("AP", "APr", "APc", "APf")
@@ -45,8 +46,9 @@ def metrics_markdown(metrics: dict) -> str:
 
 
 def sweep_markdown(metrics: dict) -> str:
-    """One row per K of the max-detections sweep: box and mask AP, APr, APc, APf (percent); 'saturated'
-    where no image has more than K detections (a larger K changes nothing)."""
+    """One row per K of the max-detections sweep: box and mask AP, APr, APc, APf (percent); 'saturated' names
+    the iou types (box, mask) for which no image has more than K detections (a larger K changes nothing for
+    them: masks are pasted for fewer detections than boxes are kept, so they saturate at a smaller K)."""
     types = [t for t in ("bbox", "segm") if metrics.get(t, {}).get("max_dets_sweep")]
     if not types:
         return "No max-detections sweep in this run's metrics.\n"
@@ -54,12 +56,13 @@ def sweep_markdown(metrics: dict) -> str:
     head = [f"{t} {m}" for t in types for m in SWEEP_METRICS]
     lines = ["| K | " + " | ".join(head) + " | saturated |", "|---|" + "---|" * (len(head) + 1)]
     for k in ks:
-        cells, saturated = [], False
+        cells, saturated = [], []
         for t in types:
             entry = metrics[t]["max_dets_sweep"].get(str(k))
             cells += [_pct(None if entry is None else entry["metrics"][m]) for m in SWEEP_METRICS]
-            saturated = saturated or bool(entry and entry.get("saturated"))
-        lines.append(f"| {k} | " + " | ".join(cells) + f" | {'yes' if saturated else ''} |")
+            if entry and entry.get("saturated"):
+                saturated.append(IOU_NAMES[t])
+        lines.append(f"| {k} | " + " | ".join(cells) + f" | {', '.join(saturated)} |")
     return "\n".join(lines) + "\n"
 
 
