@@ -285,8 +285,28 @@ def test_balance_is_rare_over_frequent_group_means():
     assert figures.balance([1.0, 1.0, 1.0], ["f", "c", "c"]) is None
     rows = [{"key": "sigmoid_ce", "balance": 0.2}, {"key": "rog", "balance": 0.8}]
     assert claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms").startswith("reproduced")
+    assert "no seed noise known" in claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms")
+    # |log 0.2| - |log 0.8| = 1.39: beyond 2 x 0.3 x sqrt(2) = 0.85, within 2 x 0.6 x sqrt(2) = 1.70
+    spread = {"sd": 0.3, "rows": 4}
+    assert claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms", spread).startswith("reproduced")
+    assert "by more than 2 x noise 0.85 (seed sd of the log balance 0.30, pooled over 4 rows" in \
+        claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms", spread)
+    assert claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms", {"sd": 0.6, "rows": 4}).startswith("within noise")
     rows = [{"key": "sigmoid_ce", "balance": 0.9}, {"key": "rog", "balance": 3.0}]
-    assert claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms").startswith("not reproduced")
+    assert claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms").startswith("opposite")
+    assert claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms", spread).startswith("opposite")
+
+
+def test_log_balance_spread_pools_the_seeds_of_each_multi_seed_row(tmp_path, params):
+    """Weight norms of Table 1's sigmoid CE seeds with balance 0.5, 0.5 x e^0.2, 0.5 x e^-0.2 (log sd 0.2); the
+    other rows have no diagnostics and are skipped."""
+    for name, shift in (("sigmoid_ce", 0.0), ("sigmoid_ce_seed1", 0.2), ("sigmoid_ce_seed2", -0.2)):
+        write_run(tmp_path, name, fake_metrics(0.2, 0.1))
+        diag = {"frequency": ["r", "f"], "category_ids": [1, 2], "classifier_weight_norm": [0.5 * math.exp(shift), 1.0]}
+        registry.diagnostics_path(name, tmp_path).write_text(json.dumps(diag))
+    found = figures.log_balance_spread(params, tmp_path, "norm")
+    assert found["rows"] == 1 and found["sd"] == pytest.approx(0.2)
+    assert figures.log_balance_spread(params, tmp_path, "ratio")["sd"] is None   # no gradients recorded
 
 
 def test_figure_series_read_diagnostics(tmp_path, params):

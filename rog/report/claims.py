@@ -20,9 +20,10 @@ better / worse). Each pair gets exactly one of three verdicts, and its text stat
 A claim's verdict is its pairs' verdict where they agree ("reproduced", "within noise", "opposite",
 with how many pairs ran), "mixed" with the counts where they do not, "not run" where none ran.
 k_sweep_claim: Table 3's (the baseline's rare AP depends more on K than ROG's), by the same noise
-rule on the share of rare AP a smaller K misses; balance_verdict: Figures 4 and 5
-(GAP's rare/frequent balance closer to 1); convergence_verdict: the 2x runs end within the tolerance
-of their 1x runs.
+rule on the share of rare AP a smaller K misses; balance_verdict: Figures 4 and 5 (GAP's rare/frequent
+balance closer to 1), by the same rule on |log(rare/frequent)| with the seed spread of the log balance
+(rog.report.figures.log_balance_spread); gradient_magnitude_verdict: Table 2's lambda-6 run (is GAP alone's
+small gradient the cause?); convergence_verdict: the 2x runs end within the tolerance of their 1x runs.
 """
 from __future__ import annotations
 
@@ -41,12 +42,14 @@ VERDICTS = ("reproduced", "within noise", "opposite")
 IOU_NAMES = {"bbox": "box", "segm": "mask"}
 
 
-def pooled_spread(params: dict, path: str, root: str | Path = ".") -> dict:
-    """The seed spread of metric `path` pooled over the registry's rows with several seeds found.
+def pooled_spread(params: dict, path: str | None, root: str | Path = ".", read=None) -> dict:
+    """The seed spread of metric `path` (or of `read(run)` -> float or None, when given) pooled over the
+    registry's rows with several seeds found.
 
     Rows are those of every table and figure of params (the same run list counted once). Returns
     {"sd": pooled sample sd or None, "rows": rows pooled, "seeds": [runs per row], "df": sum of n - 1}.
     """
+    read = read or (lambda run: value(load_metrics(run, root), path))
     seen: set[tuple[str, ...]] = set()
     squares, df, seeds = 0.0, 0, []
     for spec in sections(params).values():
@@ -55,7 +58,7 @@ def pooled_spread(params: dict, path: str, root: str | Path = ".") -> dict:
             if len(runs) < 2 or runs in seen:
                 continue
             seen.add(runs)
-            found = [v for v in (value(load_metrics(r, root), path) for r in runs) if v is not None]
+            found = [v for v in map(read, runs) if v is not None]
             if len(found) < 2:
                 continue
             mean = sum(found) / len(found)
@@ -299,15 +302,29 @@ def k_sweep_claim(sweep: dict, root: str | Path = ".", paper: dict | None = None
     return sentence + "\n" + "\n".join(f"- {line}" for line in lines)
 
 
-def balance_verdict(rows: list[dict], baseline: str, method: str, what: str) -> str:
-    """Whether `method`'s rare/frequent balance is closer to 1 than `baseline`'s (the paper's claim)."""
+def balance_verdict(rows: list[dict], baseline: str, method: str, what: str, spread: dict | None = None) -> str:
+    """Whether `method`'s rare/frequent balance is closer to 1 than `baseline`'s (the paper's claim), by the
+    noise rule on |log(rare/frequent)|: `spread` is pooled_spread of the log balance over the multi-seed rows
+    (None or sd None: no seed noise known, and the verdict says so)."""
     by = {r["key"]: r for r in rows}
     if baseline not in by or method not in by or by[baseline]["balance"] is None or by[method]["balance"] is None:
         return f"Not checked ({what}): a run is missing or has an empty rare/frequent group."
     b, m = by[baseline]["balance"], by[method]["balance"]
-    closer = abs(math.log(m)) < abs(math.log(b)) if b > 0 and m > 0 else False
-    return (f"{'reproduced' if closer else 'not reproduced'} ({what}): rare/frequent {m:.3g} with {method} vs "
-            f"{b:.3g} with {baseline} (1 = balanced; the paper: GAP is more balanced).")
+    if b <= 0 or m <= 0:
+        return f"Not checked ({what}): a rare/frequent balance is not positive ({m:.3g}, {b:.3g})."
+    closer = abs(math.log(b)) - abs(math.log(m))          # > 0: the method is nearer 1 (balanced)
+    numbers = (f"rare/frequent {m:.3g} with {method} vs {b:.3g} with {baseline} (1 = balanced; the paper: GAP is "
+               f"more balanced)")
+    if not spread or spread.get("sd") is None:
+        status = "reproduced" if closer > 0 else "opposite"
+        return (f"{status} ({what}): {numbers}; rule: nearer 1 in log terms, with no seed noise known for this "
+                "quantity (no multi-seed row has it), so a small difference may be noise.")
+    noise = max(spread["sd"], 1e-6) * math.sqrt(2)       # two one-seed runs
+    status = judge(closer, noise, 1.0)
+    return (f"{status} ({what}): {numbers}; rule: {method}'s |log(rare/frequent)| below {baseline}'s by more "
+            f"than {NOISE_K:g} x noise {NOISE_K * noise:.2f} (seed sd of the log balance {spread['sd']:.2f}, pooled "
+            f"over {spread['rows']} rows of several seeds, x sqrt(2)) is reproduced, above it by as much opposite, "
+            "within noise otherwise.")
 
 
 def convergence_verdict(rows: list[dict]) -> str:

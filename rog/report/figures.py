@@ -170,9 +170,8 @@ def weight_norm_series(params: dict, root: str | Path = ".", name: str = "figure
             if diag is None or metrics is None or iou not in metrics:
                 continue
             per_class = {c["id"]: c for c in metrics[iou]["per_category"]}
-            ids = diag.get("category_ids") or []
-            ap = [100.0 * per_class[c]["AP"] if per_class.get(c, {}).get("AP", -1) >= 0 else None for c in ids]
-            count = [per_class.get(c, {}).get("train_image_count") for c in ids]
+            ap = run_values(run, root, "ap", iou=iou)[0]
+            count = [per_class.get(c, {}).get("train_image_count") for c in diag.get("category_ids") or []]
             out.append({"key": row["paper"], "run": run, "frequency": diag["frequency"], "order": _order(diag),
                         "norm": diag["classifier_weight_norm"], "ap": ap, "count": count, "iou": iou})
             break
@@ -244,6 +243,43 @@ def balance_rows(series: list[dict], key: str) -> list[dict]:
         out.append({"key": s["key"], "run": s["run"], **{g: means[g] for g in GROUPS},
                     "balance": balance(s[key], s["frequency"])})
     return out
+
+
+def run_values(run: str, root: str | Path, quantity: str, source: str = "objective",
+               iou: str = "bbox") -> tuple[list, list[str]] | None:
+    """(per-class values, their frequency letters) of one run: quantity "ratio" (the `source` term's
+    positive/negative gradient ratio), "norm" (classifier weight norm) or "ap" (per-class AP of `iou`, percent;
+    None where LVIS has none); None when the run lacks the file or the entry."""
+    diag = load_diagnostics(run, root)
+    if diag is None:
+        return None
+    if quantity == "ratio":
+        grads = (diag.get("gradients") or {}).get(source)
+        return (grads["ratio"], diag["frequency"]) if grads and any(grads["negative"]) else None
+    if quantity == "norm":
+        return (diag["classifier_weight_norm"], diag["frequency"]) if diag.get("classifier_weight_norm") else None
+    metrics = load_metrics(run, root)
+    if metrics is None or iou not in metrics:
+        return None
+    per_class = {c["id"]: c for c in metrics[iou]["per_category"]}
+    ap = [100.0 * per_class[c]["AP"] if per_class.get(c, {}).get("AP", -1) >= 0 else None
+          for c in diag.get("category_ids") or []]
+    return ap, diag["frequency"]
+
+
+def log_balance_spread(params: dict, root: str | Path, quantity: str, source: str = "objective",
+                       iou: str = "bbox") -> dict:
+    """The seed spread of log(rare/frequent balance) of a quantity (see run_values), pooled over the
+    registry's rows with several seeds (rog.report.claims.pooled_spread): the noise of Figures 4 and 5's
+    balance verdicts."""
+    from rog.report.claims import pooled_spread
+
+    def read(run: str) -> float | None:
+        found = run_values(run, root, quantity, source, iou)
+        b = balance(*found) if found else None
+        return math.log(b) if b and b > 0 else None
+
+    return pooled_spread(params, None, root, read=read)
 
 
 def balance_markdown(rows: list[dict], labels: dict[str, str], what: str) -> str:

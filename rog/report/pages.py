@@ -155,7 +155,8 @@ def figure4_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     labels = {k: v["label"] for k, v in paper[name]["rows"].items()}
     series = figures.gradient_series(params, root, name)
     rows = figures.balance_rows(series, "ratio")
-    verdicts = [claims.balance_verdict(rows, baseline, "gap", "positive/negative gradient ratio")
+    spread = figures.log_balance_spread(params, root, "ratio", source="gap")   # the ranking term's ratio
+    verdicts = [claims.balance_verdict(rows, baseline, "gap", "positive/negative gradient ratio", spread)
                 for baseline in ("ap_loss", "rs_loss")]
     return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""),
                        "## Balance: group means of the ratio", figures.balance_markdown(rows, labels, "gradient ratio"),
@@ -168,8 +169,10 @@ def figure5_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     iou, why = figures.figure_iou(params, name, root)
     series = figures.weight_norm_series(params, root, name, iou)
     norms, aps = figures.balance_rows(series, "norm"), figures.balance_rows(series, "ap")
-    verdicts = [claims.balance_verdict(norms, "sigmoid_ce", "rog", "classifier weight norms"),
-                claims.balance_verdict(aps, "sigmoid_ce", "rog", f"per-class {figures.IOU_NAMES[iou]}")]
+    verdicts = [claims.balance_verdict(norms, "sigmoid_ce", "rog", "classifier weight norms",
+                                       figures.log_balance_spread(params, root, "norm")),
+                claims.balance_verdict(aps, "sigmoid_ce", "rog", f"per-class {figures.IOU_NAMES[iou]}",
+                                       figures.log_balance_spread(params, root, "ap", iou=iou))]
     note = (f"Per-class AP here is {why}. Panel (c) plots it against the class's "
             "training image count (metrics.json's train_image_count, LVIS's frequency measure), log x.")
     return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""), note,
