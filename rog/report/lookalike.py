@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import RESULTS, read_params
+from rog.report.claims import MIN_EFFECT, NOISE_K
 from rog.report.results import aggregate
 
 NAME = "lookalike"
@@ -271,26 +272,44 @@ def render(root: str | Path = ".", params: dict | None = None) -> Page:
     return Page(parts)
 
 
+def judged_difference(a: list[float], b: list[float]) -> str:
+    """"+15.4, beyond 2 x noise 3.1" for mean(b) - mean(a) of two models' per-seed shares (percent): the noise
+    rule of rog.report.claims with the two models' seed sd pooled; without two seeds on either side, no noise."""
+    diff = float(np.mean(b) - np.mean(a))
+    df = len(a) + len(b) - 2
+    if df < 1:
+        return f"{diff:+.1f}, one seed each: noise unknown"
+    squares = sum(float(np.sum((np.asarray(x) - np.mean(x)) ** 2)) for x in (a, b))
+    sd = max(np.sqrt(squares / df), MIN_EFFECT)
+    threshold = NOISE_K * sd * np.sqrt(1 / len(a) + 1 / len(b))
+    return f"{diff:+.1f}, {'beyond' if abs(diff) > threshold else 'within'} {NOISE_K:g} x noise {threshold:.1f}"
+
+
 def verdict(found: dict[str, list[dict]]) -> str:
     """One sentence: the own-class, frequent-class and look-alike shares of the two models' best matches
-    (seed means), and how often the own class was there but out-ranked."""
+    (seed means, each difference judged against seed noise), and how often the own class was there but
+    out-ranked."""
     labels = list(found)
     if len(labels) < 2:
         return ""
 
-    def mean(label: str, keys: tuple[str, ...]) -> float:
-        return 100 * float(np.mean([sum(outcome_fractions(a)[k] for k in keys) for a in found[label]]))
+    def per_seed(label: str, keys: tuple[str, ...]) -> list[float]:
+        return [100 * sum(outcome_fractions(a)[k] for k in keys) for a in found[label]]
 
     a, b = labels[0], labels[-1]
-    share = {label: {"correct": mean(label, ("correct",)), "frequent": mean(label, ("lookalike_f", "other_f")),
-                     "lookalike": mean(label, ("lookalike",)), "covered": mean(label, ("covered",))}
-             for label in (a, b)}
+    keys = {"correct": ("correct",), "frequent": ("lookalike_f", "other_f"), "lookalike": ("lookalike",),
+            "covered": ("covered",)}
+    seeds = {label: {name: per_seed(label, k) for name, k in keys.items()} for label in (a, b)}
+    share = {label: {name: float(np.mean(v)) for name, v in seeds[label].items()} for label in (a, b)}
+    judged = {name: judged_difference(seeds[a][name], seeds[b][name]) for name in keys}
     return (f"On rare glyphs, {b} ranks the own class first on {share[b]['correct']:.1f} % "
-            f"({a}: {share[a]['correct']:.1f} %) and a frequent class, look-alike or not, on "
-            f"{share[b]['frequent']:.1f} % ({a}: {share[a]['frequent']:.1f} %); a look-alike of any frequency on "
-            f"{share[b]['lookalike']:.1f} % ({a}: {share[a]['lookalike']:.1f} %). The own class is among the "
-            f"covering detections on {share[b]['covered']:.1f} % vs {share[a]['covered']:.1f} %: where it is there "
-            f"but not first, it was out-ranked.")
+            f"({a}: {share[a]['correct']:.1f} %; {judged['correct']}) and a frequent class, look-alike or not, on "
+            f"{share[b]['frequent']:.1f} % ({a}: {share[a]['frequent']:.1f} %; {judged['frequent']}); a look-alike "
+            f"of any frequency on {share[b]['lookalike']:.1f} % ({a}: {share[a]['lookalike']:.1f} %; "
+            f"{judged['lookalike']}). The own class is among the covering detections on {share[b]['covered']:.1f} % "
+            f"vs {share[a]['covered']:.1f} % ({judged['covered']}): where it is there but not first, it was "
+            f"out-ranked. Rule: a difference of seed means beyond {NOISE_K:g} x its noise (the two models' seed sd "
+            "pooled, x sqrt(1/n_a + 1/n_b)) is real.")
 
 
 def summary_sentence(root: str | Path = ".", params: dict | None = None) -> str | None:
