@@ -668,3 +668,20 @@ def test_gradient_magnitude_verdict_reads_the_louder_gap_run(tmp_path, params, l
         write_run(tmp_path, name, fake_metrics(ap, 0.01))
     assert claims.gradient_magnitude_verdict(totals, params, tmp_path).startswith(answer)
     assert claims.gradient_magnitude_verdict(totals[:2], params, tmp_path).startswith("Not checked")
+
+
+def test_best_setting_per_knob_is_judged_against_the_papers_setting(tmp_path, params):
+    """The paper's setting (3 identical seeds, AP 30.0; sd floor 0.1, so 2 x noise 0.23 against one seed)."""
+    for name in ("sigmoid_ce_gap", "sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"):
+        write_run(tmp_path, name, fake_metrics(0.30, 0.1))
+    for name, ap in (("gap_delta_1p0", 0.35), ("gap_delta_0p25", 0.29), ("gap_gamma_0p5", 0.301),
+                     ("gap_gamma_2p0", 0.28)):
+        write_run(tmp_path, name, fake_metrics(ap, 0.1))
+    text = pages.best_per_knob(tables.build(params, "sweeps", tmp_path), params, tmp_path)
+    assert ("- delta: best mask AP 35.0 at delta 1.0 (of 3 settings run): +5.0 over delta 0.5 (paper's), beyond "
+            "2 x noise 0.2 (1 and 3 seeds)") in text
+    assert "- gamma: best mask AP 30.1 at gamma 0.5 (of 3 settings run): +0.1 over gamma 1.0 (paper's), within" in text
+    assert "- lambda: best mask AP 30.0 at lambda 1.0 (paper's, random sampling) (of 1 settings run)\n" in text
+    write_run(tmp_path, "gap_lambda_0p3", fake_metrics(0.25, 0.1))
+    assert "the paper's setting; the runner-up, lambda 0.3, -5.0, beyond" in \
+        pages.best_per_knob(tables.build(params, "sweeps", tmp_path), params, tmp_path)
