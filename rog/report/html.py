@@ -23,7 +23,7 @@ GENERATOR = "rog report html"
 # top-level pages in reading order; the rest follow by name (table2 before table10)
 FIRST = ("overview", "dataset", "gap_loss")
 SECTIONS = {"": "The paper: overview, data, tables and figures",
-            "run": "Training runs: learning curves",
+            "run": "Each run read: metrics, K sweep, frequency groups, losses, rare objects, detections, provenance",
             "experiment": "Experiments: one per registry entry (training and evaluation)",
             "posthoc": "Post-hoc evaluations of trained models"}
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
