@@ -116,8 +116,9 @@ def test_verdicts_against_twice_the_noise_of_a_difference(tmp_path, params, pape
         write_run(tmp_path, "seesaw_rfs_gap_2x", fake_metrics(0.3, gap_apr / 100))
         found = {c["id"]: c for c in claims.claims(params, tmp_path, paper, tables=["table5"])}
         assert found["seesaw_gap"]["verdict"] == verdict, gap_apr  # the paper: +1.1 mask APr
-        assert f"noise {noise:.2f} = seed sd 1.00 (pooled over 4 rows of 3 seeds) x sqrt(1/1 + 1/1)" in \
-            found["seesaw_gap"]["details"][0]
+        # the threshold and the noise, each named: "2 x noise = 2.83, noise 1.41 = seed sd ..."
+        assert (f"2 x noise = {2 * noise:.2f}, noise {noise:.2f} = seed sd 1.00 (pooled over 4 rows of 3 seeds) "
+                "x sqrt(1/1 + 1/1)") in found["seesaw_gap"]["details"][0]
     assert claims.judge(0.5, 0.2, -1.0) == "opposite" and claims.judge(-0.5, 0.2, -1.0) == "reproduced"
 
 
@@ -289,7 +290,7 @@ def test_balance_is_rare_over_frequent_group_means():
     # |log 0.2| - |log 0.8| = 1.39: beyond 2 x 0.3 x sqrt(2) = 0.85, within 2 x 0.6 x sqrt(2) = 1.70
     spread = {"sd": 0.3, "rows": 4}
     assert claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms", spread).startswith("reproduced")
-    assert "by more than 2 x noise 0.85 (seed sd of the log balance 0.30, pooled over 4 rows" in \
+    assert "by more than 2 x noise = 0.85 (seed sd of the log balance 0.30, pooled over 4 rows" in \
         claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms", spread)
     assert claims.balance_verdict(rows, "sigmoid_ce", "rog", "norms", {"sd": 0.6, "rows": 4}).startswith("within noise")
     rows = [{"key": "sigmoid_ce", "balance": 0.9}, {"key": "rog", "balance": 3.0}]
@@ -671,7 +672,7 @@ def test_gradient_magnitude_verdict_reads_the_louder_gap_run(tmp_path, params, l
 
 
 def test_best_setting_per_knob_is_judged_against_the_papers_setting(tmp_path, params):
-    """The paper's setting (3 identical seeds, AP 30.0; sd floor 0.1, so 2 x noise 0.23 against one seed)."""
+    """The paper's setting (3 identical seeds, AP 30.0; sd floor 0.1, so 2 x noise = 0.23 against one seed)."""
     for name in ("sigmoid_ce_gap", "sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"):
         write_run(tmp_path, name, fake_metrics(0.30, 0.1))
     for name, ap in (("gap_delta_1p0", 0.35), ("gap_delta_0p25", 0.29), ("gap_gamma_0p5", 0.301),
@@ -679,7 +680,7 @@ def test_best_setting_per_knob_is_judged_against_the_papers_setting(tmp_path, pa
         write_run(tmp_path, name, fake_metrics(ap, 0.1))
     text = pages.best_per_knob(tables.build(params, "sweeps", tmp_path), params, tmp_path)
     assert ("- delta: best mask AP 35.0 at delta 1.0 (of 3 settings run): +5.0 over delta 0.5 (paper's), beyond "
-            "2 x noise 0.2 (1 and 3 seeds)") in text
+            "2 x noise = 0.2 (1 and 3 seeds)") in text
     assert "- gamma: best mask AP 30.1 at gamma 0.5 (of 3 settings run): +0.1 over gamma 1.0 (paper's), within" in text
     assert "- lambda: best mask AP 30.0 at lambda 1.0 (paper's, random sampling) (of 1 settings run)\n" in text
     write_run(tmp_path, "gap_lambda_0p3", fake_metrics(0.25, 0.1))

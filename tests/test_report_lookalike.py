@@ -178,11 +178,11 @@ def test_lookalike_page_pools_the_seeds_of_each_model(project):
     assert len(page.figures["lookalike_detections"].axes) == 2 * 3
     sentence = lookalike.summary_sentence(project)
     # own class: CE 0 and 25 %, GAP 50 and 100 %: pooled sd sqrt((312.5 + 1250) / 2) = 27.95, x sqrt(1/2 + 1/2)
-    assert "own class first on 75.0 % (sigmoid CE: 12.5 %; +62.5, beyond 2 x noise 55.9)" in sentence
+    assert "own class first on 75.0 % (sigmoid CE: 12.5 %; +62.5, beyond 2 x noise = 55.9)" in sentence
     # frequent best matches: CE 3/4 and 2/4 look-alikes of frequency f; GAP 1/4 and 0/4: sd 17.68
-    assert "a frequent class, look-alike or not, on 12.5 % (sigmoid CE: 62.5 %; -50.0, beyond 2 x noise 35.4)" in sentence
+    assert "a frequent class, look-alike or not, on 12.5 % (sigmoid CE: 62.5 %; -50.0, beyond 2 x noise = 35.4)" in sentence
     assert lookalike.judged_difference([10.0], [20.0]) == "+10.0, one seed each: noise unknown"
-    assert lookalike.judged_difference([10.0, 10.0], [10.1, 10.1]) == "+0.1, within 2 x noise 0.2"  # sd floor 0.1
+    assert lookalike.judged_difference([10.0, 10.0], [10.1, 10.1]) == "+0.1, within 2 x noise = 0.2"  # sd floor 0.1
     page.write(project)
     assert (project / "results" / "figures" / "lookalike.png").stat().st_size > 1000
     assert "![lookalike](../figures/lookalike.png)" in (project / "results" / "tables" / "lookalike.md").read_text()

@@ -149,7 +149,7 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     ob, ow = mean(b, beside)[0], mean(w, beside)[0]
     other = f"; {metric_name(beside)} beside: {ob - ow:+.1f}" if ob is not None and ow is not None else ""
     return status, (f"{status}: {b.label} vs {w.label}: ours {diff:+.1f} {metric_name(judged)} ({mb:.1f} vs {mw:.1f}), "
-                    f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x {how}{other}"), {
+                    f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x noise = {NOISE_K * noise:.2f}, {how}{other}"), {
         "better": b.label, "worse": w.label, "keys": (better, worse), "metric": metric_name(judged), "ours": diff,
         "paper": paper_diff,
         "paper_metric": metric_name(paper_path), "threshold": NOISE_K * noise, "status": status}
@@ -297,7 +297,7 @@ def k_sweep_claim(sweep: dict, root: str | Path = ".", paper: dict | None = None
             lines.append(f"K = {k}: not checked (no run has rare AP at K = {c['k_big']})")
         else:
             lines.append(f"K = {k} against {c['k_big']}: {c['status']}; rare AP missed: {base} {c['base']:.0f} %, "
-                         f"{rog} {c['rog']:.0f} % ({c['ours']:+.0f} points, {NOISE_K:g} x noise "
+                         f"{rog} {c['rog']:.0f} % ({c['ours']:+.0f} points, {NOISE_K:g} x noise = "
                          f"{c['threshold']:.1f})")
     return sentence + "\n" + "\n".join(f"- {line}" for line in lines)
 
@@ -322,7 +322,7 @@ def balance_verdict(rows: list[dict], baseline: str, method: str, what: str, spr
     noise = max(spread["sd"], 1e-6) * math.sqrt(2)       # two one-seed runs
     status = judge(closer, noise, 1.0)
     return (f"{status} ({what}): {numbers}; rule: {method}'s |log(rare/frequent)| below {baseline}'s by more "
-            f"than {NOISE_K:g} x noise {NOISE_K * noise:.2f} (seed sd of the log balance {spread['sd']:.2f}, pooled "
+            f"than {NOISE_K:g} x noise = {NOISE_K * noise:.2f} (seed sd of the log balance {spread['sd']:.2f}, pooled "
             f"over {spread['rows']} rows of several seeds, x sqrt(2)) is reproduced, above it by as much opposite, "
             "within noise otherwise.")
 
@@ -361,7 +361,7 @@ def gradient_magnitude_verdict(totals: list[dict], params: dict, root: str | Pat
     g_gap, g_louder, g_ref = (by[k]["gap"] for k in (gap, louder, reference))
     numbers = (f"{runs[1]} sends {g_louder:.3g} of ranking gradient ({runs[0]}: {g_gap:.3g}; {runs[2]}: {g_ref:.3g}) "
                f"and reaches {ap[1]:.1f} {metric_name(iou + '.AP')} ({runs[0]}: {ap[0]:.1f}; {runs[2]}: {ap[2]:.1f})")
-    rule = f"rule: a change of AP beyond 2 x noise {NOISE_K * noise:.1f} of two one-seed runs is real"
+    rule = f"rule: a change of AP beyond {NOISE_K:g} x noise = {NOISE_K * noise:.1f} (two one-seed runs) is real"
     if g_louder < g_ref:
         return f"**Inconclusive**: {numbers}: it does not reach the reference's gradient ({rule})."
     if ap[1] - ap[0] > NOISE_K * noise:

@@ -273,7 +273,7 @@ def render(root: str | Path = ".", params: dict | None = None) -> Page:
 
 
 def judged_difference(a: list[float], b: list[float]) -> str:
-    """"+15.4, beyond 2 x noise 3.1" for mean(b) - mean(a) of two models' per-seed shares (percent): the noise
+    """"+15.4, beyond 2 x noise = 3.1" for mean(b) - mean(a) of two models' per-seed shares (percent): the noise
     rule of rog.report.claims with the two models' seed sd pooled; without two seeds on either side, no noise."""
     diff = float(np.mean(b) - np.mean(a))
     df = len(a) + len(b) - 2
@@ -282,7 +282,7 @@ def judged_difference(a: list[float], b: list[float]) -> str:
     squares = sum(float(np.sum((np.asarray(x) - np.mean(x)) ** 2)) for x in (a, b))
     sd = max(np.sqrt(squares / df), MIN_EFFECT)
     threshold = NOISE_K * sd * np.sqrt(1 / len(a) + 1 / len(b))
-    return f"{diff:+.1f}, {'beyond' if abs(diff) > threshold else 'within'} {NOISE_K:g} x noise {threshold:.1f}"
+    return f"{diff:+.1f}, {'beyond' if abs(diff) > threshold else 'within'} {NOISE_K:g} x noise = {threshold:.1f}"
 
 
 def verdict(found: dict[str, list[dict]]) -> str:

@@ -406,7 +406,7 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
                 f"{e:.1f} vs {s:.1f} {name} AP (EQLv2 {seeds(ne)}, sigmoid CE {seeds(ns)}; {name} APr {er:.1f} vs "
                 f"{sr:.1f}" + (f"; {other_name} AP {eo:.1f} vs {so:.1f})" if eo is not None and so is not None else ")")
                 + (f", softmax CE {x:.1f}" if x is not None else "")
-                + f". The paper's EQLv2 > CE: **{status}** ({e - s:+.1f}, 2 x noise {claims.NOISE_K * noise:.1f}).")
+                + f". The paper's EQLv2 > CE: **{status}** ({e - s:+.1f}, 2 x noise = {claims.NOISE_K * noise:.1f}).")
     de, ds = load_diagnostics("eqlv2", root), load_diagnostics("sigmoid_ce", root)
     if de and ds and "objective" in (de.get("gradients") or {}) and "objective" in (ds.get("gradients") or {}):
         means = [figures.group_means(d["gradients"]["objective"]["ratio"], d["frequency"]) for d in (de, ds)]
@@ -414,9 +414,9 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
             r_noise = _sd(params, f"{iou}.APr", root) * math.sqrt(1 / ne + 1 / ns)
             r_status = claims.judge(er - sr, r_noise, 1.0)
             gap_r = _box("eqlv2_gap", root, "APr", iou)
-            follows = (f"and rare AP follows ({er - sr:+.1f} {name} APr, beyond 2 x noise {claims.NOISE_K * r_noise:.1f})"
+            follows = (f"and rare AP follows ({er - sr:+.1f} {name} APr, beyond 2 x noise = {claims.NOISE_K * r_noise:.1f})"
                        if r_status == "reproduced" else
-                       f"yet rare AP does not follow ({er - sr:+.1f} {name} APr: {r_status}, 2 x noise "
+                       f"yet rare AP does not follow ({er - sr:+.1f} {name} APr: {r_status}, 2 x noise = "
                        f"{claims.NOISE_K * r_noise:.1f}); balancing the gradients is not what the rare classes lack "
                        f"in these runs" + (f", GAP's ranking term is (EQLv2 + GAP: {name} APr {gap_r:.1f})"
                                            if gap_r is not None else ""))
@@ -448,7 +448,7 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
     else:
         answer = "**not the schedule**: EQLv2's place against CE does not change beyond noise from 1x to 2x"
     text.append(f"\nAt 2x (one seed each): EQLv2 {e2:.1f} vs sigmoid CE {s2:.1f} {name} AP ({d2:+.1f}: **{status2}**, "
-                f"2 x noise {claims.NOISE_K * single:.1f}); EQLv2 - CE {d1:+.1f} at 1x, {d2:+.1f} at 2x. Answer: "
+                f"2 x noise = {claims.NOISE_K * single:.1f}); EQLv2 - CE {d1:+.1f} at 1x, {d2:+.1f} at 2x. Answer: "
                 f"{answer} (rule: a change of the difference is real above {claims.NOISE_K * change:.1f}; seed sd "
                 f"{sd:.2f} {name} AP pooled over the multi-seed rows).")
     return "\n".join(text)
@@ -471,7 +471,7 @@ def headline_gain(params: dict, root: str | Path) -> dict | None:
     return {"ce": ce, "gap": gap, "iou": iou, "name": name, "ce_apr": ce_apr, "n_ce": n_ce, "gap_apr": gap_apr,
             "n_gap": n_gap, "sd": sd, "noise": noise, "status": status,
             "sentence": f"GAP moves {name} {gap_apr - ce_apr:+.1f} ({ce_apr:.1f} -> {gap_apr:.1f}; {n_ce} and {n_gap} "
-                        f"seeds): **{status}** (2 x noise {claims.NOISE_K * noise:.1f})."}
+                        f"seeds): **{status}** (2 x noise = {claims.NOISE_K * noise:.1f})."}
 
 
 def optimizer_markdown(params: dict, root: str | Path) -> str:
@@ -502,7 +502,7 @@ def optimizer_markdown(params: dict, root: str | Path) -> str:
     else:
         answer = "**no gain to explain**: under SGD GAP does not lift rare AP beyond noise here"
     text.append(f"\nUnder AdamW (one seed each): sigmoid CE {a_ce:.1f}, + GAP {a_gap:.1f} {name} "
-                f"({a_gap - a_ce:+.1f}: {a_status}, 2 x noise {claims.NOISE_K * a_noise:.1f}). Answer: {answer} (rule: "
+                f"({a_gap - a_ce:+.1f}: {a_status}, 2 x noise = {claims.NOISE_K * a_noise:.1f}). Answer: {answer} (rule: "
                 f"a difference beyond 2 x its noise is real; seed sd {sd:.2f} {name} pooled over the multi-seed rows).")
     return "\n".join(text)
 
@@ -539,7 +539,7 @@ def schedule_markdown(params: dict, root: str | Path) -> str:
         answer = ("**the gain fades by 2x**: at 1x it is largely learning speed (the rare classes learned sooner)"
                   if status2 == "within noise" else "**the gain turns over by 2x**: CE + GAP below CE")
     text.append(f"\nAt 2x (one seed each: `{long['ce']}`, `{long['gap']}`): {c2:.1f} -> {g2:.1f} {name} "
-                f"({g2 - c2:+.1f}: {status2}, 2 x noise {claims.NOISE_K * noise2:.1f}). Answer: {answer} (rule: a "
+                f"({g2 - c2:+.1f}: {status2}, 2 x noise = {claims.NOISE_K * noise2:.1f}). Answer: {answer} (rule: a "
                 f"change of the gain from 1x to 2x is real beyond {claims.NOISE_K * change:.1f}; seed sd {sd:.2f} "
                 f"{name} pooled over the multi-seed rows). Convergence itself lies further out (the `convergence` "
                 "page).")

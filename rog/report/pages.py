@@ -145,7 +145,7 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
         rival = best if best is not paper else max(others, key=lambda r: r.ours[col])
         noise = sd * math.sqrt(1 / len(rival.found) + 1 / len(paper.found))
         diff = rival.ours[col] - paper.ours[col]
-        judged = (f"{'within' if abs(diff) <= claims.NOISE_K * noise else 'beyond'} {claims.NOISE_K:g} x noise "
+        judged = (f"{'within' if abs(diff) <= claims.NOISE_K * noise else 'beyond'} {claims.NOISE_K:g} x noise = "
                   f"{claims.NOISE_K * noise:.1f} ({len(rival.found)} and {len(paper.found)} seeds)")
         lines.append(f"{head}: the paper's setting; the runner-up, {rival.label}, {diff:+.1f}, {judged}"
                      if best is paper else f"{head}: {diff:+.1f} over {paper.label}, {judged}")
