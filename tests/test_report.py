@@ -127,6 +127,11 @@ def test_claims_judge_on_mask_ap_only_where_masks_learn(tmp_path, params, paper)
     unlearned = fake_metrics(0.3, 0.2)
     unlearned["segm"]["metrics"]["AP"] = 0.02
     assert claims.choose_iou(["seesaw_rfs_2x"], tmp_path)[0] == "bbox"  # no results: box
+    box_only = fake_metrics(0.3, 0.2)
+    del box_only["segm"]
+    write_run(tmp_path, "seesaw_rfs_2x", learned)
+    write_run(tmp_path, "seesaw_rfs_gap_2x", box_only)   # one run without masks (Faster R-CNN): box AP for all
+    assert claims.choose_iou(["seesaw_rfs_2x", "seesaw_rfs_gap_2x"], tmp_path) == ("bbox", "box AP: some runs have no mask AP")
     for metrics, iou in ((learned, "segm"), (unlearned, "bbox")):
         write_run(tmp_path, "seesaw_rfs_2x", metrics)
         write_run(tmp_path, "seesaw_rfs_gap_2x", metrics)
@@ -191,7 +196,8 @@ def test_every_page_opens_with_its_runs_regime_and_what_a_1x_number_means(tmp_pa
     run("sigmoid_ce", 0.30)
     run("sigmoid_ce_gap", 0.35, current=False)
     text = pages.render("table1", tmp_path, params, paper).markdown()
-    assert "results/ holds an older one.** 1 of 2 runs of this page were made with other parameters" in text
+    assert ("results/ mixes two.** 1 of 2 runs of this page were made with the parameters params.yaml gives now, 1 "
+            "with others: sigmoid_ce_gap.") in text
     assert "**A 1x number is a statement about learning speed.** The runs train for 3.2 epochs" in text
     assert "none has been shown to converge" in text and "(`sigmoid_ce_2x`, `sigmoid_ce_gap_2x`)" in text
     renamed = {**params, "figures": {**params["figures"], "convergence": {**params["figures"]["convergence"], "rows": [
@@ -276,6 +282,13 @@ def test_k_sweep_noise_is_the_share_sd_pooled_over_both_rows(tmp_path, params, p
     assert found["sd"] == pytest.approx(sd) and found["threshold"] == pytest.approx(2 * sd * math.sqrt(2 / 3))
     assert found["status"] == "reproduced"  # +40 points > 2 x 18.0 x sqrt(2/3) = 29.4
     assert found["paper"] == pytest.approx(100 * (6.7 - 3.9) / 6.7 - 100 * (13.4 - 11.4) / 13.4)
+    # the ROG runs swept further (K 1000): the verdict still compares at the largest K every run has
+    write_run(tmp_path, "rfs_sigmoid_ce_gap", fake_metrics(0.2, 0.1, sweep={50: (0.095, 0.1, 0.2), 300: (0.10, 0.1, 0.2),
+                                                                          1000: (0.2, 0.1, 0.2)}))
+    sweep = tables.build_k_sweep(params, tmp_path, paper)
+    assert sweep["k"] == [50, 300, 1000] and sweep["k_common"] == [50, 300]
+    again = claims.k_sweep_verdict(sweep, 50, tmp_path, paper)
+    assert again["k_big"] == 300 and again["base"] == pytest.approx(50.0) and again["seeds"] == (3, 3)
 
 
 # ---- figures ---------------------------------------------------------------------------------------
@@ -533,7 +546,7 @@ def test_readme_headline_is_rewritten_between_its_markers(tmp_path, params):
         in readme.headline(params, tmp_path)
     for name, (ap, apr) in {"sigmoid_ce": (0.20, 0.01), "sigmoid_ce_gap": (0.25, 0.10)}.items():
         write_run(tmp_path, name, fake_metrics(ap, apr))
-    assert "**reproduced**: GAP lifts APr over sigmoid CE (random" in text
+    assert "**reproduced**: GAP lifts APr over sigmoid CE (random" in text and "(judged on mask AP: the runs' mask AP" in text
     # the overview's findings, one heading level down, computed from the same results
     assert "\n### Where we disagree" in text and "\n### Open questions, by experiment" in text
     assert "\n#### GAP alone" in text and "Not run yet: needs gap_only and gap_only_gamma0" in text
@@ -686,3 +699,23 @@ def test_best_setting_per_knob_is_judged_against_the_papers_setting(tmp_path, pa
     write_run(tmp_path, "gap_lambda_0p3", fake_metrics(0.25, 0.1))
     assert "the paper's setting; the runner-up, lambda 0.3, -5.0, beyond" in \
         pages.best_per_knob(tables.build(params, "sweeps", tmp_path), params, tmp_path)
+
+
+def test_a_pair_across_two_regimes_is_not_comparable(tmp_path, params, paper):
+    """Seesaw made with today's params, Seesaw + GAP with older ones: no verdict on the difference."""
+    from rog.config import resolve_run
+    from rog.engine.rundir import params_hash
+
+    for name, current in (("seesaw_rfs_2x", True), ("seesaw_rfs_gap_2x", False)):
+        metrics = fake_metrics(0.3, 0.2)
+        now = resolve_run(params, "default", name, ["dataset.root=out/pipeline/default/dataset"])
+        metrics["checkpoint"] = {"params_hash": params_hash(now) if current else "0" * 16}
+        write_run(tmp_path, name, metrics)
+    found = claims.claims(params, tmp_path, paper, tables=["table5"])[0]
+    assert found["verdict"] == "not comparable" and found["statuses"] == ["not comparable"]
+    assert found["details"][0].startswith("not comparable: ROG (Seesaw + GAP) vs Seesaw: seesaw_rfs_gap_2x made with older")
+    metrics = fake_metrics(0.3, 0.2)
+    metrics["checkpoint"] = {"params_hash": params_hash(resolve_run(params, "default", "seesaw_rfs_gap_2x",
+                                                                    ["dataset.root=out/pipeline/default/dataset"]))}
+    write_run(tmp_path, "seesaw_rfs_gap_2x", metrics)
+    assert claims.claims(params, tmp_path, paper, tables=["table5"])[0]["verdict"] == "within noise"

@@ -18,7 +18,9 @@ better / worse). Each pair gets exactly one of three verdicts, and its text stat
   both rows, else at the claim's `paper_metric` (or `metric`), and labelled with what it is.
 
 A claim's verdict is its pairs' verdict where they agree ("reproduced", "within noise", "opposite",
-with how many pairs ran), "mixed" with the counts where they do not, "not run" where none ran.
+with how many pairs ran), "mixed" with the counts where they do not, "not run" where none ran. A pair
+whose runs come from two regimes (some made with today's params.yaml, some with older parameters:
+rog.report.regime) is "not comparable" and counts as not run.
 k_sweep_claim: Table 3's (the baseline's rare AP depends more on K than ROG's), by the same noise
 rule on the share of rare AP a smaller K misses; balance_verdict: Figures 4 and 5 (GAP's rare/frequent
 balance closer to 1), by the same rule on |log(rare/frequent)| with the seed spread of the log balance
@@ -69,12 +71,15 @@ def pooled_spread(params: dict, path: str | None, root: str | Path = ".", read=N
 
 
 def choose_iou(runs: list[str], root: str | Path = ".") -> tuple[str, str]:
-    """("segm" or "bbox", why): mask AP where the runs' mean mask AP >= MASK_SHARE x their mean box AP."""
-    loaded = [load_metrics(r, root) for r in runs]
+    """("segm" or "bbox", why): mask AP where every run found has mask AP and their mean is >= MASK_SHARE x
+    their mean box AP; box AP otherwise."""
+    loaded = [m for m in (load_metrics(r, root) for r in runs) if m is not None]
     box = aggregate([value(m, "bbox.AP") for m in loaded])[0]
-    mask = aggregate([value(m, "segm.AP") for m in loaded])[0]
-    if box is None or mask is None:
-        return "bbox", "box AP: the runs have no mask AP"
+    masks = [value(m, "segm.AP") for m in loaded]
+    if box is None or not masks or any(v is None for v in masks):
+        return "bbox", "box AP: " + ("some runs have no mask AP" if any(v is not None for v in masks)
+                                     else "the runs have no mask AP")
+    mask = aggregate(masks)[0]
     if mask >= MASK_SHARE * box:
         return "segm", f"mask AP: the runs' mask AP {mask:.1f} >= {MASK_SHARE:g} x box AP {box:.1f}"
     return "bbox", f"box AP: the runs' mask AP {mask:.1f} < {MASK_SHARE:g} x box AP {box:.1f}, masks not learned"
@@ -120,8 +125,10 @@ def paper_difference(table: Table, better, worse, judged: str, fallback: str) ->
 
 
 def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metric: str | None,
-                  iou: str, params: dict, root: str | Path, spreads: dict) -> tuple[str, str, dict]:
-    """One pair's verdict (VERDICTS or "not run"), its text and its numbers, on `metric` read with iou
+                  iou: str, params: dict, root: str | Path, spreads: dict,
+                  found_regime: dict | None = None) -> tuple[str, str, dict]:
+    """One pair's verdict (VERDICTS, "not run", or "not comparable" when `found_regime` (regime.regime) puts
+    some of its runs in today's regime and others in an older one), its text and its numbers, on `metric` read with iou
     type `iou`. The numbers: {better, worse (labels), keys (their rows), metric (judged), ours (diff or None), paper (diff or
     None), paper_metric, threshold (NOISE_K x noise or None), status}."""
     b, w = table.row(better), table.row(worse)
@@ -139,6 +146,14 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
             "paper": None,
             "paper_metric": metric_name(paper_metric or metric), "threshold": None, "status": "not run"}
     paper_path, paper_diff = paper_difference(table, b, w, judged, paper_metric or metric)
+    runs = b.found + w.found
+    if found_regime and any(r in found_regime["same"] for r in runs) and any(r in found_regime["other"] for r in runs):
+        older = [r for r in runs if r in found_regime["other"]]
+        return "not comparable", (f"not comparable: {b.label} vs {w.label}: {', '.join(older)} made with older "
+                                  f"parameters than the other runs of the pair (`make repro` remakes them)"), {
+            "better": b.label, "worse": w.label, "keys": (better, worse), "metric": metric_name(judged), "ours": None,
+            "paper": paper_diff, "paper_metric": metric_name(paper_path), "threshold": None,
+            "status": "not comparable"}
     diff = mb - mw
     if judged not in spreads:
         spreads[judged] = pooled_spread(params, judged, root)
@@ -159,9 +174,12 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
            iou: str | None = None) -> list[dict]:
     """Each claim of paper_numbers.yaml whose table is in `tables` (default: all) with a verdict (see the
     module docstring). `iou`: "segm" or "bbox" to judge every claim on it; None: by choose_iou's rule."""
+    from rog.report.regime import regime   # regime imports this module
+
     paper = paper if paper is not None else paper_numbers()
     built: dict[str, Table] = {}
     spreads: dict[str, dict] = {}
+    found_regime = regime(params, root)
     out = []
     for claim in paper.get("claims") or []:
         name = claim["table"]
@@ -180,12 +198,12 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
         else:
             claim_iou, basis = choose_iou(runs, root)
         results = [_pair_verdict(table, b, w, claim["metric"], claim.get("paper_metric"), claim_iou, params,
-                                 root, spreads) for b, w in pairs]
+                                 root, spreads, found_regime) for b, w in pairs]
         statuses = [s for s, _, _ in results]
-        ran = [s for s in statuses if s != "not run"]
+        ran = [s for s in statuses if s in VERDICTS]
         counts = {v: ran.count(v) for v in VERDICTS if ran.count(v)}
         if not ran:
-            verdict = "not run"
+            verdict = "not comparable" if "not comparable" in statuses else "not run"
         elif len(counts) == 1:
             verdict = ran[0] + (f" ({len(ran)} of {len(statuses)} pairs run)" if len(ran) < len(statuses) else "")
         else:
@@ -237,17 +255,17 @@ def k_sweep_verdict(sweep: dict, k: int, root: str | Path = ".", paper: dict | N
     orders runs as the paper's relative gain does and stays defined where APr is 0 at k). ours =
     baseline's mean share - ROG's; noise = the share's sample sd pooled over the two rows' seeds (floor
     MIN_SHARE) x sqrt(1/n_a + 1/n_b); judged as the pairs (judge) with the paper's sign: its shares at
-    K 50 of the AP at K 100. Returns {k, k_big, status, ours, paper, threshold, base, rog, paper_base,
+    K 50 of the AP at K 100. Returns {k, k_big, iou, status, ours, paper, threshold, base, rog, paper_base,
     paper_rog, sd, seeds} (status "not checked" and None numbers where a row has no share)."""
     paper = paper if paper is not None else paper_numbers()
     iou = paper["table3"]["columns"]["APr"].split(".")[0]
-    k_big = max(sweep["k"])
+    k_big = max(sweep["k_common"])          # the largest K that every run has
     base_row, rog_row = sweep["rows"][0], sweep["rows"][1]
     base, rog = (_rare_shares(r, k, k_big, iou, root) for r in (base_row, rog_row))
     p_base, p_rog = (sorted(r["paper"].items())[:2] for r in (base_row, rog_row))
     paper_base = _share_above(p_base[0][1][0], p_base[1][1][0])
     paper_rog = _share_above(p_rog[0][1][0], p_rog[1][1][0])
-    out = {"k": k, "k_big": k_big, "status": "not checked", "ours": None, "threshold": None, "base": None,
+    out = {"k": k, "k_big": k_big, "iou": iou, "status": "not checked", "ours": None, "threshold": None, "base": None,
            "rog": None, "paper_base": paper_base, "paper_rog": paper_rog, "paper": paper_base - paper_rog,
            "sd": None, "seeds": (len(base), len(rog))}
     if not base or not rog:
@@ -273,9 +291,9 @@ def k_sweep_claim(sweep: dict, root: str | Path = ".", paper: dict | None = None
     the sweep's smallest K, each against our largest K (on LT-Glyphs an image holds ~10 glyphs, so
     small K already bind).
     """
-    if len(sweep["rows"]) < 2 or any(not r["ours"] for r in sweep["rows"]) or len(sweep["k"]) < 2:
-        return "not checked: Table 3 needs both rows run with at least two K values."
-    smaller = sorted(sweep["k"])[:-1]
+    if len(sweep["rows"]) < 2 or any(not r["ours"] for r in sweep["rows"]) or len(sweep["k_common"]) < 2:
+        return "not checked: Table 3 needs both rows run with at least two K values common to all their runs."
+    smaller = sorted(sweep["k_common"])[:-1]
     checks = {k: k_sweep_verdict(sweep, k, root, paper) for k in smaller}
     head = checks[PAPER_K if PAPER_K in checks else smaller[0]]
     base, rog = sweep["rows"][0]["label"], sweep["rows"][1]["label"]
@@ -366,5 +384,5 @@ def gradient_magnitude_verdict(totals: list[dict], params: dict, root: str | Pat
         return f"**Inconclusive**: {numbers}: it does not reach the reference's gradient ({rule})."
     if ap[1] - ap[0] > NOISE_K * noise:
         return f"**Magnitude is part of it**: {numbers} ({rule})."
-    return (f"**Magnitude is not the cause**: {numbers}; with at least as much gradient as AP loss, GAP alone stays "
-            f"a poor detector ({rule}).")
+    return (f"**Magnitude is not the cause**: {numbers}; with at least as much gradient as AP loss, GAP alone gains "
+            f"no AP beyond noise ({rule}).")

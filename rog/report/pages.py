@@ -28,8 +28,9 @@ GRADIENT_TOTALS = (
     "summed over classes and the whole training (positive + negative parts, from each run's `diagnostics.json`), "
     "and the mean L2 norm of the classifier's class weights at the end. A ranking term normalized per class and "
     "weighted by omega (Eq. 8-9: the weights sum to C over *all* classes, so the few classes in a batch get a "
-    "fraction) sends far less gradient than AP loss, normalized by the batch's positives. If that is why GAP "
-    "alone fails here, the *lambda 6* row above trains a usable detector; if not, the cause lies elsewhere.")
+    "fraction) can send less gradient than AP loss, normalized by the batch's positives. If a small gradient "
+    "were why GAP alone trains a weaker detector than AP loss, the *lambda 6* row above (six times the weight) "
+    "would close the gap; the verdict below reads it.")
 
 
 def write_page(root: str | Path, name: str, markdown: str, figures_by_stem: dict[str, Figure]) -> Path:

@@ -68,7 +68,7 @@ def headline(params: dict, root: str | Path = ".") -> str:
         paper = [tables.fmt(row.paper[table.metrics.index(c)]) for c in paper_columns]
         lines.append("| " + " | ".join([row.label, str(len(row.found)), *ours, *paper]) + " |")
     found = claims.claims(params, root)
-    verdicts = [f"- **{c['verdict']}**: {c['text']}" for c in found]
+    verdicts = [f"- **{c['verdict']}**: {c['text']} (judged on {c['basis']})" for c in found]
     verdicts.append("- **" + claims.k_sweep_claim(tables.build_k_sweep(params, root), root).split("\n")[0]
                     .replace(": ", "**: ", 1))
     rule = (f"The paper's claims, checked on these results (a pair is reproduced / opposite when our difference, "

@@ -61,12 +61,18 @@ def regime_markdown(found: dict, where: str = "in results/") -> str:
     if len(found["same"]) == total:
         return (f"**Which regime.** All {total} runs {where} were made with the parameters params.yaml gives "
                 f"now (each checkpoint's params hash equals today's).")
+    unknown = f", {len(found['unknown'])} cannot be checked (no params hash recorded)" if found["unknown"] else ""
+    if found["same"]:
+        older = found["other"] + found["unknown"]
+        named = ", ".join(older[:6]) + (f" and {len(older) - 6} more" if len(older) > 6 else "")
+        return (f"**Which regime: results/ mixes two.** {len(found['same'])} of {total} runs {where} were made with "
+                f"the parameters params.yaml gives now, {len(found['other'])} with others{unknown}: {named}. A "
+                "comparison between a current run and an older one is not like with like; `make repro` remakes the "
+                "older ones.")
     return (f"**Which regime: results/ holds an older one.** {len(found['other'])} of {total} runs {where} were "
             f"made with other parameters than params.yaml gives now (their checkpoints' params hash differs)"
-            + (f", {len(found['unknown'])} cannot be checked" if found["unknown"] else "")
-            + (f", {len(found['same'])} match" if found["same"] else "")
-            + ". Every number below is from that older regime (README, \"The training regime\"); the re-run "
-              "on the current code replaces it.")
+            + unknown + ". Every number below is from that older regime (README, \"The training regime\"); the "
+              "re-run on the current code replaces it.")
 
 
 def epochs_text(params: dict, root: str | Path, runs: list[str]) -> str:
@@ -97,8 +103,8 @@ def learning_speed_markdown(params: dict, root: str | Path, runs: list[str]) -> 
     if not checked:
         long = ", ".join(f"`{r['long']}`" for r in rows if r["long"]) or "none registered"
         verdict = (f"none has been shown to converge: the 2x runs of the convergence check ({long}) are not in "
-                   "results/ yet (README: each doubling of the schedule still added 11-17 AP in the measurements "
-                   "made so far)")
+                   "results/ yet (README, \"The training regime\": the schedules measured so far were far from "
+                   "converged)")
     else:
         verdict = "no model has converged: " + verdict.rstrip(".")
     return (f"**A 1x number is a statement about learning speed.** {trained}, and {verdict}. An effect at 1x may "

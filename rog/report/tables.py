@@ -103,7 +103,8 @@ def build_k_sweep(params: dict, root: str | Path = ".", paper: dict | None = Non
     """Table 3: for each row, APr/APc/APf at every K of our sweep and the relative change from the
     smallest K to each larger one; the paper's K = 50 -> 100 beside it.
 
-    Returns {"k": [K...], "columns": [...], "iou": "bbox" | "segm", "rows": [{key, label, found,
+    Returns {"k": [K...], "k_common": [the K every run found has], "columns": [...], "iou": "bbox" | "segm",
+    "rows": [{key, label, found,
     ours: {K: [..]}, gain: {K: [..]}, points: {K: [..]}, paper: {K: [..]}, paper_gain: [..]}]}; gain: the
     change in percent of the smallest K's AP (None where that AP is 0), points: the change in AP points.
     """
@@ -113,10 +114,14 @@ def build_k_sweep(params: dict, root: str | Path = ".", paper: dict | None = Non
     iou = {path.split(".")[0] for path in spec["columns"].values()}.pop()  # one iou type for the table
     rows = []
     ks: list[int] = []
+    common: set[int] | None = None      # the K every run of both rows has: what the verdict compares
     for row in sections(params)["table3"].get("rows") or []:
         ref = spec["rows"][row["paper"]]
         loaded = {r: load_metrics(r, root) for r in row.get("runs") or []}
         found = [r for r, m in loaded.items() if m is not None]
+        for r in found:
+            run_ks = {int(k) for k in loaded[r].get(iou, {}).get("max_dets_sweep", {})}
+            common = run_ks if common is None else common & run_ks
         sweep_ks = sorted({int(k) for r in found for k in loaded[r].get(iou, {}).get("max_dets_sweep", {})})
         ks = sorted(set(ks) | set(sweep_ks))
         ours = {k: [aggregate([value(loaded[r], f"{iou}.K{k}.{c}") for r in found])[0] for c in columns]
@@ -131,8 +136,8 @@ def build_k_sweep(params: dict, root: str | Path = ".", paper: dict | None = Non
                          else [None] * len(columns) for k, vals in row["ours"].items()}
         k0, k1 = sorted(row["paper"])[:2]
         row["paper_gain"] = [_relative(b, v) for b, v in zip(row["paper"][k0], row["paper"][k1])]
-    return {"k": ks, "columns": columns, "rows": rows, "source": spec["source"], "note": spec.get("note"),
-            "iou": iou}
+    return {"k": ks, "k_common": sorted(common or []), "columns": columns, "rows": rows, "source": spec["source"],
+            "note": spec.get("note"), "iou": iou}
 
 
 def _relative(base: float | None, new: float | None) -> float | None:
