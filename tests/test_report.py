@@ -723,3 +723,20 @@ def test_a_pair_across_two_regimes_is_not_comparable(tmp_path, params, paper):
                                                                     ["dataset.root=out/pipeline/default/dataset"]))}
     write_run(tmp_path, "seesaw_rfs_gap_2x", metrics)
     assert claims.claims(params, tmp_path, paper, tables=["table5"])[0]["verdict"] == "within noise"
+
+
+def test_each_pair_is_judged_on_its_own_runs_metric(tmp_path, params, paper):
+    """Table 1's 'GAP improves every objective': the sigmoid CE pair learned masks, the ECM pair did not
+    (mask AP 0.02 at box AP 0.38): the first is judged on mask AP, the second on box AP."""
+    for name in ("sigmoid_ce", "sigmoid_ce_gap"):
+        write_run(tmp_path, name, fake_metrics(0.3, 0.1))
+    for name, ap in (("ecm", 0.38), ("ecm_gap", 0.40)):
+        unlearned = fake_metrics(ap, 0.1)
+        unlearned["segm"]["metrics"]["AP"] = 0.02
+        write_run(tmp_path, name, unlearned)
+    found = next(c for c in claims.claims(params, tmp_path, paper, tables=["table1"])
+                 if c["id"] == "gap_helps_every_objective")
+    by_pair = {p["keys"][1]: p for p in found["pairs"] if p["ours"] is not None}
+    assert by_pair["random/sigmoid_ce"]["iou"] == "segm" and by_pair["random/ecm"]["iou"] == "bbox"
+    assert by_pair["random/ecm"]["ours"] == pytest.approx(2.0)       # box AP 38 -> 40, not mask AP 2 -> 2
+    assert found["basis"].startswith("per pair: mask AP where the pair's runs learned masks")

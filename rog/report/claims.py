@@ -130,7 +130,7 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     """One pair's verdict (VERDICTS, "not run", or "not comparable" when `found_regime` (regime.regime) puts
     some of its runs in today's regime and others in an older one), its text and its numbers, on `metric` read with iou
     type `iou`. The numbers: {better, worse (labels), keys (their rows), metric (judged), ours (diff or None), paper (diff or
-    None), paper_metric, threshold (NOISE_K x noise or None), status}."""
+    None), paper_metric, iou, threshold (NOISE_K x noise or None), status}."""
     b, w = table.row(better), table.row(worse)
     judged = f"{iou}.{metric.split('.', 1)[1]}"
     beside = f"{'bbox' if iou == 'segm' else 'segm'}.{metric.split('.', 1)[1]}"
@@ -142,7 +142,7 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     if mb is None or mw is None:
         missing = [r.label for r, m in ((b, mb), (w, mw)) if m is None]
         return "not run", f"{b.label} vs {w.label}: no {metric_name(judged)} for {', '.join(missing)}", {
-            "better": b.label, "worse": w.label, "keys": (better, worse), "metric": metric_name(judged), "ours": None,
+            "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": None,
             "paper": None,
             "paper_metric": metric_name(paper_metric or metric), "threshold": None, "status": "not run"}
     paper_path, paper_diff = paper_difference(table, b, w, judged, paper_metric or metric)
@@ -151,7 +151,7 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
         older = [r for r in runs if r in found_regime["other"]]
         return "not comparable", (f"not comparable: {b.label} vs {w.label}: {', '.join(older)} made with older "
                                   f"parameters than the other runs of the pair (`make repro` remakes them)"), {
-            "better": b.label, "worse": w.label, "keys": (better, worse), "metric": metric_name(judged), "ours": None,
+            "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": None,
             "paper": paper_diff, "paper_metric": metric_name(paper_path), "threshold": None,
             "status": "not comparable"}
     diff = mb - mw
@@ -165,7 +165,7 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     other = f"; {metric_name(beside)} beside: {ob - ow:+.1f}" if ob is not None and ow is not None else ""
     return status, (f"{status}: {b.label} vs {w.label}: ours {diff:+.1f} {metric_name(judged)} ({mb:.1f} vs {mw:.1f}), "
                     f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x noise = {NOISE_K * noise:.2f}, {how}{other}"), {
-        "better": b.label, "worse": w.label, "keys": (better, worse), "metric": metric_name(judged), "ours": diff,
+        "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": diff,
         "paper": paper_diff,
         "paper_metric": metric_name(paper_path), "threshold": NOISE_K * noise, "status": status}
 
@@ -197,8 +197,16 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
             basis = f"{IOU_NAMES.get(claim_iou, claim_iou)} AP: {claim.get('iou_why') or 'set by the claim'}"
         else:
             claim_iou, basis = choose_iou(runs, root)
-        results = [_pair_verdict(table, b, w, claim["metric"], claim.get("paper_metric"), claim_iou, params,
-                                 root, spreads, found_regime) for b, w in pairs]
+        # each pair on its own runs' metric (a pair of unlearned masks is not judged on mask AP because the
+        # claim's other pairs learned them), unless the caller or the claim fixes one
+        fixed = iou is not None or bool(claim.get("iou"))
+        pair_ious = [claim_iou if fixed else choose_iou(table.row(b).found + table.row(w).found, root)[0]
+                     for b, w in pairs]
+        if not fixed and len(set(pair_ious)) > 1:
+            basis = (f"per pair: mask AP where the pair's runs learned masks (mask AP >= {MASK_SHARE:g} x box AP), "
+                     f"else box AP; {pair_ious.count('segm')} of {len(pairs)} pairs on mask AP")
+        results = [_pair_verdict(table, b, w, claim["metric"], claim.get("paper_metric"), pair_iou, params,
+                                 root, spreads, found_regime) for (b, w), pair_iou in zip(pairs, pair_ious)]
         statuses = [s for s, _, _ in results]
         ran = [s for s in statuses if s in VERDICTS]
         counts = {v: ran.count(v) for v in VERDICTS if ran.count(v)}

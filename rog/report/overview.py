@@ -227,7 +227,7 @@ def claim_rows(found: list[dict], sweep_claim: dict | None) -> list[dict]:
     for c in found:
         for i, p in enumerate(c["pairs"]):
             out.append({"claim": c["text"] if i == 0 else "", "id": c["id"], "table": c["table"], "keys": p["keys"],
-                        "iou": c["iou"],
+                        "iou": p.get("iou", c["iou"]),
                         "pair": f"{p['better']} vs {p['worse']}",
                         "metric": p["metric"], "paper_metric": p["paper_metric"], "ours": p["ours"],
                         "paper": p["paper"], "threshold": p["threshold"], "status": p["status"]})
