@@ -27,12 +27,13 @@ def write(root: Path, name: str, metrics: dict) -> None:
     path.write_text(json.dumps(metrics))
 
 
-def write_headline_rows(root: Path) -> None:
-    """Table 1's sigmoid CE and CE + GAP rows, 3 identical seeds each: APr 3.0 and 8.0, AP 27.0 and 28.0."""
-    for name in ("sigmoid_ce", "sigmoid_ce_seed1", "sigmoid_ce_seed2"):
-        write(root, name, fake(0.27, apr=0.03))
-    for name in ("sigmoid_ce_gap", "sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"):
-        write(root, name, fake(0.28, apr=0.08))
+def write_headline_rows(root: Path, ce_apr=(0.03,) * 3, gap_apr=(0.08,) * 3, ce_ap=0.27, gap_ap=0.28) -> None:
+    """Table 1's sigmoid CE and CE + GAP rows, 3 seeds each with these APr (default identical: APr 3.0 and 8.0,
+    AP 27.0 and 28.0)."""
+    for names, aprs, ap in ((("sigmoid_ce", "sigmoid_ce_seed1", "sigmoid_ce_seed2"), ce_apr, ce_ap),
+                            (("sigmoid_ce_gap", "sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"), gap_apr, gap_ap)):
+        for name, apr in zip(names, aprs):
+            write(root, name, fake(ap, apr=apr))
 
 
 @pytest.fixture(scope="module")
@@ -255,10 +256,7 @@ def test_schedule_answer_compares_gaps_gain_at_1x_and_at_2x(tmp_path, params, at
 def test_schedule_answer_is_inconclusive_when_one_seed_cannot_tell(tmp_path, params):
     """Seed sd 1.0 APr in both 3-seed rows: the 1x gain +2.0 is beyond 2 x 1.0 x sqrt(2/3) = 1.63; at 2x +1.0 is
     within 2.83 of zero, and its change -1.0 within 3.27 of the 1x gain: neither 'holds' nor 'fades'."""
-    for names, aprs in ((("sigmoid_ce", "sigmoid_ce_seed1", "sigmoid_ce_seed2"), (0.02, 0.03, 0.04)),
-                        (("sigmoid_ce_gap", "sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"), (0.04, 0.05, 0.06))):
-        for name, apr in zip(names, aprs):
-            write(tmp_path, name, fake(0.30, apr=apr))
+    write_headline_rows(tmp_path, (0.02, 0.03, 0.04), (0.04, 0.05, 0.06), ce_ap=0.30, gap_ap=0.30)
     write(tmp_path, "sigmoid_ce_2x", fake(0.42, apr=0.10))
     write(tmp_path, "sigmoid_ce_gap_2x", fake(0.44, apr=0.11))
     text = overview.schedule_markdown(params, tmp_path)

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import RESULTS, read_params
-from rog.report.claims import MIN_EFFECT, NOISE_K
+from rog.report.claims import MIN_EFFECT, NOISE_K, judge
 from rog.report.results import aggregate
 
 NAME = "lookalike"
@@ -281,8 +281,9 @@ def judged_difference(a: list[float], b: list[float]) -> str:
         return f"{diff:+.1f}, one seed each: noise unknown"
     squares = sum(float(np.sum((np.asarray(x) - np.mean(x)) ** 2)) for x in (a, b))
     sd = max(np.sqrt(squares / df), MIN_EFFECT)
-    threshold = NOISE_K * sd * np.sqrt(1 / len(a) + 1 / len(b))
-    return f"{diff:+.1f}, {'beyond' if abs(diff) > threshold else 'within'} {NOISE_K:g} x noise = {threshold:.1f}"
+    noise = sd * np.sqrt(1 / len(a) + 1 / len(b))
+    within = judge(diff, noise, 1.0) == "within noise"       # the claims' rule, either direction
+    return f"{diff:+.1f}, {'within' if within else 'beyond'} {NOISE_K:g} x noise = {NOISE_K * noise:.1f}"
 
 
 def verdict(found: dict[str, list[dict]]) -> str:
