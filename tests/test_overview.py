@@ -157,7 +157,7 @@ def test_eqlv2_answer_reads_its_1x_runs_and_its_gradient_balance_on_the_claims_m
 
 @pytest.mark.parametrize("at_1x, at_2x, answer", [
     ((26.0, 27.0), (45.0, 42.0), "**the schedule**: EQLv2 is below CE at 1x"),    # behind at 1x, ahead at 2x
-    ((27.0, 27.0), (43.0, 42.0), "**the schedule**: EQLv2 is level with (within noise) CE at 1x"),
+    ((27.0, 27.0), (43.0, 42.0), "**the schedule**: EQLv2 is level with CE (within noise) at 1x"),
     ((27.2, 27.0), (42.5, 42.0), "**inconclusive**"),           # +0.2 (within 0.23) -> +0.5 (real): change 0.3 < 0.37
     ((26.0, 27.0), (42.0, 42.0), "**partly the schedule**"),    # -1.0 -> 0.0: moves beyond 0.46, not above
     ((26.0, 27.0), (41.0, 42.0), "**not the schedule**"),       # -1.0 -> -1.0

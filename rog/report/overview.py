@@ -483,8 +483,8 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
         answer = ("**no disagreement**: EQLv2 is above CE at 1x" +
                   (" and at 2x" if status2 == "reproduced" else f", {status2} at 2x"))
     elif status2 == "reproduced" and d2 - d1 > claims.NOISE_K * change:
-        place = "below" if status == "opposite" else "level with (within noise)"
-        answer = f"**the schedule**: EQLv2 is {place} CE at 1x and above it at 2x"
+        place = "below CE" if status == "opposite" else "level with CE (within noise)"
+        answer = f"**the schedule**: EQLv2 is {place} at 1x and above it at 2x"
     elif status2 == "reproduced":
         answer = ("**inconclusive**: EQLv2 is above CE at 2x, but its difference to CE changes from 1x to 2x "
                   "within noise")
