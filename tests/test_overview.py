@@ -217,7 +217,12 @@ def test_a_disagreement_explains_itself_on_the_judged_metric(tmp_path, params, p
     line = next(x for x in text.splitlines() if "Random, ECM + GAP vs Random, ECM" in x)
     assert "within noise" in line and ("without GAP it already reaches 36.0 mask AP (Random, Sigmoid CE 27.0), "
                                        "leaving less for GAP to add") in line
-    assert "its rare AP (mask APr) moves +4.0 (17.0 -> 21.0)" in line
+    assert "its rare AP (mask APr) moves +4.0 (17.0 -> 21.0)" in line and "not this loss" not in line
+    # GAP costing AP beyond noise: headroom explains no loss, and the text says so
+    write(tmp_path, "ecm_gap", masks(0.38, 0.30, 0.21))
+    text = overview.disagreements_markdown(overview.judged_claims(params, tmp_path, paper), params, tmp_path)
+    line = next(x for x in text.splitlines() if "Random, ECM + GAP vs Random, ECM" in x)
+    assert "opposite" in line and "less room explains a smaller gain, not this loss, which stays unexplained" in line
     # a baseline below sigmoid CE of its sampling explains nothing: the reason is left out
     write(tmp_path, "ecm", masks(0.38, 0.20, 0.17))
     write(tmp_path, "ecm_gap", masks(0.38, 0.199, 0.21))

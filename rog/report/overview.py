@@ -306,7 +306,8 @@ def _baseline_reasons(r: dict, params: dict, root: str | Path) -> list[str]:
     out = []
     if base is not None and ce is not None and base >= ce:
         out.append(f"without GAP it already reaches {base:.1f} {metric} ({ce_row.label} {ce:.1f}), leaving less "
-                   "for GAP to add")
+                   "for GAP to add" + ("; less room explains a smaller gain, not this loss, which stays unexplained"
+                                       if r["status"] == "opposite" else ""))
     if better is not None and worse is not None:
         out.append(f"its rare AP ({claims.IOU_NAMES.get(r['iou'], r['iou'])} APr) moves {better - worse:+.1f} "
                    f"({worse:.1f} -> {better:.1f})")
