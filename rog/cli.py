@@ -11,7 +11,7 @@ import importlib
 COMMANDS = {
     "params": "print the resolved params of a run (profile, experiment, --set) as YAML",
     "dataset": "render the LT-Glyphs dataset (LVIS v1 format)",
-    "pretrain": "pretrain the tiny backbone on glyphs disjoint from LT-Glyphs' categories",
+    "pretrain": "pretrain the detector on glyphs disjoint from LT-Glyphs' categories (our ImageNet)",
     "train": "train a detector from params.yaml",
     "evaluate": "run inference and LVIS evaluation for a checkpoint",
     "report": "dvc.yaml from the registry, tables and claims from results/, the pipeline's projected time",

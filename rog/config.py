@@ -138,7 +138,7 @@ def resolve_run(
     'default'). experiment: a name in `experiments` or `posthoc` (a post-hoc name resolves to its
     source's params with evaluate.norcal_gamma set). Order: defaults <- profile <- experiment, then
     train.iterations x schedule.length (the experiment's, else the top-level one; `schedule.length=...`
-    overrides count here), then the other overrides. model.backbone.weights 'pretrain' becomes
+    overrides count here), then the other overrides. model.weights 'pretrain' becomes
     `weights` (default: the pretrain stage's output for the profile). Errors name the file.
     """
     from rog.models.pretrained import resolve_weights

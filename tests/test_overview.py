@@ -84,10 +84,12 @@ def test_tables_wider_than_ten_columns_are_refused():
 
 
 def test_regime_compares_each_run_with_the_params_it_would_train_now(tmp_path, params):
-    now = resolve_run(params, "default", "sigmoid_ce", ["dataset.root=out/pipeline/default/dataset"])
-    write(tmp_path, "sigmoid_ce", {**fake(0.3), "checkpoint": {"params_hash": params_hash(now)}})
-    write(tmp_path, "sigmoid_ce_gap", {**fake(0.3), "checkpoint": {"params_hash": "0123456789abcdef"}})
-    write(tmp_path, "softmax_ce", fake(0.3))  # no hash recorded
+    # the scratch profile: no pretrained detector whose digest the hash would read
+    now = resolve_run(params, "scratch", "sigmoid_ce", ["dataset.root=out/pipeline/scratch/dataset"])
+    scratch = {"run": {"profile": "scratch"}}
+    write(tmp_path, "sigmoid_ce", {**fake(0.3), **scratch, "checkpoint": {"params_hash": params_hash(now)}})
+    write(tmp_path, "sigmoid_ce_gap", {**fake(0.3), **scratch, "checkpoint": {"params_hash": "0123456789abcdef"}})
+    write(tmp_path, "softmax_ce", {**fake(0.3), **scratch})  # no hash recorded
     found = regime.regime(params, tmp_path)
     assert (found["same"], found["other"], found["unknown"]) == (["sigmoid_ce"], ["sigmoid_ce_gap"], ["softmax_ce"])
     assert ("results/ mixes two.** 1 of 3 runs in results/ were made with the parameters params.yaml gives now, 1 "

@@ -188,8 +188,8 @@ def test_every_page_opens_with_its_runs_regime_and_what_a_1x_number_means(tmp_pa
 
     def run(name: str, ap: float, iterations: int = 1200, current: bool = True) -> None:
         metrics = fake_metrics(ap, 0.1)
-        metrics["run"]["iterations"] = iterations
-        now = resolve_run(params, "default", name, ["dataset.root=out/pipeline/default/dataset"])
+        metrics["run"].update(iterations=iterations, profile="scratch")  # no pretrained detector to read
+        now = resolve_run(params, "scratch", name, ["dataset.root=out/pipeline/scratch/dataset"])
         metrics["checkpoint"] = {"params_hash": params_hash(now) if current else "0" * 16}
         write_run(tmp_path, name, metrics)
 
@@ -712,15 +712,17 @@ def test_a_pair_across_two_regimes_is_not_comparable(tmp_path, params, paper):
 
     for name, current in (("seesaw_rfs_2x", True), ("seesaw_rfs_gap_2x", False)):
         metrics = fake_metrics(0.3, 0.2)
-        now = resolve_run(params, "default", name, ["dataset.root=out/pipeline/default/dataset"])
+        metrics["run"]["profile"] = "scratch"  # no pretrained detector to read
+        now = resolve_run(params, "scratch", name, ["dataset.root=out/pipeline/scratch/dataset"])
         metrics["checkpoint"] = {"params_hash": params_hash(now) if current else "0" * 16}
         write_run(tmp_path, name, metrics)
     found = claims.claims(params, tmp_path, paper, tables=["table5"])[0]
     assert found["verdict"] == "not comparable" and found["statuses"] == ["not comparable"]
     assert found["details"][0].startswith("not comparable: ROG (Seesaw + GAP) vs Seesaw: seesaw_rfs_gap_2x made with older")
     metrics = fake_metrics(0.3, 0.2)
-    metrics["checkpoint"] = {"params_hash": params_hash(resolve_run(params, "default", "seesaw_rfs_gap_2x",
-                                                                    ["dataset.root=out/pipeline/default/dataset"]))}
+    metrics["run"]["profile"] = "scratch"
+    metrics["checkpoint"] = {"params_hash": params_hash(resolve_run(params, "scratch", "seesaw_rfs_gap_2x",
+                                                                    ["dataset.root=out/pipeline/scratch/dataset"]))}
     write_run(tmp_path, "seesaw_rfs_gap_2x", metrics)
     assert claims.claims(params, tmp_path, paper, tables=["table5"])[0]["verdict"] == "within noise"
 

@@ -65,7 +65,9 @@ def test_fixed_lists_agree_with_the_code_and_registries_are_read_from_it():
     ("dataset.glyphs.glyph_size=[30,20]", "dataset.glyphs.glyph_size = [30, 20]: expected [low, high] with low <= high"),
     ("dataset.glyphs.crowded.fraction=-0.1", "dataset.glyphs.crowded.fraction = -0.1"),
     ("evaluate.max_dets_sweep=[0,10]", "evaluate.max_dets_sweep = [0, 10]"),
-    ("pretrain.batch_size=0", "pretrain.batch_size = 0"),
+    ("pretrain.num_train=0", "pretrain.num_train = 0"),
+    ("dataset.glyphs.frequency_exponent=0.5", "dataset.glyphs.frequency_exponent = 0.5: expected a finite number >= 1"),
+    ("dataset.sampler.threshold_images=0", "dataset.sampler.threshold_images = 0"),
     ("schedule.length=0", "schedule.length must be > 0"),
 ])
 def test_bad_values_are_refused_naming_key_value_and_rule(override, named):

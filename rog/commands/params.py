@@ -33,4 +33,24 @@ def run(args: argparse.Namespace) -> int:
         return 2
     shown = {k: v for k, v in params.items() if not args.section or k in args.section}
     print(yaml.safe_dump(shown, sort_keys=False, width=120), end="")
+    if "dataset" in shown:
+        note = threshold_note(params["dataset"])
+        if note:
+            print(note)
     return 0
+
+
+def threshold_note(dataset: dict) -> str | None:
+    """A YAML comment with the repeat-factor threshold the sampler uses, when it is scaled (threshold_images)."""
+    from rog.data.sampler import scaled_threshold
+
+    sampler = dataset["sampler"]
+    if sampler["kind"] != "repeat_factor" or sampler.get("threshold_images") is None:
+        return None
+    if dataset["name"] != "lt_glyphs":
+        return (f"# dataset.sampler: t used = {sampler['repeat_threshold']} x {sampler['threshold_images']} / "
+                "(the annotated training images, counted when training starts)")
+    images = int(dataset["glyphs"]["num_train"])  # every LT-Glyphs training image holds glyphs
+    used = scaled_threshold(sampler["repeat_threshold"], sampler["threshold_images"], images)
+    return (f"# dataset.sampler: t used = {sampler['repeat_threshold']} x {sampler['threshold_images']} / "
+            f"{images} training images = {used:.5f}")

@@ -1,8 +1,9 @@
 """`python -m rog pretrain [--out DIR] [--profile NAME] [--set KEY=VALUE ...]`
 
-Pretrains the tiny backbone's body on glyphs disjoint from LT-Glyphs' categories (the `pretrain`
-section; rog.engine.pretrain) and writes DIR/backbone.pt and DIR/summary.json. The default DIR is what
-model.backbone.weights 'pretrain' means: out/pipeline/<profile>/pretrain.
+Pretrains the profile's detector on glyphs disjoint from LT-Glyphs' categories (the `pretrain` section;
+rog.engine.pretrain) and writes DIR/detector.pt and DIR/summary.json; the rendered set and the training
+run (checkpoints: a killed pretraining resumes) go to DIR_work. The default DIR is what model.weights
+'pretrain' means: out/pipeline/<profile>/pretrain.
 """
 from __future__ import annotations
 
@@ -35,6 +36,6 @@ def run(args: argparse.Namespace) -> int:
     except (ParamsError, PretrainParamsError, FileNotFoundError) as err:
         print(f"rog pretrain: {err}", file=sys.stderr)
         return 2
-    print(json.dumps({k: meta[k] for k in ("num_classes", "train_accuracy", "val_accuracy", "seconds",
-                                           "body_sha256")}))
+    print(json.dumps({k: meta[k] for k in ("num_classes", "chars", "final_losses", "seconds", "sha256")},
+                     ensure_ascii=False))
     return 0

@@ -1,4 +1,5 @@
-"""`python -m rog report pipeline [--check] | tables [NAME ...] | claims | projection [--jobs J] | html [--out DIR]`
+"""`python -m rog report pipeline [--check] | tables [NAME ...] | claims | projection [--jobs J] | html [--out DIR]
+| fidelity [--profile P] [--dataset-root DIR]`
 
 pipeline: write dvc.yaml from params.yaml's registry (--check: only say whether it is current; exit 1
 if not). tables: print the tables (ours beside the paper's) from results/experiments/*/metrics.json.
@@ -6,6 +7,9 @@ claims: print which of the paper's claims our results reproduce. projection: pri
 (or estimated) training and evaluation seconds and the pipeline's projected wall time with J experiments
 side by side (rog.pipeline.projection; exit 1 when no run has recorded timings). html: every executed
 notebook below ROOT/results/notebooks as static HTML in --out, with index.html (rog.report.html).
+fidelity: LT-Glyphs beside LVIS v1 on what decides whether the baselines behave as on LVIS (the profile's
+rendered training set, default out/pipeline/<profile>/dataset; the baselines' APr / APf from results/;
+rog.report.fidelity).
 """
 from __future__ import annotations
 
@@ -14,13 +18,16 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("pipeline", "tables", "claims", "projection", "html"))
+    parser.add_argument("what", choices=("pipeline", "tables", "claims", "projection", "html", "fidelity"))
     parser.add_argument("names", nargs="*", help="tables to print (default: all)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--check", action="store_true", help="pipeline: compare only, exit 1 when stale")
     parser.add_argument("--root", default=".", help="folder holding results/ (default: .)")
     parser.add_argument("--jobs", type=int, default=2, help="projection: experiments side by side (default: 2)")
     parser.add_argument("--out", default="out/html", help="html: folder to write the pages into (default: out/html)")
+    parser.add_argument("--profile", default=None, help="fidelity: the profile (default: params.yaml's `profile`)")
+    parser.add_argument("--dataset-root", default=None,
+                        help="fidelity: the rendered training set (default: out/pipeline/<profile>/dataset)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +64,15 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             return 0
         params = read_params(args.params)
+        if args.what == "fidelity":
+            from rog.config import profile_name
+            from rog.report import fidelity
+
+            profile = profile_name(params, args.profile)
+            root = args.dataset_root or f"out/pipeline/{profile}/dataset"
+            table = fidelity.profile_rows(params, profile, root, args.root)
+            print(f"Fidelity, profile {profile} (training set {root}):\n\n" + fidelity.markdown(table), end="")
+            return 0
         if args.what == "claims":
             print(claims.claims_markdown(claims.claims(params, args.root)), end="")
             if "table3" in sections(params):  # Table 3's claim is judged on the K sweep, not on a pair of rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rog.data.lvis_dataset import LVISDataset
-from rog.data.sampler import RandomSampler, RepeatFactorSampler, repeat_factors
+from rog.data.sampler import RandomSampler, RepeatFactorSampler, repeat_factors, scaled_threshold
 from rog.data.transforms import build_transforms
 
 
@@ -39,6 +39,7 @@ def build_sampler(dataset_params: dict, dataset: LVISDataset, seed: int = 0, ran
     if spec["kind"] == "random":
         return RandomSampler(len(dataset), seed, rank, world_size)
     if spec["kind"] == "repeat_factor":
-        factors = repeat_factors(dataset.image_labels(), float(spec["repeat_threshold"]))
+        threshold = scaled_threshold(spec["repeat_threshold"], spec.get("threshold_images"), len(dataset))
+        factors = repeat_factors(dataset.image_labels(), threshold)
         return RepeatFactorSampler(factors, seed, rank, world_size, rounding=spec["rounding"])
     raise ValueError(f"dataset.sampler.kind must be 'random' or 'repeat_factor', got {spec['kind']!r}")

@@ -50,8 +50,9 @@ VAL_ID_OFFSET = 1_000_000_000  # val image ids start above every train id (as CO
 REQUIRED_KEYS = (
     "snapshot", "seed", "num_train", "num_val", "image_size", "val_text_fraction", "fonts",
     "glyph_size", "snippets", "snippet_chars", "isolated", "crowded", "background", "distractors",
-    "text_colour_contrast", "min_glyph_pixels", "min_val_images", "png_compress_level",
+    "text_colour_contrast", "min_glyph_pixels", "min_val_images", "png_compress_level", "frequency_exponent",
 )
+THINNING_CODE = 4  # seeds the train text's thinning (distinct from SPLIT_CODES)
 
 
 class GlyphParamsError(ValueError):
@@ -73,6 +74,9 @@ def check_params(params: dict) -> None:
         raise GlyphParamsError("dataset.glyphs.fonts: empty font list")
     if not 0.0 < params["val_text_fraction"] < 1.0:
         raise GlyphParamsError("dataset.glyphs.val_text_fraction: must be in (0, 1)")
+    if not float(params["frequency_exponent"]) >= 1.0:
+        raise GlyphParamsError(f"dataset.glyphs.frequency_exponent: must be >= 1 (1 keeps the text's "
+                               f"frequencies), got {params['frequency_exponent']}")
 
 
 def load_corpus(snapshot: str | Path) -> str:
@@ -94,6 +98,26 @@ def split_text(text: str, val_fraction: float) -> tuple[str, str]:
     """Disjoint train/val parts: the first (1 - val_fraction) of the corpus and the rest."""
     cut = int(round(len(text) * (1.0 - val_fraction)))
     return text[:cut], text[cut:]
+
+
+def thin_text(text: str, exponent: float, seed: int) -> str:
+    """`text` with each occurrence of a character c kept with probability (n_c / n_max)^(exponent - 1),
+    n_c its count in `text` (spaces always kept): the category frequencies become ~ n_c^exponent.
+
+    exponent 1 returns `text` unchanged. The most frequent character keeps all its occurrences and the
+    rarest lose the most, so the tail grows longer against the head (LVIS's imbalance is steeper than
+    the documentation text's). Deterministic from `seed`.
+    """
+    if exponent == 1.0:
+        return text
+    chars = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    codes, inverse, counts = np.unique(chars, return_inverse=True, return_counts=True)
+    space = codes == ord(" ")
+    top = counts[~space].max()
+    keep_probability = np.where(space, 1.0, (counts / top) ** (float(exponent) - 1.0))
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), THINNING_CODE]))
+    kept = chars[rng.random(chars.size) < keep_probability[inverse]]
+    return kept.tobytes().decode("utf-32-le")
 
 
 def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -191,11 +215,15 @@ def fill_statistics(categories: list[dict], train: dict) -> list[dict]:
                  frequency=counts.frequency[i]) for i, c in enumerate(categories)]
 
 
-def generate(params: dict, out_dir: str | Path, progress: Callable[[int], None] | None = None) -> dict:
+def generate(params: dict, out_dir: str | Path, progress: Callable[[int], None] | None = None,
+             text: str | None = None) -> dict:
     """Render LT-Glyphs with `params` (the dataset.glyphs section) into `out_dir`. Returns the stats.
 
     progress: called with the number of images just written (for a progress bar); the total is
     num_train + num_val + the extra validation images (at most min_val_images per category).
+    text: the text drawn from instead of the snapshot's corpus (the pretraining glyphs' balanced text).
+    The train part is thinned by `frequency_exponent` (`thin_text`); the val part keeps the text's own
+    frequencies, so that every category's AP is measured on as many natural occurrences as it has.
     """
     check_params(params)
     out_dir = Path(out_dir)
@@ -205,9 +233,11 @@ def generate(params: dict, out_dir: str | Path, progress: Callable[[int], None] 
     for split_dir in ("train", "val"):  # nor PNGs of an earlier, larger render
         if (out_dir / split_dir).is_dir():
             shutil.rmtree(out_dir / split_dir)
-    text = load_corpus(params["snapshot"])
+    text = load_corpus(params["snapshot"]) if text is None else text
     fonts = load_fonts(params["snapshot"], params["fonts"])
-    train_text, val_text = (TextSource(t) for t in split_text(text, params["val_text_fraction"]))
+    train_part, val_part = split_text(text, params["val_text_fraction"])
+    train_text = TextSource(thin_text(train_part, float(params["frequency_exponent"]), params["seed"]))
+    val_text = TextSource(val_part)
     tick = progress or (lambda n: None)
 
     train = _SplitWriter(out_dir, "train", params, 0)

@@ -15,9 +15,8 @@ The character set (`select_chars`) is every code point all fonts have (their cma
 3. a character whose NFD base fails 2 fails too ('Ё' on 'Е', 'ΐ' on 'ι').
 
 Every ASCII printable character counts as a category here (LT-Glyphs uses those seen in its text,
-a subset). Images (`render_set`) use LT-Glyphs' style machinery (rog.data.glyph_layout): background,
-distractors, colours and noise of dataset.glyphs, a font size drawn from glyph_size, random placement;
-each image is drawn by its own numpy Generator seeded from (seed, split, class, index).
+a subset). The pretraining images are LT-Glyphs images (rog.data.glyphs.generate, the same style and
+layout) drawn from `balanced_text`: words of these characters, each equally frequent.
 """
 from __future__ import annotations
 
@@ -28,12 +27,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rog.data.glyph_layout import FontBank, add_noise, background, draw_run, make_run, place_run, text_colour
+from rog.data.glyph_layout import FontBank
 
 ASCII_CATEGORIES = tuple(c for c in string.printable if not c.isspace())
 SIMILARITY_SIZE = 48   # font size of the shape comparison (about glyph_size's upper end)
 SCALED_SIDE = 32       # side of the scale-normalised masks
-SPLIT_CODES = {"train": 11, "val": 12}  # distinct from rog.data.glyphs' codes
+TEXT_CODE = 13  # seeds the balanced text (distinct from rog.data.glyphs' codes)
 
 
 def font_chars(path: str | Path) -> set[str]:
@@ -112,38 +111,14 @@ def select_chars(fonts: FontBank, max_similarity: float, max_classes: int) -> st
     return "".join(chars)
 
 
-def sample_rng(seed: int, split: str, label: int, index: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(seed), SPLIT_CODES[split], int(label), int(index)]))
-
-
-def render_sample(rng: np.random.Generator, fonts: FontBank, char: str, image_size: int, style: dict) -> np.ndarray:
-    """uint8 [S, S, 3]: one glyph of `char` on an LT-Glyphs background. style: dataset.glyphs (background,
-    distractors, text_colour_contrast, glyph_size, min_glyph_pixels). A glyph too large for the image
-    is drawn smaller (4 px steps of font size)."""
-    img, bg_lum = background(rng, image_size, style)
-    font = int(rng.integers(0, len(fonts)))
-    size = int(rng.integers(int(style["glyph_size"][0]), int(style["glyph_size"][1]) + 1))
-    origin, run = None, None
-    while origin is None and size > 4:
-        run = make_run(fonts, font, size, char, None, 0)
-        origin = place_run(rng, run, image_size, []) if run is not None else None
-        size -= 4
-    if origin is None:
-        raise ValueError(f"{char!r} does not fit a {image_size}-px image in font {fonts.paths[font].name}")
-    draw_run(img, fonts, run, *origin, text_colour(rng, bg_lum, style["text_colour_contrast"]))
-    return add_noise(rng, img, style)
-
-
-def render_set(fonts: FontBank, chars: str, per_class: int, image_size: int, style: dict, seed: int,
-               split: str) -> tuple:
-    """A balanced set: (images uint8 [C * per_class, 3, S, S], labels int64 [C * per_class]), class by
-    class; label k is chars[k]. Same arguments, identical tensors."""
-    import torch
-
-    images = np.empty((len(chars) * per_class, image_size, image_size, 3), dtype=np.uint8)
-    for label, char in enumerate(chars):
-        for i in range(per_class):
-            images[label * per_class + i] = render_sample(sample_rng(seed, split, label, i), fonts, char,
-                                                          image_size, style)
-    labels = torch.arange(len(chars), dtype=torch.int64).repeat_interleave(per_class)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels
+def balanced_text(chars: str, length: int, seed: int, word: tuple[int, int] = (2, 8)) -> str:
+    """`length` characters of words drawn uniformly from `chars` (word lengths uniform in `word`), single
+    spaces between them: the pretraining detector's text, every class equally frequent. Deterministic."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), TEXT_CODE]))
+    pool = np.array(list(chars))
+    pieces, total = [], 0
+    while total < length:
+        piece = "".join(pool[rng.integers(0, len(pool), size=int(rng.integers(word[0], word[1] + 1)))])
+        pieces.append(piece)
+        total += len(piece) + 1
+    return " ".join(pieces)[:length]

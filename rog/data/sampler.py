@@ -35,6 +35,23 @@ def category_repeat_factors(image_labels: Sequence[Sequence[int]], threshold: fl
     return {c: max(1.0, math.sqrt(threshold / (n / num_images))) for c, n in sorted(image_count.items())}
 
 
+LVIS_V1_TRAIN_IMAGES = 99_388  # annotated training images of LVIS v1, for which t = 0.001 was chosen
+
+
+def scaled_threshold(threshold: float, threshold_images: int | None, num_images: int) -> float:
+    """RFS's t for a training set of `num_images`, given t was chosen for `threshold_images` (None: as is).
+
+    A category's repeat factor sqrt(t / f(c)) depends on t x N / (its images), so t x N fixes which categories
+    repeat and how much: t = 0.001 over LVIS's 99,388 images gives a 3,000-image set LVIS's factors at
+    t = 0.001 x 99,388 / 3,000 = 0.033.
+    """
+    if threshold_images is None:
+        return float(threshold)
+    if num_images < 1:
+        raise ValueError("scaled_threshold: the training set has no annotated images")
+    return min(1.0, float(threshold) * int(threshold_images) / int(num_images))
+
+
 def repeat_factors(image_labels: Sequence[Sequence[int]], threshold: float = 0.001) -> np.ndarray:
     """r(I) for every image: float64 [N]; 1.0 for images without labels.
 

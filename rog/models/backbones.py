@@ -15,7 +15,6 @@ from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.detection.backbone_utils import BackboneWithFPN, resnet_fpn_backbone
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
-from rog.models.pretrained import load_weights
 
 RESNETS = {"resnet50_fpn": "resnet50", "resnet101_fpn": "resnet101"}  # backbone name -> torchvision ResNet
 BACKBONES = ("tiny", *RESNETS)
@@ -127,7 +126,7 @@ def resnet_fpn(name: str = "resnet50_fpn", pretrained: bool = False, trainable_l
 
 
 def build_backbone(params: dict, mask_channels: int | None = None, mask_stride: int = 4) -> nn.Module:
-    """`params` is the model section's `backbone` mapping: {name, ..., weights (tiny): a pretrained body};
+    """`params` is the model section's `backbone` mapping: {name, widths, depth, ...};
     mask_channels: add the tiny backbone's MASK_LEVEL of that width at mask_stride (None: the mask
     branch reads the pyramid)."""
     name = params.get("name")
@@ -137,9 +136,6 @@ def build_backbone(params: dict, mask_channels: int | None = None, mask_stride: 
         raise ValueError(f"model.roi.mask_features 'stride{mask_stride}' is for the tiny backbone; {name} "
                          "has a stride-4 pyramid level already (use 'fpn')")
     if name == "tiny":
-        return load_weights(tiny_fpn(tuple(params.get("widths", (32, 64, 128, 256))), int(params.get("depth", 2)),
-                                     int(params.get("fpn_channels", 128)), mask_channels, mask_stride), params)
-    if params.get("weights"):
-        raise ValueError("model.backbone.weights: only the tiny backbone loads pretrained glyph weights "
-                         f"({name}: model.backbone.pretrained)")
+        return tiny_fpn(tuple(params.get("widths", (32, 64, 128, 256))), int(params.get("depth", 2)),
+                        int(params.get("fpn_channels", 128)), mask_channels, mask_stride)
     return resnet_fpn(name, bool(params.get("pretrained", False)), int(params.get("trainable_layers", 5)))

@@ -114,12 +114,12 @@ def norcal_shift(class_counts, gamma: float | None, num_classes: int) -> torch.T
 
 def model_signature(model_params: dict, num_classes: int) -> dict:
     """What must match between a checkpoint and the model it is loaded into: architecture, classes and the
-    pretrained backbone weights' digest (None from scratch)."""
+    pretrained detector's digest (None from scratch)."""
     spec = {"arch": model_params["arch"], "backbone": model_params["backbone"],
             "objective": model_params["objective"]["name"], "num_classes": int(num_classes),
             "mask": model_params["arch"] == "mask_rcnn"}
-    weights = model_params["backbone"].get("weights")
-    spec["weights_sha256"] = pretrained.weights_digest(weights) if weights else None  # the pretrained body
+    weights = model_params.get("weights")
+    spec["weights_sha256"] = pretrained.weights_digest(weights) if weights else None  # the pretrained start
     hashed = dict(model_params, weights_sha256=spec["weights_sha256"]) if weights else model_params
     spec["hash"] = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return spec
@@ -192,6 +192,8 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
     transform = BatchedPasteTransform(int(model_params["min_size"]), int(model_params["max_size"]),
                                       list(model_params["image_mean"]), list(model_params["image_std"]))
     model = GeneralizedRCNN(backbone, proposals, heads, transform)
+    if model_params.get("weights"):  # the pretrained start (a checkpoint loaded later overwrites it)
+        pretrained.transfer(model, model_params["weights"], num_classes)
     model.signature = model_signature(model_params, num_classes)
     return model
 

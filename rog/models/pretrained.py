@@ -1,16 +1,22 @@
-"""Pretrained backbone bodies: the file `python -m rog pretrain` writes, and loading it into a detector.
+"""A pretrained detector: the file `python -m rog pretrain` writes, and starting a detector from it.
 
-backbone.pt is a dict (torch.save, readable with weights_only=True)::
+The paper's detectors start from ImageNet weights; ours start from a whole detector trained once on glyphs
+of characters that are no LT-Glyphs category (rog.engine.pretrain). detector.pt is a dict (torch.save,
+readable with weights_only=True)::
 
     format        FORMAT
-    arch          {name: tiny, widths: [...], depth: d}
-    body          state_dict of rog.models.backbones.tiny_body (the keys of a detector's backbone.body)
-    body_sha256   digest of `body` (`body_digest`): the weights' identity, independent of the metadata
-    chars, params, train_accuracy, val_accuracy, history   (how it was made; no timing: reruns are byte-identical)
+    state         the pretrained detector's state_dict (torchvision MaskRCNN / FasterRCNN keys)
+    sha256        digest of `state` (`state_digest`): the weights' identity, independent of the metadata
+    chars, num_classes, params     (how it was made; no timing: reruns are byte-identical)
 
-params.yaml's model.backbone.weights: null (from scratch), a path to such a file, or PRETRAIN ('pretrain'),
-the pipeline's pretrain stage output for the profile: out/pipeline/<profile>/pretrain/backbone.pt
+params.yaml's model.weights: null (from scratch), a path to such a file, or PRETRAIN ('pretrain'): the
+pipeline's pretrain stage output for the profile, out/pipeline/<profile>/pretrain/detector.pt
 (`resolve_weights`, called by rog.config.resolve_run).
+
+`transfer` copies every layer into a freshly built detector except the classifier, whose classes differ.
+The class-specific layers, box regression [C x 4, D] and mask logits [C, ...], start from the mean over
+the pretrained classes, replicated for each new class: every class starts from the average glyph's box
+and mask, as a class-agnostic head would, and then specialises.
 """
 from __future__ import annotations
 
@@ -20,14 +26,19 @@ from pathlib import Path
 
 import torch
 
-FORMAT = "rog-backbone/1"
+FORMAT = "rog-detector/1"
 PRETRAIN = "pretrain"
 PRETRAIN_DIR = "out/pipeline/{profile}/pretrain"
-WEIGHTS_FILE = "backbone.pt"
+WEIGHTS_FILE = "detector.pt"
+CLASSIFIER_PREFIX = "roi_heads.box_predictor.cls_score."
+# class-specific layers: name -> rows per class of dim 0
+PER_CLASS = {"roi_heads.box_predictor.bbox_pred.weight": 4, "roi_heads.box_predictor.bbox_pred.bias": 4,
+             "roi_heads.mask_predictor.mask_fcn_logits.weight": 1,
+             "roi_heads.mask_predictor.mask_fcn_logits.bias": 1}
 
 
 class PretrainedWeightsError(ValueError):
-    """A backbone.pt is missing, unreadable, or does not fit the backbone it is loaded into."""
+    """A detector.pt is missing, unreadable, or does not fit the detector it is loaded into."""
 
 
 def default_dir(profile: str | None) -> Path:
@@ -35,15 +46,15 @@ def default_dir(profile: str | None) -> Path:
 
 
 def resolve_weights(params: dict, profile: str | None, path: str | Path | None = None) -> dict:
-    """params with model.backbone.weights 'pretrain' replaced by `path` (default: the pretrain stage's
-    output for `profile`); other values are left alone. Changes params in place and returns it."""
-    backbone = params["model"]["backbone"]
-    if backbone.get("weights") == PRETRAIN:
-        backbone["weights"] = str(path if path is not None else default_dir(profile) / WEIGHTS_FILE)
+    """params with model.weights 'pretrain' replaced by `path` (default: the pretrain stage's output for
+    `profile`); other values are left alone. Changes params in place and returns it."""
+    model = params["model"]
+    if model.get("weights") == PRETRAIN:
+        model["weights"] = str(path if path is not None else default_dir(profile) / WEIGHTS_FILE)
     return params
 
 
-def body_digest(state: dict) -> str:
+def state_digest(state: dict) -> str:
     """sha256 (16 hex digits) over a state_dict's keys, dtypes, shapes and values, in key order."""
     h = hashlib.sha256()
     for key in sorted(state):
@@ -53,56 +64,69 @@ def body_digest(state: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def save(path: str | Path, body: torch.nn.Module, arch: dict, **meta) -> Path:
-    """Write backbone.pt atomically (a temporary file renamed into place)."""
+def save(path: str | Path, state: dict, **meta) -> Path:
+    """Write detector.pt atomically (a temporary file renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in body.state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in state.items()}
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"format": FORMAT, "arch": dict(arch), "body": state, "body_sha256": body_digest(state), **meta}, tmp)
+    torch.save({"format": FORMAT, "state": state, "sha256": state_digest(state), **meta}, tmp)
     os.replace(tmp, path)
     return path
 
 
 def load(path: str | Path) -> dict:
-    """The dict of a backbone.pt; PretrainedWeightsError naming the file when it is missing or foreign."""
+    """The dict of a detector.pt; PretrainedWeightsError naming the file when it is missing or foreign."""
     path = Path(path)
     if str(path) == PRETRAIN:
-        raise PretrainedWeightsError("model.backbone.weights 'pretrain' was not resolved to a file "
+        raise PretrainedWeightsError("model.weights 'pretrain' was not resolved to a file "
                                      "(rog.models.pretrained.resolve_weights)")
     if not path.is_file():
-        raise PretrainedWeightsError(f"{path}: no such pretrained backbone (model.backbone.weights); write it "
+        raise PretrainedWeightsError(f"{path}: no such pretrained detector (model.weights); write it "
                                      "with `python -m rog pretrain` or `dvc repro pretrain`")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        raise PretrainedWeightsError(f"{path}: not a readable backbone file: {type(err).__name__}: {err}") from None
+        raise PretrainedWeightsError(f"{path}: not a readable detector file: {type(err).__name__}: {err}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise PretrainedWeightsError(f"{path}: not a rog pretrained backbone (expected format '{FORMAT}')")
+        raise PretrainedWeightsError(f"{path}: not a rog pretrained detector (expected format '{FORMAT}')")
     return data
 
 
 def weights_digest(path: str | Path) -> str:
-    """The identity of the weights in a backbone.pt (its stored body_sha256)."""
-    return str(load(path)["body_sha256"])
+    """The identity of the weights in a detector.pt (its stored sha256)."""
+    return str(load(path)["sha256"])
 
 
-def load_weights(backbone, params: dict):
-    """Load model.backbone.weights (if set) into `backbone.body`; returns `backbone`.
+def class_mean(source: torch.Tensor, rows: int, num_classes: int) -> torch.Tensor:
+    """[C' x rows, ...] per-class rows -> [C x rows, ...]: the mean over the C' source classes, repeated."""
+    rest = source.shape[1:]
+    mean = source.reshape(-1, rows, *rest).mean(0)
+    return mean.unsqueeze(0).expand(num_classes, rows, *rest).reshape(num_classes * rows, *rest).clone()
 
-    params: the model section's backbone mapping. The file's arch must match (name, widths, depth).
+
+def transferred_state(source: dict, target: dict, num_classes: int, path: str | Path = "") -> dict:
+    """The target state_dict with the source's weights (see the module docstring).
+
+    Kept from the target: the classifier (CLASSIFIER_PREFIX) and what the source lacks (an objective's or
+    the ranking term's own buffers). Any other key whose shape differs is an architecture mismatch.
     """
-    path = params.get("weights")
-    if not path:
-        return backbone
-    data = load(path)
-    want = {"name": params.get("name"), "widths": [int(w) for w in params.get("widths", ())],
-            "depth": int(params.get("depth", 0))}
-    have = {k: data["arch"].get(k) for k in want}
-    if want["name"] != "tiny" or have != want:
-        raise PretrainedWeightsError(f"{path}: pretrained backbone {have} does not match model.backbone {want}")
-    try:
-        backbone.body.load_state_dict(data["body"])
-    except RuntimeError as err:
-        raise PretrainedWeightsError(f"{path}: body weights do not fit the backbone: {err}") from None
-    return backbone
+    out = dict(target)
+    for key, value in target.items():
+        if key.startswith(CLASSIFIER_PREFIX) or key not in source:
+            continue
+        if key in PER_CLASS:
+            out[key] = class_mean(source[key], PER_CLASS[key], num_classes).to(value.dtype)
+            continue
+        if source[key].shape != value.shape:
+            raise PretrainedWeightsError(f"{path}: {key} is {tuple(source[key].shape)} in the pretrained detector "
+                                         f"and {tuple(value.shape)} in model; pretrain with the same model section")
+        out[key] = source[key].to(value.dtype)
+    return out
+
+
+def transfer(model: torch.nn.Module, path: str | Path, num_classes: int) -> torch.nn.Module:
+    """Start `model` (a detector of rog.models.builder) from the pretrained detector in `path`."""
+    source = load(path)["state"]
+    model.load_state_dict(transferred_state(source, model.state_dict(), num_classes, path))
+    return model

@@ -9,10 +9,10 @@ Stages (papermill runs of notebooks/ unless said otherwise; executed copies in r
 volatile metadata stripped by `python -m rog.pipeline.notebooks`):
 
     dataset                 `rog dataset`: LT-Glyphs for ${profile} -> out/pipeline/<profile>/dataset (DVC cache)
-    pretrain                `rog pretrain`: the tiny body pretrained on glyphs disjoint from LT-Glyphs'
-                            classes -> out/pipeline/<profile>/pretrain/backbone.pt (DVC cache); a stage, and
+    pretrain                `rog pretrain`: the detector pretrained on glyphs disjoint from LT-Glyphs'
+                            classes -> out/pipeline/<profile>/pretrain/detector.pt (DVC cache); a stage, and
                             a dependency of the experiment and post-hoc stages, only when an experiment of
-                            the profile sets model.backbone.weights: pretrain (`uses_pretraining`)
+                            the profile sets model.weights: pretrain (`uses_pretraining`)
     experiment@NAME         `rog train` (torchrun when train.processes > 1) and `rog evaluate`, launched by
                             rog.pipeline.stage -> results/experiments/NAME/{metrics,summary,diagnostics,curve,
                             losses}.json (git); the run folder out/pipeline/<profile>/runs/NAME/ (checkpoints)
@@ -49,9 +49,8 @@ PAPERMILL = "papermill {src} {dst} -k python3 --cwd . --no-progress-bar --execut
 STRIP = "python -m rog.pipeline.notebooks {dst}"
 DATASET = "out/pipeline/${profile}/dataset"
 PRETRAIN = "out/pipeline/${profile}/pretrain"  # rog.models.pretrained.PRETRAIN_DIR
-PRETRAIN_CODE = ["rog/data/pretrain_glyphs.py", "rog/data/glyph_layout.py", "rog/data/glyphs.py",
-                 "rog/engine/pretrain.py", "rog/models/backbones.py", "rog/models/pretrained.py",
-                 "rog/commands/__init__.py", "rog/commands/pretrain.py", "rog/config.py"]
+PRETRAIN_CODE = ["rog/data", "rog/engine", "rog/evaluation", "rog/losses", "rog/models", "rog/provenance.py",
+                 "rog/commands/__init__.py", "rog/commands/pretrain.py", "rog/config.py", "rog/schema.py"]
 RUNS = "out/pipeline/${profile}/runs"
 # what changes an experiment's numbers: the commands the stage launches and everything below them
 TRAINING_CODE = ["rog/__init__.py", "rog/__main__.py", "rog/cli.py", "rog/commands/__init__.py", "rog/commands/train.py",
@@ -59,6 +58,11 @@ TRAINING_CODE = ["rog/__init__.py", "rog/__main__.py", "rog/cli.py", "rog/comman
                  "rog/losses", "rog/models", "rog/pipeline/__init__.py", "rog/pipeline/stage.py"]
 # presentation: what the table, figure and run notebooks call
 REPORT_CODE = ["rog/report", "rog/pipeline/registry.py", "rog/pipeline/notebooks.py"]
+# the dataset page's fidelity table: our training set's statistics at the resolved params of an RFS run, and the
+# APr / APf of the baselines that rog/report/lvis_v1_statistics.yaml names (Table 1 rows)
+FIDELITY_CODE = ["rog/data/fidelity.py", "rog/data/sampler.py", "rog/config.py", "rog/schema.py",
+                 "rog/models/pretrained.py"]
+FIDELITY_BASELINES = Path("rog/report/lvis_v1_statistics.yaml")
 RUN_OUTPUTS = ("metrics.json", "diagnostics.json", "curve.json", "losses.json", "lookalike.json", "detections.json")
 # the overview also checks each run's params hash against params.yaml's (rog.config, rog.engine.rundir), computes
 # Eq. 9's omega (rog.losses.gap) and reads the gradient balance of EQLv2 against sigmoid CE (diagnostics.json)
@@ -90,8 +94,7 @@ def stages(params: dict) -> dict:
         out["pretrain"] = {
             "cmd": f"python -m rog pretrain --profile ${{profile}} --out {PRETRAIN} --no-progress",
             "deps": ["data/fonts", *PRETRAIN_CODE],
-            "params": ["pretrain", "dataset.glyphs", "model.backbone.widths", "model.backbone.depth",
-                       "model.image_mean", "model.image_std", "profiles.${profile}"],
+            "params": ["pretrain", "dataset", "model", "train", "profiles.${profile}"],
             "outs": [PRETRAIN],
         }
         weights = [PRETRAIN]
@@ -99,8 +102,8 @@ def stages(params: dict) -> dict:
         "cmd": _notebook_cmd("dataset", "results/notebooks/dataset.ipynb",
                              {"profile": "${profile}", "dataset_root": DATASET}),
         "deps": ["notebooks/dataset.ipynb", DATASET, "rog/data/plots.py", "rog/losses/counts.py", "rog/losses/gap.py",
-                 *REPORT_CODE],
-        "params": ["profile"],
+                 *FIDELITY_CODE, *REPORT_CODE, *[str(metrics_path(r)) for r in fidelity_runs(params)]],
+        "params": ["profile", "dataset", "model", "train", "profiles", "tables.table1"],
         "outs": [{"results/notebooks/dataset.ipynb": {"cache": False}}],
     }
     out["gap_loss"] = {
@@ -176,13 +179,21 @@ def lookalike_runs(params: dict) -> dict[str, list[str]]:
     return pair if all(pair.values()) else {}
 
 
+def fidelity_runs(params: dict) -> list[str]:
+    """The runs of the Table 1 rows that the fidelity table reads (FIDELITY_BASELINES), in registry order."""
+    rows = {b["row"] for b in yaml.safe_load((Path(__file__).parents[2] / FIDELITY_BASELINES).read_text())["baselines"]}
+    runs = [r for entry in (params.get("tables") or {}).get("table1", {}).get("rows", []) if entry["paper"] in rows
+            for r in entry["runs"]]
+    return [r for r in run_names(params) if r in runs]
+
+
 def uses_pretraining(params: dict) -> bool:
-    """Whether an experiment of the pipeline's profile sets model.backbone.weights: pretrain."""
+    """Whether an experiment of the pipeline's profile sets model.weights: pretrain."""
     from rog.config import resolve_run
     from rog.models.pretrained import PRETRAIN
 
     profile = params.get("profile")
-    return any(resolve_run(params, profile, name, weights=PRETRAIN)["model"]["backbone"].get("weights") == PRETRAIN
+    return any(resolve_run(params, profile, name, weights=PRETRAIN)["model"].get("weights") == PRETRAIN
                for name in params.get("experiments") or {})
 
 

@@ -103,13 +103,16 @@ def validate(params: dict, paper: dict | None = None) -> None:
 
 
 def subset_params(params: dict, subset: str = "smoke") -> dict:
-    """params.yaml for a subset (subsets.NAME): its profile, only its experiments and post-hoc runs;
-    table rows keep the runs that remain and list the others under `skipped`."""
+    """params.yaml for a subset (subsets.NAME): its profile (with the subset's `overlay` merged into it), only
+    its experiments and post-hoc runs; table rows keep the runs that remain and list the others under `skipped`."""
     spec = (params.get("subsets") or {}).get(subset)
     if spec is None:
         raise RegistryError(f"no subset '{subset}'; valid: {', '.join(sorted(params.get('subsets') or {}))}")
     out = copy.deepcopy(params)
     out["profile"] = spec["profile"]
+    if spec.get("overlay"):
+        profiles = out.setdefault("profiles", {})
+        profiles[spec["profile"]] = merge_open(profiles.get(spec["profile"]) or {}, spec["overlay"])
     out["experiments"] = {k: v for k, v in (params.get("experiments") or {}).items()
                           if k in (spec.get("experiments") or [])}
     out["posthoc"] = {k: v for k, v in (params.get("posthoc") or {}).items() if k in (spec.get("posthoc") or [])}
@@ -123,6 +126,17 @@ def subset_params(params: dict, subset: str = "smoke") -> dict:
                 skipped = [r for r in runs if r not in kept]
                 if skipped:
                     row["skipped"] = skipped
+    return out
+
+
+def merge_open(base: dict, overlay: dict) -> dict:
+    """A profile with `overlay` merged in: sections the profile lacks are added whole (a profile sets only some)."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_open(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
     return out
 
 

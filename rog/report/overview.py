@@ -133,7 +133,7 @@ def setup_markdown(params: dict, root: str | Path, paper: dict) -> str:
     def backbone(p: dict) -> str:
         b = p["model"]["backbone"]
         if b["name"] == "tiny":
-            start = "pretrained on disjoint glyphs" if b.get("weights") else "from scratch"
+            start = "detector pretrained on disjoint glyphs" if p["model"].get("weights") else "from scratch"
             return f"tiny CNN (widths {'-'.join(map(str, b['widths']))}), {start}"
         return f"{b['name']}, {'ImageNet-pretrained' if b.get('pretrained') else 'from scratch'}"
 

@@ -43,7 +43,8 @@ def regime(params: dict, root: str | Path = ".", runs: list[str] | None = None) 
             continue
         try:
             now = resolve_run(params, profile, source, [f"dataset.root={DATASET_ROOT.format(profile=profile)}"])
-            if now["model"]["backbone"].get("weights"):  # the hash reads the weights file: not here
+            weights = now["model"].get("weights")
+            if weights and not Path(weights).is_file():  # the hash reads the pretrained detector's digest
                 out["unknown"].append(run)
                 continue
             out["same" if params_hash(now) == recorded else "other"].append(run)
