@@ -226,3 +226,25 @@ def test_evaluate_refuses_a_bad_validation_file_in_one_line_and_writes_nothing(t
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "challenge-2019-validation-detection-human-imagelabels.csv, row 3: Confidence" in err
     assert not out.exists() and not list((root / "converted").glob("val-*"))
+
+
+def test_table6_page_names_its_data_and_shows_openimages_runs_only_when_present(tmp_path):
+    from rog.report.openimages import openimages_section
+    from rog.report.results import paper_numbers
+
+    definition = read_params(ROOT / "params.yaml")["tables"]["table6"]
+    paper = paper_numbers()["table6"]
+    absent = "\n\n".join(openimages_section(definition, paper, tmp_path))
+    assert "OpenImages (the 2019 challenge's 500 classes" in absent and "LT-Glyphs" in absent
+    assert "Skipped: none of results/openimages/oid_eqlv2/metrics.json" in absent
+    run = tmp_path / "results" / "openimages" / "oid_eqlv2_gap"
+    run.mkdir(parents=True)
+    groups = {f"AP{g}": g / 10 for g in range(1, 6)}
+    (run / "metrics.json").write_text(json.dumps({"openimages": {
+        "challenge": {"AP50": 0.583, **groups}, "bbox": {"APbbox": 0.31, **groups}}}))
+    shown = "\n\n".join(openimages_section(definition, paper, tmp_path))
+    assert "Skipped" not in shown
+    assert "| ROG (EQLv2 + GAP) | paper (challenge AP@0.5) | 58.2 | 54.8 | 59.2 | 60.6 | 58.0 | 58.5 |" in shown
+    assert "| ROG (EQLv2 + GAP) | ours `oid_eqlv2_gap`, challenge AP@0.5 | 58.3 | 10.0 | 20.0 | 30.0 | 40.0 | 50.0 |" in shown
+    assert "| ROG (EQLv2 + GAP) | ours `oid_eqlv2_gap`, COCO-style AP 0.50:0.95 | 31.0 |" in shown
+    assert "| EQLv2 | ours `oid_eqlv2`: no metrics.json |" in shown
