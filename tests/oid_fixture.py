@@ -7,7 +7,7 @@ Six classes under a three-level hierarchy (Entity root, not a class):
     Boat
 
 Eight training and four validation images (96 x 64 px, JPEG) with coloured rectangles where the boxes
-are; box CSVs with the thirteen V6 columns (group-of boxes among them), the human-verified image-level
+are (a ninth training image has verified labels only, and no file: training needs none); box CSVs with the thirteen V6 columns (group-of boxes among them), the human-verified image-level
 labels with verified negatives, the class descriptions (no header) and the hierarchy json, under the
 file names of rog.data.openimages' layout.
 """
@@ -54,7 +54,8 @@ TRAIN_LABELS = [("tr000001", "/m/0cat", 1), ("tr000001", "/m/0car", 1), ("tr0000
                 ("tr000002", "/m/0cat", 1), ("tr000002", "/m/0dog", 1), ("tr000003", "/m/0car", 1),
                 ("tr000004", "/m/0cat", 1), ("tr000005", "/m/0car", 1), ("tr000005", "/m/0boat", 1),
                 ("tr000006", "/m/0dog", 1), ("tr000006", "/m/0vehicle", 0), ("tr000007", "/m/0cat", 1),
-                ("tr000007", "/m/0car", 1), ("tr000008", "/m/0mammal", 1)]
+                ("tr000007", "/m/0car", 1), ("tr000008", "/m/0mammal", 1),
+                ("tr000009", "/m/0boat", 0)]  # labels, no box, no image file: training does not need it
 VAL_LABELS = [("va000001", "/m/0cat", 1), ("va000001", "/m/0car", 1), ("va000001", "/m/0boat", 0),
               ("va000002", "/m/0dog", 1), ("va000002", "/m/0animal", 1), ("va000002", "/m/0vehicle", 0),
               ("va000003", "/m/0car", 1), ("va000003", "/m/0mammal", 0),
@@ -96,7 +97,7 @@ def write_openimages(root: Path) -> Path:
                   ["ImageID", "Source", "LabelName", "Confidence"],
                   [[image, "verification", label, str(c)] for image, label, c in labels])
     for split, boxes, labels in (("train", TRAIN_BOXES, TRAIN_LABELS), ("validation", VAL_BOXES, VAL_LABELS)):
-        ids = sorted({b[0] for b in boxes} | {lab[0] for lab in labels})
+        ids = sorted({b[0] for b in boxes} | ({lab[0] for lab in labels} if split == "validation" else set()))
         for k, image in enumerate(ids):
             draw(root / "images" / split / f"{image}.jpg", [b for b in boxes if b[0] == image], k)
     return root

@@ -75,6 +75,8 @@ def test_conversion_keeps_classes_hierarchy_boxes_and_verified_labels(fixture_ro
 def test_training_dataset_gives_pixel_boxes_and_contiguous_labels(fixture_root, tmp_path):
     dataset = build_dataset(dataset_params(fresh_copy(fixture_root, tmp_path)), "train")
     assert len(dataset) == 8 and dataset.num_classes == 7
+    # tr000009 has verified labels but no box (and no file): not a training image, not an error
+    assert [i["oid_image_id"] for i in dataset.lvis["images"]] == [f"tr00000{k}" for k in range(1, 9)]
     image, target = dataset[0]  # tr000001: Cat (label 2), Car (label 5)
     assert tuple(image.shape) == (3, 64, 96)
     assert target["labels"].tolist() == [2, 5]

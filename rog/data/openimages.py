@@ -24,25 +24,29 @@ The converted json::
     openimages  {split, source files and digests, grouping rule}
 
 Boxes keep their own (leaf) labels; the challenge metric expands them up the hierarchy itself
-(rog.evaluation.oid_challenge). Images are those of the box CSV and of the image-level labels (an
-image with only verified negatives is still evaluated). Counts are from the training split's box CSV
+(rog.evaluation.oid_challenge). Images: those of the box CSV; for the validation split also those
+of the image-level labels (an image with verified labels and no box is still evaluated), while
+training, which skips images without boxes, needs none of their files. Counts are from the training split's box CSV
 whichever split is converted, as LVIS's val json carries the training counts.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import tempfile
 from functools import lru_cache
+from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
 
 from rog.data.lvis_dataset import ImageReadError
 from rog.data.oid_groups import GROUP_RULE, eqlv2_groups, lvis_frequency
-from rog.data.openimages_files import (ancestors, read_boxes, read_classes, read_hierarchy, read_image_labels,
-                                       read_sizes)
+from rog.data.openimages_files import (ancestors, iter_boxes, read_boxes, read_classes, read_hierarchy,
+                                       read_image_labels, read_sizes)
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val")
@@ -111,8 +115,28 @@ def split_files(dataset_params: dict, split: str) -> tuple[Path, Path]:
     inputs = split_inputs(dataset_params, split)
     path = Path(dataset_params["root"]) / CACHE_FOLDER / f"{split}-{cache_key(inputs, split)}.json"
     if not path.is_file():
-        write_json_atomic(path, convert(inputs, split))
+        with _exclusive(inputs["boxes"]):  # the processes of one torchrun: one converts, the others wait
+            if not path.is_file():
+                write_json_atomic(path, convert(inputs, split))
     return path, inputs["images"]
+
+
+@contextmanager
+def _exclusive(path: Path):
+    """An exclusive flock on an input file for the block (no file is written; where the file system has
+    no flock, no lock: each process then converts, and the atomic writes leave one json)."""
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        try:
+            yield
+        finally:
+            try:
+                fcntl.flock(f, fcntl.LOCK_UN)
+            except OSError:
+                pass
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -139,7 +163,7 @@ def image_size(path: Path, image_id: str, named_in: str) -> tuple[int, int]:
         raise ImageReadError(f"{path}: cannot read image ({named_in}): {err}") from None
 
 
-def category_counts(train_boxes: list[dict], num_classes: int) -> tuple[list[int], list[int]]:
+def category_counts(train_boxes: Iterable[dict], num_classes: int) -> tuple[list[int], list[int]]:
     """([training images per class], [training boxes per class]) from the training box rows."""
     instances = [0] * num_classes
     images: list[set[str]] = [set() for _ in range(num_classes)]
@@ -157,7 +181,7 @@ def convert(inputs: dict[str, Path | None], split: str) -> dict:
     above = ancestors(parents)
     boxes = read_boxes(inputs["boxes"], index, inputs["classes"])
     train_boxes = boxes if inputs["train_boxes"] == inputs["boxes"] else \
-        read_boxes(inputs["train_boxes"], index, inputs["classes"])
+        iter_boxes(inputs["train_boxes"], index, inputs["classes"])
     verified = read_image_labels(inputs["labels"], index, inputs["classes"])
     sizes = read_sizes(inputs["sizes"]) if inputs["sizes"] is not None else None
 
@@ -173,8 +197,9 @@ def convert(inputs: dict[str, Path | None], split: str) -> dict:
     first_named: dict[str, str] = {}
     for b in boxes:
         first_named.setdefault(b["image"], f"first named in {inputs['boxes']} row {b['row']}")
-    for image, entry in verified.items():
-        first_named.setdefault(image, f"first named in {inputs['labels']} row {entry['row']}")
+    if split == "val":  # an image with verified labels and no box is evaluated; training would skip it
+        for image, entry in verified.items():
+            first_named.setdefault(image, f"first named in {inputs['labels']} row {entry['row']}")
     images, image_ids = [], {}
     for k, oid in enumerate(sorted(first_named)):
         file_path = inputs["images"] / f"{oid}.jpg"

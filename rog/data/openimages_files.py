@@ -184,8 +184,12 @@ def _flag(path, row: int, column: str, text: str) -> int:
 def read_boxes(path: str | Path, labels: dict[str, int], classes_path: str | Path) -> list[dict]:
     """One dict per box row: image (ImageID), row, label (index into the classes), x0, x1, y0, y1
     (normalised, x0 <= x1, y0 <= y1) and the flags present (is_group_of, is_occluded, ...: 0/1/-1)."""
+    return list(iter_boxes(path, labels, classes_path))
+
+
+def iter_boxes(path: str | Path, labels: dict[str, int], classes_path: str | Path) -> Iterator[dict]:
+    """read_boxes one row at a time (counting the training boxes need not hold them all)."""
     path = Path(path)
-    boxes = []
     flags = None
     for row, rec in csv_rows(path, BOX_COLUMNS):
         if flags is None:
@@ -202,8 +206,7 @@ def read_boxes(path: str | Path, labels: dict[str, int], classes_path: str | Pat
         box = {"image": rec["ImageID"], "row": row, "label": label, "x0": x0, "x1": x1, "y0": y0, "y1": y1}
         for column in flags:
             box["is_" + column[2:].lower().replace("groupof", "group_of")] = _flag(path, row, column, rec[column])
-        boxes.append(box)
-    return boxes
+        yield box
 
 
 def read_image_labels(path: str | Path, labels: dict[str, int], classes_path: str | Path) -> dict[str, dict]:

@@ -6,7 +6,9 @@ metrics.json under "openimages":
 
 - "bbox": APbbox (COCO-style AP at IoU 0.50:0.95, the project's LVIS evaluator, rog.evaluation.metrics)
   and AP1..AP5, the mean of that evaluator's per-category AP over each group's categories with ground
-  truth. This is what the issue asks for.
+  truth. This is what the issue asks for. Its protocol is LVIS's: a class is scored on an image where
+  it has a box or is verified absent (neg_category_ids), boxes keep their own (leaf) labels, and a
+  group-of box counts as one ordinary box (LVIS has no crowd flag).
 - "challenge": the OpenImages challenge metric (rog.evaluation.oid_challenge, AP at IoU 0.5 with the
   hierarchy, group-of boxes and verified labels) and its AP1..AP5. EQLv2's AP1..AP5 are this one:
   its tools/parse_openimage_metric.py averages the TF evaluator's
