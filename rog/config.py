@@ -12,8 +12,10 @@ params.yaml layout::
       smoke: {dataset: {...}, train: {...}}
     profile: default    # the profile used when none is named (the pipeline's)
     schedule: {length: 1.0}   # train.iterations x length (an experiment may set its own)
-    experiments:        # named overlays: the experiment registry
+    experiments:        # named overlays: the experiment registry (the pipeline trains each)
       sigmoid_ce: {model: {...}}
+    profile_experiments:  # overlays that exist only under one profile, outside the pipeline
+      oid_r101_2x: {oid_eqlv2: {model: {...}}}
     posthoc:            # a trained experiment's checkpoint evaluated another way
       softmax_ce_norcal: {source: softmax_ce, norcal_gamma: 1.0}
 
@@ -91,20 +93,28 @@ def apply_overrides(params: Mapping, overrides: Iterable[str]) -> dict:
     return out
 
 
-def _entry(params: Mapping, experiment: str) -> tuple[dict, dict]:
-    """(experiment overlay, evaluate overlay) of a registry name: an experiment, or a post-hoc entry
-    (its source experiment's overlay; NorCal's gamma as evaluate.norcal_gamma)."""
+def _entry(params: Mapping, experiment: str, profile: str | None = None) -> tuple[dict, dict]:
+    """(experiment overlay, evaluate overlay) of a registry name: an experiment, a post-hoc entry
+    (its source experiment's overlay; NorCal's gamma as evaluate.norcal_gamma), or an experiment of
+    `profile` in profile_experiments (outside the pipeline; another profile's is refused)."""
     experiments = params.get("experiments") or {}
     posthoc = params.get("posthoc") or {}
+    own = params.get("profile_experiments") or {}
     if experiment in experiments:
         return experiments[experiment] or {}, {}
+    if experiment in (own.get(profile) or {}):
+        return own[profile][experiment] or {}, {}
+    owners = sorted(p for p, entries in own.items() if experiment in (entries or {}))
+    if owners:
+        raise ParamsError(f"experiment '{experiment}' belongs to profile {' / '.join(owners)} "
+                          f"(profile_experiments), not to profile '{profile}': add --profile {owners[0]}")
     if experiment in posthoc:
         spec = posthoc[experiment] or {}
         source = spec.get("source")
         if source not in experiments:
             raise ParamsError(f"posthoc.{experiment}.source '{source}' is not an experiment")
         return experiments[source] or {}, {"norcal_gamma": float(spec.get("norcal_gamma", 1.0))}
-    valid = ", ".join(sorted([*experiments, *posthoc])) or "(none)"
+    valid = ", ".join(sorted([*experiments, *posthoc, *(own.get(profile) or {})])) or "(none)"
     raise ParamsError(f"unknown experiment '{experiment}'; valid: {valid}")
 
 
@@ -155,7 +165,7 @@ def resolve_run(
         schedule = {"length": 1.0, **(raw.get("schedule") or {})}
         evaluate: dict = {}
         if experiment is not None:
-            overlay, evaluate = _entry(raw, experiment)
+            overlay, evaluate = _entry(raw, experiment, profile)
             overlay = dict(overlay)
             schedule.update(overlay.pop("schedule", None) or {})
             resolved = merge(resolved, overlay, f"experiments.{experiment}")

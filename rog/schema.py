@@ -127,7 +127,7 @@ PIXEL = integer(0, 255)
 
 SCHEMA: dict[str, Rule] = {
     # ---- dataset ----------------------------------------------------------------------------------
-    "dataset.name": choice("lt_glyphs", "lvis"),
+    "dataset.name": choice("lt_glyphs", "lvis", "openimages"),
     "dataset.root": TEXT,
     "dataset.train_json": TEXT,
     "dataset.val_json": TEXT,

@@ -127,7 +127,9 @@ def test_fidelity_table_on_smoke(tmp_path):
     train = json.loads((tmp_path / "data" / "train.json").read_text())
     assert cells["training images (annotated)"].ours == f"{len({a['image_id'] for a in train['annotations']}):,}"
     assert cells["categories r / c / f"].lvis == "337 / 461 / 405"
-    assert cells["start"].ours == "detector pretrained on disjoint glyphs"
+    assert cells["start"].ours == "from scratch"  # the smoke profile; the default starts pretrained
+    pretrained_params = resolve_run(params_path, "smoke", "rfs_sigmoid_ce", ["model.weights=some/detector.pt"])
+    assert fidelity.our_statistics(pretrained_params, tmp_path / "data")["start"] == "detector pretrained on disjoint glyphs"
     threshold = scaled_threshold(0.001, 99_388, len(train["images"]))
     assert cells["RFS threshold t used"].ours == fidelity.fmt(threshold)
     # no results in tmp_path: our phenomena are '-', the paper's are Table 1's mask APr / APf

@@ -9,9 +9,14 @@ from rog.data.transforms import build_transforms
 
 
 def dataset_paths(dataset_params: dict, split: str) -> tuple[Path, Path]:
-    """(json path, image root) of `split` ('train' or 'val'); relative paths are below dataset.root."""
+    """(json path, image root) of `split` ('train' or 'val'); relative paths are below dataset.root.
+    OpenImages (dataset.name openimages): the converted json of rog.data.openimages."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if dataset_params.get("name") == "openimages":  # the challenge CSVs, converted once (cached) to an LVIS-like json
+        from rog.data.openimages import split_files
+
+        return split_files(dataset_params, split)
     root = Path(dataset_params["root"])
     json_path = root / dataset_params[f"{split}_json"]
     image_root = root / dataset_params["image_root"]

@@ -83,6 +83,7 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
     """
     from rog.data.build import build_dataset, dataset_paths
     from rog.engine.distributed import local_device
+    from rog.evaluation.groups import is_openimages, openimages_metrics
     from rog.evaluation.metrics import evaluate_all, write_metrics_json
     from rog.evaluation.results import write_results_json
 
@@ -109,6 +110,8 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
                            max_dets=int(ev["max_dets"]),
                            train_image_counts=train_json if train_json.is_file() else None,
                            backend=ev["backend"], mask_max_dets=mask_budget)
+    if is_openimages(dataset.lvis):  # AP1..AP5 of EQLv2's groups and the challenge metric (Table 6)
+        metrics["openimages"] = openimages_metrics(dataset.lvis, bbox, metrics["bbox"])
     metrics["checkpoint"] = {"path": str(checkpoint_path), "iteration": state["iteration"],
                              "params_hash": state.get("params_hash")}
     if ev.get("norcal_gamma") is not None:

@@ -7,6 +7,8 @@
     tables: {NAME: {rows: [{paper: ROW, runs: [RUN, ...]}]}}   # figure: true: the page draws one too
     figures: {NAME: {rows: [...]}}    # same layout as tables (convergence: learning curves, curves: true)
     subsets: {NAME: {profile: P, experiments: [...], posthoc: [...]}}  # smoke (CI), quick
+    profile_experiments: {PROFILE: {NAME: overlay}}  # only under PROFILE (`rog params/train --profile
+                                      # PROFILE --experiment NAME`); never a stage of the pipeline
 
 A "run" is an experiment or a post-hoc evaluation; both write results/experiments/RUN/metrics.json.
 Several runs in one row are seeds of one setting (mean and spread). The params of a run are
@@ -73,6 +75,13 @@ def validate(params: dict, paper: dict | None = None) -> None:
     clash = sorted(set(experiments) & set(posthoc))
     if clash:
         raise RegistryError(f"names used both as experiment and post-hoc evaluation: {clash}")
+    for profile, entries in (params.get("profile_experiments") or {}).items():
+        if profile not in (params.get("profiles") or {}):
+            raise RegistryError(f"profile_experiments.{profile}: not a profile")
+        for name in entries or {}:
+            if not name.replace("_", "").isalnum() or name in experiments or name in posthoc:
+                raise RegistryError(f"profile_experiments.{profile}.{name}: use letters, digits and '_' only, "
+                                    "and a name that is not an experiment or post-hoc evaluation")
     for name, spec in posthoc.items():
         if (spec or {}).get("source") not in experiments:
             raise RegistryError(f"posthoc.{name}.source '{(spec or {}).get('source')}' is not an experiment")

@@ -7,7 +7,7 @@
 A page: the paper's source of the table, the profile its runs were made with, which regime they come
 from and what a 1x number means (rog.report.regime), ours beside the paper's,
 and the verdicts of rog.report.claims; some tables add a section (table2: gradient totals; sweeps: the
-best setting per knob) and a figure (table1: the headline rows per seed, table3: AP against K, sweeps:
+best setting per knob; table6: where its numbers come from and real OpenImages runs, rog.report.openimages) and a figure (table1: the headline rows per seed, table3: AP against K, sweeps:
 AP against each knob; params.yaml marks them `figure: true`, so that dvc.yaml lists their PNG). Numbers come from results/experiments/*/ below `root` only.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from rog.pipeline.registry import read_params, table_runs
 from rog.report import claims, figures, tables
+from rog.report.openimages import openimages_section
 from rog.report.regime import learning_speed_markdown, regime, regime_markdown
 from rog.report.results import paper_numbers, profiles_of
 
@@ -112,6 +113,8 @@ def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
                   + (f", {default['runs']} seeds): a one-seed setting inside them differs from the default by "
                      "less than the seeds do." if default else "): none yet, the paper's setting has one run.")]
         figure = figures.plot_sweeps(series, iou)
+    if name == "table6":  # which data each number comes from; real OpenImages runs when present
+        parts += openimages_section(params["tables"].get(name), paper.get(name) or {}, root)
     if name == "table1":
         iou, why = figures.figure_iou(params, name, root)
         series = figures.seed_series(params, root, iou, name)
