@@ -86,3 +86,28 @@ def test_no_recorded_timing_is_a_clear_error(tmp_path, params_path, capsys):
     write(tmp_path, "p", iterations=0, train_seconds=0.0, eval_seconds=50.0, jobs=1)  # a post-hoc run only
     with pytest.raises(projection.ProjectionError, match="cannot estimate 'a'"):
         projection.projection(params_path, tmp_path)
+
+
+def test_a_ladder_regime_estimates_every_run(tmp_path):
+    """--ladder REGIME: the registry's cost at that regime's median rate and evaluation, results/ ignored."""
+    from rog.pipeline.projection import ProjectionError, ladder_reference, projection
+
+    folder = tmp_path / "results" / "ladder" / "r"
+    folder.mkdir(parents=True)
+    for name, train, evaluation in (("a", 600.0, 100.0), ("b", 720.0, 140.0), ("c", 1200.0, 200.0)):
+        (folder / f"{name}.json").write_text(json.dumps({"iterations": 1200, "train_seconds": train,
+                                                         "eval_seconds": evaluation}))
+    (folder / "dataset.json").write_text(json.dumps({"train_images": 3000}))
+    reference = ladder_reference("r", tmp_path)
+    assert reference == {"seconds_per_iteration": 0.6, "eval_seconds": 140.0, "runs": 3}
+    params = {"profile": "default", "experiments": {"sigmoid_ce": {}, "sigmoid_ce_2x": {"schedule": {"length": 2.0}}},
+              "posthoc": {}, **{k: v for k, v in registry.read_params("params.yaml").items() if k in ("dataset", "model", "train",
+                                                                                              "evaluate", "pretrain",
+                                                                                              "profiles")}}
+    result = projection(params, tmp_path, jobs=2, reference=reference)
+    rows = {r["run"]: r for r in result["rows"]}
+    assert rows["sigmoid_ce"]["train_seconds"] == pytest.approx(0.6 * 1200)
+    assert rows["sigmoid_ce_2x"]["train_seconds"] == pytest.approx(0.6 * 2400)
+    assert result["compute_seconds"] == pytest.approx(0.6 * 3600 + 2 * 140.0) and result["measured"] == 0
+    with pytest.raises(ProjectionError, match="no ladder run recorded for regime 'none'"):
+        ladder_reference("none", tmp_path)

@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="pipeline: compare only, exit 1 when stale")
     parser.add_argument("--root", default=".", help="folder holding results/ (default: .)")
     parser.add_argument("--jobs", type=int, default=2, help="projection: experiments side by side (default: 2)")
+    parser.add_argument("--ladder", default=None, metavar="REGIME",
+                        help="projection: estimate every run from this fidelity-ladder regime's recorded runs")
     parser.add_argument("--out", default="out/html", help="html: folder to write the pages into (default: out/html)")
     parser.add_argument("--profile", default=None, help="fidelity: the profile (default: params.yaml's `profile`)")
     parser.add_argument("--dataset-root", default=None,
@@ -58,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
         if args.what == "projection":
             from rog.pipeline import projection
             try:
-                print(projection.text(projection.projection(args.params, args.root, args.jobs)), end="")
+                reference = projection.ladder_reference(args.ladder, args.root) if args.ladder else None
+                if reference:
+                    print(f"every run estimated from ladder regime '{args.ladder}' ({reference['runs']} runs)")
+                print(projection.text(projection.projection(args.params, args.root, args.jobs, reference)), end="")
             except projection.ProjectionError as err:
                 print(f"rog report projection: {err}", file=sys.stderr)
                 return 1

@@ -15,6 +15,10 @@ Wall time with J processes side by side = (sum of the runs' seconds) / J. Assump
 with jobs=j already includes the slowdown of sharing the machine with j - 1 others, so the sum is the
 busy time of J parallel slots, kept full. Measured at j = 1 and projected at J = 2 on 2 cores this
 is optimistic. The dataset and notebook stages are not counted.
+
+`ladder_reference(regime)` reads a candidate regime's runs of the fidelity ladder (results/ladder/REGIME/,
+benchmarks/ladder.py): their median seconds per iteration and evaluation seconds. Given as `reference`,
+every run is estimated from it instead of from results/experiments: the registry's cost in that regime.
 """
 from __future__ import annotations
 
@@ -58,8 +62,19 @@ def _planned(params: dict) -> list[tuple[str, int]]:
     return runs + [(name, 0) for name in params.get("posthoc") or {}]
 
 
-def projection(params_path: str | Path | dict = "params.yaml", root: str | Path = ".", jobs: int = DEFAULT_JOBS
-               ) -> dict:
+def ladder_reference(regime: str, root: str | Path = ".") -> dict:
+    """{seconds_per_iteration, eval_seconds, runs}: medians over the 1x runs of a ladder regime's records."""
+    folder = Path(root) / "results" / "ladder" / regime
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json")) if p.name != "dataset.json"]
+    records = [r for r in records if r.get("iterations") and r.get("train_seconds")]
+    if not records:
+        raise ProjectionError(f"{folder}: no ladder run recorded for regime '{regime}' (python benchmarks/ladder.py)")
+    return {"seconds_per_iteration": statistics.median(r["train_seconds"] / r["iterations"] for r in records),
+            "eval_seconds": statistics.median(r["eval_seconds"] for r in records), "runs": len(records)}
+
+
+def projection(params_path: str | Path | dict = "params.yaml", root: str | Path = ".", jobs: int = DEFAULT_JOBS,
+               reference: dict | None = None) -> dict:
     """The cost of every registry run and the totals (see the module docstring); seconds throughout.
     params_path: params.yaml's path, or its content already read.
 
@@ -68,6 +83,7 @@ def projection(params_path: str | Path | dict = "params.yaml", root: str | Path 
     wall_seconds: compute_seconds / J; measured, estimated: run counts; seconds_per_iteration and
     eval_seconds: the medians estimates use (None when nothing needed them)}.
     ProjectionError when no run has a recorded timing, or runs to estimate lack what estimates need.
+    reference: {seconds_per_iteration, eval_seconds} estimating every run (`ladder_reference`).
     """
     if jobs < 1:
         raise ProjectionError(f"--jobs must be >= 1, got {jobs}")
@@ -75,16 +91,19 @@ def projection(params_path: str | Path | dict = "params.yaml", root: str | Path 
     profile = params.get("profile", "default")
     planned = _planned(params)
     found = {name: recorded(load_metrics(name, root), profile) for name, _ in planned}
-    measured = {name: r for name, r in found.items() if r is not None}
+    measured = {name: r for name, r in found.items() if r is not None} if reference is None else {}
     where = Path(root) / "results/experiments/RUN/metrics.json"
-    if not measured:
+    if reference is not None:
+        rate, eval_median = float(reference["seconds_per_iteration"]), float(reference["eval_seconds"])
+    elif not measured:
         raise ProjectionError(f"no recorded timing: none of the {len(planned)} runs' {where} has run.train_seconds "
                               f"and run.eval_seconds for profile '{profile}' (results from older code lack them); "
                               "run an experiment with the current code first")
-    rates = [r["train_seconds"] / r["iterations"] for r in measured.values()
-             if r["iterations"] > 0 and r["train_seconds"] > 0]
-    rate = statistics.median(rates) if rates else None
-    eval_median = statistics.median(r["eval_seconds"] for r in measured.values())
+    else:
+        rates = [r["train_seconds"] / r["iterations"] for r in measured.values()
+                 if r["iterations"] > 0 and r["train_seconds"] > 0]
+        rate = statistics.median(rates) if rates else None
+        eval_median = statistics.median(r["eval_seconds"] for r in measured.values())
     rows = []
     for name, iterations in planned:
         r = measured.get(name)
