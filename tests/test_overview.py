@@ -93,7 +93,8 @@ def test_regime_compares_each_run_with_the_params_it_would_train_now(tmp_path, p
     found = regime.regime(params, tmp_path)
     assert (found["same"], found["other"], found["unknown"]) == (["sigmoid_ce"], ["sigmoid_ce_gap"], ["softmax_ce"])
     assert ("results/ mixes two.** 1 of 3 runs in results/ were made with the parameters params.yaml gives now, 1 "
-            "with others, 1 cannot be checked (no params hash recorded): sigmoid_ce_gap, softmax_ce.") in \
+            "with others, 1 cannot be checked (no params hash recorded, or the pretrained detector today's params "
+            "start from is not on this machine): sigmoid_ce_gap, softmax_ce.") in \
         regime.regime_markdown(found)
     older = {**found, "same": [], "other": found["other"] + found["same"]}
     assert "results/ holds an older one.** 2 of 3 runs" in regime.regime_markdown(older)

@@ -106,7 +106,7 @@ def our_statistics(params: dict, dataset_root: str | Path) -> dict:
 
 
 def baseline_runs(params: dict, row: str) -> list[str]:
-    """The runs of table1's row `row` in params.yaml's registry."""
+    """The runs of table1's row `row` in params.yaml's registry ([] when the row has none, e.g. in a subset)."""
     for entry in (params.get("tables") or {}).get("table1", {}).get("rows", []):
         if entry["paper"] == row:
             return list(entry["runs"])
@@ -149,13 +149,11 @@ def rows(params: dict, run_params: dict, dataset_root: str | Path, root: str | P
 
 
 def profile_rows(params: dict, profile: str, dataset_root: str | Path, root: str | Path = ".") -> list[Row]:
-    """The fidelity table of `profile` (params: params.yaml's dict), at the threshold its RFS baseline uses."""
+    """The fidelity table of `profile` (params: params.yaml's dict). The sampler's threshold is the profile's
+    (an experiment picks RFS with dataset.sampler.kind; the threshold is not an experiment's)."""
     from rog.config import resolve_run
 
-    statistics = lvis_statistics()
-    rfs = next(b["row"] for b in statistics["baselines"] if b["row"].startswith("rfs/"))
-    run_params = resolve_run(params, profile, baseline_runs(params, rfs)[0])
-    return rows(params, run_params, dataset_root, root, statistics)
+    return rows(params, resolve_run(params, profile), dataset_root, root)
 
 
 def markdown(table: list[Row]) -> str:

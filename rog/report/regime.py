@@ -22,7 +22,8 @@ def regime(params: dict, root: str | Path = ".", runs: list[str] | None = None) 
     A run matches when the params hash of its checkpoint (metrics.json's checkpoint.params_hash) equals
     rog.engine.rundir.params_hash of what `rog train` would resolve for it now (its profile, the stage's
     dataset root). `runs`: the runs to check (default: the registry's). Returns {runs: [with results],
-    same: [...], other: [...], unknown: [...]} (unknown: no hash recorded, or params that no longer
+    same: [...], other: [...], unknown: [...]} (unknown: no hash recorded, a pretrained detector that today's
+    params start from and this machine lacks (the hash reads its digest), or params that no longer
     resolve, e.g. a run removed from the registry).
     """
     from rog.config import resolve_run
@@ -62,7 +63,8 @@ def regime_markdown(found: dict, where: str = "in results/") -> str:
     if len(found["same"]) == total:
         return (f"**Which regime.** All {total} runs {where} were made with the parameters params.yaml gives "
                 f"now (each checkpoint's params hash equals today's).")
-    unknown = f", {len(found['unknown'])} cannot be checked (no params hash recorded)" if found["unknown"] else ""
+    unknown = (f", {len(found['unknown'])} cannot be checked (no params hash recorded, or the pretrained detector "
+               "today's params start from is not on this machine)" if found["unknown"] else "")
     if found["same"]:
         older = found["other"] + found["unknown"]
         named = ", ".join(older[:6]) + (f" and {len(older) - 6} more" if len(older) > 6 else "")
