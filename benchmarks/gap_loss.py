@@ -9,10 +9,10 @@ repetition (so that a load change on a shared machine hits all of them alike), m
 
 - ours: GAPLoss forward (value) and backward (the error-driven gradient), timed apart;
 - official: rog/report/official_gap.py, value and gradient in one go (forward + backward);
-- floor: only the passes over the [R, C] scores that any exact implementation needs, written with the
-  same tensor operations and the same blocking as ours: forward reads the scores once and bucketizes
-  them into the positives' 2P kinks (grid cell, then one table look-up; no exact fall-back, no per-bucket
-  sums), backward writes the [R, K] gradient once (one elementwise pass from the scores).
+- floor: only the passes over the [R, C] scores that any exact implementation needs, with the same
+  blocking as ours: forward reads the scores once and bucketizes them exactly into the positives' 2P
+  kinks (no per-bucket sums, buckets not kept), backward writes the [R, K] gradient once (one
+  elementwise pass from the scores).
 
 Prints the times and the ratios ours / floor and official / ours, then the largest gradient difference
 from the official algorithm relative to the largest gradient. --save writes the loss value, ranking
@@ -36,10 +36,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rog.losses import CategoryCounts, GAPLoss  # noqa: E402
+from rog.losses.ramp import Grid, blocks  # noqa: E402
 from rog.report.official_gap import NUM_CLASSES, batch_counts, lvis_like_batch, omega_for, ours, reference  # noqa: E402
 
 METHODS = {"ours": ours, "official": reference}
-BLOCK = 1 << 16  # entries per block, as rog.losses.ramp.BLOCK
 
 
 def sync(device: str) -> None:
@@ -73,49 +73,28 @@ class Ours:
 class Floor:
     """The passes over the [R, C] scores that any exact GAP needs, and nothing else.
 
-    Forward: read the scores once and bucketize them exactly into the 2P kinks of the positives, by
-    the fastest exact bucketize we have in tensor operations: a grid look-up (cell = clamp(x * scale +
-    shift) as int32, one int32 table read) with searchsorted for the few scores whose cell holds a kink
-    (torch.bucketize, a binary search, is ~90 ms at 2048 x 1203; a sort ~190 ms). Table and kinks are
-    built beforehand (they are P-sized); no per-bucket sums, the buckets are not kept. Backward: write
-    the [R, K] gradient once, one elementwise pass from the scores. Both run block by block with reused
-    scratch, as ours does (whole-size temporaries would add page faults to the floor).
+    Forward: read the scores once and bucketize them exactly into the 2P kinks of the positives, with
+    the fastest exact bucketize we have in tensor operations, rog.losses.ramp.Grid (an int32 grid
+    look-up, searchsorted for the few scores whose cell holds a kink; torch.bucketize, a binary search,
+    takes ~90 ms at 2048 x 1203, a sort ~190 ms). The grid is built beforehand (it is P-sized); no
+    per-bucket sums, the buckets are not kept. Backward: write the [R, K] gradient once, one
+    elementwise pass from the scores. Both run block by block with reused scratch, as ours does
+    (whole-size temporaries would add page faults to the floor).
     """
 
     def __init__(self, logits: torch.Tensor, labels: torch.Tensor, delta: float = 0.5):
         self.logits = logits
         self.scores = logits[:, :NUM_CLASSES]
         fg = (labels < NUM_CLASSES).nonzero().squeeze(1)
-        centres = self.scores[fg, labels[fg]]
-        self.kinks = torch.sort(torch.cat([centres - delta, centres + delta])).values  # float32: exact here
-        self.cells = 128 * self.kinks.numel()
-        lo, hi = float(self.kinks[0]), float(self.kinks[-1])
-        self.scale = self.cells / (hi - lo)
-        self.shift = 1.0 - lo * self.scale
-        self.rows = max(1, BLOCK // NUM_CLASSES) if logits.device.type == "cpu" else logits.shape[0]
-        block = self.rows * NUM_CLASSES
-        self.position = logits.new_empty(block)
-        self.cell = torch.empty(block, dtype=torch.int32, device=logits.device)
-        self.bucket = torch.empty(block, dtype=torch.int32, device=logits.device)
-        kink_cell = self.cells_of(self.kinks, self.position[:self.kinks.numel()], self.cell[:self.kinks.numel()])
-        per_cell = torch.bincount(kink_cell, minlength=self.cells + 2)
-        self.table = torch.cat([per_cell.new_zeros(1), per_cell.cumsum(0)]).int()
-        self.holds_kink = per_cell > 0
-
-    def cells_of(self, values: torch.Tensor, position: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        position = torch.mul(values, self.scale, out=position.view(values.shape)).view(-1)
-        position += self.shift
-        position.clamp_(0, self.cells + 1)
-        return cell.copy_(position)
+        centres = self.scores[fg, labels[fg]].double()
+        kinks = torch.sort(torch.cat([centres - delta, centres + delta])).values
+        self.grid = Grid(kinks, logits.dtype, self.scores.numel())
+        self.rows = blocks(self.scores)
+        self.scratch = self.grid.scratch(self.scores[:self.rows].numel(), logits.dtype, logits.device)
 
     def forward(self) -> None:
         for rows in self.scores.split(self.rows):
-            n = rows.numel()
-            cell = self.cells_of(rows, self.position[:n], self.cell[:n])
-            bucket = torch.index_select(self.table, 0, cell, out=self.bucket[:n])
-            shared = self.holds_kink.index_select(0, cell).nonzero().squeeze(1)
-            near = rows[torch.div(shared, NUM_CLASSES, rounding_mode="floor"), shared % NUM_CLASSES]
-            bucket[shared] = torch.searchsorted(self.kinks, near, right=True, out_int32=True)
+            self.grid.assign(rows, self.scratch)
 
     def backward(self) -> torch.Tensor:
         grad = torch.empty_like(self.logits)

@@ -5,8 +5,6 @@ from dataclasses import dataclass
 
 import torch
 
-from rog.losses.ramp import flat_gather
-
 # Below this fraction of entries able to reach a positive's ramp, the pool is compacted (nonzero +
 # gather); above it, indexing costs more than it saves and the pool is every entry.
 COMPACT_BELOW = 0.5
@@ -64,7 +62,7 @@ def ranking_pool(scores: torch.Tensor, labels: torch.Tensor, delta: float) -> Ra
     if float((sample >= threshold).double().mean()) >= COMPACT_BELOW:
         return RankingPool(pos_rows, pos_cols, pos_flat, pos_scores, scores, None)
     point_flat = (scores >= threshold).view(-1).nonzero().squeeze(1)
-    points = flat_gather(scores, point_flat)
+    points = torch.take(scores, point_flat)  # in place, whatever the view's strides
     return RankingPool(pos_rows, pos_cols, pos_flat, pos_scores, points, point_flat)
 
 

@@ -50,14 +50,6 @@ def round_up_to(kinks: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.where(below, torch.nextafter(narrow, narrow.new_full((), math.inf)), narrow)
 
 
-def flat_gather(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """values.reshape(-1)[index] without copying a strided [R, C] view whole. index: [Q] -> [Q]."""
-    if values.is_contiguous() or values.dim() != 2:
-        return values.reshape(-1).index_select(0, index)
-    columns = values.shape[1]
-    return values[torch.div(index, columns, rounding_mode="floor"), index % columns]
-
-
 # Passes over millions of scores run on blocks of about this many entries: the block's temporaries stay
 # in cache and are reused, where whole-size temporaries would each cost a fresh allocation (on Linux,
 # one page fault per 4 KiB, as long again as the pass itself). On a GPU every pass is one block.
@@ -80,33 +72,37 @@ class Grid:
     [kinks[0], kinks[-1]] answers most points with one table look-up: a point whose cell holds no kink
     has as many kinks below it as lie in lower cells. Points sharing a cell with a kink (well under one
     per cent) fall back to searchsorted. Exact: a point's cell is a monotone function of its value (a
-    rounded multiply, a rounded add, a clamp), computed by the same tensor operations on the same dtype
-    for kinks and points. Few kinks, or a range the grid cannot cover, use searchsorted alone.
+    rounded subtraction, a rounded multiply, a clamp), computed by the same tensor operations on the same
+    dtype for kinks and points. Few kinks, or a range the grid cannot cover, use searchsorted alone.
     """
 
     def __init__(self, kinks: torch.Tensor, dtype: torch.dtype, num_points: int, cells_per_kink: int = 128):
-        self.wide_kinks = kinks
         self.kinks = kinks if kinks.dtype == dtype else round_up_to(kinks, dtype)
         num_kinks = kinks.numel()
         lo, hi = (float(self.kinks[0]), float(self.kinks[-1])) if num_kinks else (0.0, 0.0)
         self.cells = min(cells_per_kink * num_kinks, 1 << 22)
-        self.scale = self.cells / (hi - lo) if hi > lo else math.inf
         self.table = None
-        if num_kinks < 16 or num_points < 8 * num_kinks or not math.isfinite(self.scale * max(abs(lo), abs(hi))):
+        # a scale far inside float32's range, so that no position is inf x 0
+        if num_kinks < 16 or num_points < 8 * num_kinks or not 0 < self.cells < 1e30 * (hi - lo):
             return
-        self.shift = 1.0 - lo * self.scale
+        self.scale = self.cells / (hi - lo)
+        self.origin = lo - 2 / self.scale     # the lowest kink at position 2, the highest at cells + 2
         kink_cell = self._cells(self.kinks, torch.empty_like(self.kinks), torch.empty_like(self.kinks, dtype=torch.long))
         # table[c] = number of kinks in cells < c; a cell holds a kink when the count grows past it
-        per_cell = torch.bincount(kink_cell, minlength=self.cells + 2)
+        per_cell = torch.bincount(kink_cell, minlength=self.cells + 4)
         # int32 throughout: half the bytes of int64 to convert, look up and keep
-        self.table = torch.cat([per_cell.new_zeros(1), per_cell.cumsum(0)]).int()   # [cells + 3]
-        self.holds_kink = per_cell > 0                                                # [cells + 2]
+        self.table = torch.cat([per_cell.new_zeros(1), per_cell.cumsum(0)]).int()   # [cells + 5]
+        self.holds_kink = per_cell > 0                                                # [cells + 4]
 
     def _cells(self, values: torch.Tensor, position: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
-        """[n] int32 cell of each value (values: any shape, n entries); position, cell: [n] scratch."""
-        position = torch.mul(values, self.scale, out=position.view(values.shape)).view(-1)
-        position += self.shift
-        position.clamp_(0, self.cells + 1)
+        """[n] int32 cell of each value (values: any shape, n entries); position, cell: [n] scratch.
+
+        Subtracting the origin first keeps the lowest kink's position (about 2) free of cancellation:
+        scores far below all kinks then share cell 0 with no kink, those far above cell `cells + 3`.
+        """
+        position = torch.sub(values, self.origin, out=position.view(values.shape)).view(-1)
+        position *= self.scale
+        position.clamp_(0, self.cells + 3)
         return cell.copy_(position)
 
     def scratch(self, n: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -114,13 +110,10 @@ class Grid:
         return (torch.empty(n, dtype=dtype, device=device), torch.empty(n, dtype=torch.int32, device=device),
                 torch.empty(n, dtype=torch.int32, device=device))
 
-    def assign(self, points: torch.Tensor, scratch: tuple[torch.Tensor, ...] | None = None,
-               wide: torch.Tensor | None = None) -> torch.Tensor:
+    def assign(self, points: torch.Tensor, scratch: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
         """[n] int32 bucket of each point (points: any shape, n entries, any strides).
 
         scratch: from `scratch`, reused between blocks; the result is a view of its last tensor.
-        wide: optionally the same n values, contiguous, in the dtype the kinks were given in: the few
-        points sharing a cell with a kink are read there.
         """
         n = points.numel()
         if scratch is None:
@@ -131,11 +124,8 @@ class Grid:
         cell = self._cells(points, scratch[0][:n], scratch[1][:n])
         torch.index_select(self.table, 0, cell, out=bucket)
         shared = self.holds_kink.index_select(0, cell).nonzero().squeeze(1)
-        if wide is not None:
-            near = torch.searchsorted(self.wide_kinks, wide.view(-1).index_select(0, shared), right=True, out_int32=True)
-        else:
-            near = torch.searchsorted(self.kinks, flat_gather(points, shared), right=True, out_int32=True)
-        bucket[shared] = near
+        # torch.take reads a strided block in place, in row-major order
+        bucket[shared] = torch.searchsorted(self.kinks, torch.take(points, shared), right=True, out_int32=True)
         return bucket
 
 
@@ -208,12 +198,12 @@ class RampBuckets:
         stores = self.bucket_store.split(rows) if self.bucket_store is not None else None
         for k, points in enumerate(self.points.split(rows)):
             n = points.numel()
-            exact = wide[:n].view(points.shape).copy_(points).view(-1)    # contiguous, float64
-            bucket = self.grid.assign(points, scratch, exact)
-            count += torch.bincount(bucket, minlength=bins)            # integer counts: exact in any order
+            bucket = self.grid.assign(points, scratch)
+            count += torch.bincount(bucket, minlength=bins)            # integers: exact in any order
             if total is not None:
-                # float64 sums (at LVIS scale float32 prefix sums cancel catastrophically), in the
-                # points' order; scatter_add_ takes int64 indices only
+                # float64 sums (at LVIS scale float32 prefix sums cancel catastrophically), added one
+                # by one in the points' order across blocks; scatter_add_ takes int64 indices only
+                exact = wide[:n].view(points.shape).copy_(points).view(-1)
                 total.scatter_add_(0, index[:n].copy_(bucket), exact)
             if stores is not None:
                 stores[k].copy_(bucket.view(points.shape))
@@ -221,7 +211,7 @@ class RampBuckets:
 
     def buckets_at(self, flat_index: torch.Tensor) -> torch.Tensor:
         """[Q] int32 bucket of the points at these flat indices (points' row-major order)."""
-        return flat_gather(self.bucket_store, flat_index)
+        return torch.take(self.bucket_store, flat_index)
 
     def sum_over_points(self) -> torch.Tensor:
         """[P] G_i = sum_n H(x_n - c_i) for every centre (removed scores excluded)."""
