@@ -88,11 +88,11 @@ class Grid:
         self.scale = self.cells / (hi - lo)
         self.origin = lo - 2 / self.scale     # the lowest kink at position 2, the highest at cells + 2
         kink_cell = self._cells(self.kinks, torch.empty_like(self.kinks), torch.empty_like(self.kinks, dtype=torch.long))
-        # table[c] = number of kinks in cells < c; a cell holds a kink when the count grows past it
+        # table[c] = number of kinks in cells < c, or -1 where cell c holds a kink (int32 throughout:
+        # half the bytes of int64 to convert, look up and keep)
         per_cell = torch.bincount(kink_cell, minlength=self.cells + 4)
-        # int32 throughout: half the bytes of int64 to convert, look up and keep
-        self.table = torch.cat([per_cell.new_zeros(1), per_cell.cumsum(0)]).int()   # [cells + 5]
-        self.holds_kink = per_cell > 0                                                # [cells + 4]
+        below = torch.cat([per_cell.new_zeros(1), per_cell[:-1].cumsum(0)])
+        self.table = below.masked_fill_(per_cell > 0, -1).int()                      # [cells + 4]
 
     def _cells(self, values: torch.Tensor, position: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """[n] int32 cell of each value (values: any shape, n entries); position, cell: [n] scratch.
@@ -123,7 +123,7 @@ class Grid:
             return bucket.copy_(torch.searchsorted(self.kinks, points.contiguous(), right=True, out_int32=True).view(-1))
         cell = self._cells(points, scratch[0][:n], scratch[1][:n])
         torch.index_select(self.table, 0, cell, out=bucket)
-        shared = self.holds_kink.index_select(0, cell).nonzero().squeeze(1)
+        shared = (bucket < 0).nonzero().squeeze(1)
         # torch.take reads a strided block in place, in row-major order
         bucket[shared] = torch.searchsorted(self.kinks, torch.take(points, shared), right=True, out_int32=True)
         return bucket
