@@ -145,8 +145,8 @@ class RampBuckets:
     float32 or float64; read block by block, never copied whole. removed: optional [Q] float64 scores
     that are counted among the points but must not be (e.g. the positives inside a dense pool):
     `sum_over_points` subtracts them. bucket_store: where to keep each point's bucket for
-    `at_points`, an integer tensor of points' shape wide enough for 2P + 1 (None: a new int32 or int64
-    tensor; False: not kept, `at_points` unavailable).
+    `at_points`, an int32 or int64 tensor of points' shape, any strides (None: a new int32 tensor;
+    False: not kept, `at_points` unavailable until `keep_buckets`).
     """
 
     def __init__(self, centres: torch.Tensor, points: torch.Tensor, delta: float,
