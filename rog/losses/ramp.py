@@ -201,8 +201,9 @@ class RampBuckets:
             bucket = self.grid.assign(points, scratch)
             count += torch.bincount(bucket, minlength=bins)            # integers: exact in any order
             if total is not None:
-                # float64 sums (at LVIS scale float32 prefix sums cancel catastrophically), added one
-                # by one in the points' order across blocks; scatter_add_ takes int64 indices only
+                # float64 sums, added one by one in the points' order across blocks (float32 sums put
+                # FP(i) 7e-6 off at 2048 x 1203, and worse with more points); scatter_add_ takes int64
+                # indices only
                 exact = wide[:n].view(points.shape).copy_(points).view(-1)
                 total.scatter_add_(0, index[:n].copy_(bucket), exact)
             if stores is not None:
@@ -287,7 +288,9 @@ def evaluate_tables(tables: tuple[torch.Tensor, torch.Tensor | None], bucket: to
     """[n] float64 intercept[bucket] + points x slope[bucket] (intercept alone for the step).
 
     bucket: [n] int32 or int64; points: n entries, any shape and float dtype; scratch: three float64 [>= n]
-    tensors to reuse (the result is a view of the first).
+    tensors to reuse (the result is a view of the first). Float64 because intercept and score x slope
+    cancel: in float32, 5 % of the gradient entries of a 2048 x 1203 batch would be off by more than
+    1e-6 relative (up to 4e-4).
     """
     n = bucket.numel()
     if scratch is None:
