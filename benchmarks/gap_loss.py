@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import itertools
+import os
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,11 @@ from rog.losses.ramp import Grid, blocks  # noqa: E402
 from rog.report.official_gap import NUM_CLASSES, batch_counts, lvis_like_batch, omega_for, ours, reference  # noqa: E402
 
 METHODS = {"ours": ours, "official": reference}
+
+
+def load() -> str:
+    """The 1, 5 and 15 min load averages: the machine is shared, times move with them."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def sync(device: str) -> None:
@@ -246,7 +252,7 @@ def main() -> None:
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} thread(s)"
     print(f"GAP, {NUM_CLASSES} classes, 25 % positive RoIs over 40 classes ({device_name}); torch {torch.__version__}")
     print(f"medians of {args.repeats} interleaved repetitions (official: {args.official_repeats}), in ms; "
-          f"official = rog/report/official_gap.py\n")
+          f"official = rog/report/official_gap.py; load average {load()} at the start\n")
     print(f"{'':>6} {'ours':>21} {'floor':>21} {'official':>9} {'ours / floor':>20} {'official':>9} {'max |dg|':>9}")
     print(f"{'RoIs':>6} {'fwd':>6} {'bwd':>6} {'f+b':>7} {'fwd':>6} {'bwd':>6} {'f+b':>7} {'f+b':>9} "
           f"{'fwd':>6} {'bwd':>6} {'f+b':>6} {'/ ours':>9} {'/max |g|':>9}")
@@ -258,6 +264,7 @@ def main() -> None:
               f"{m['ours_fwd'] / m['floor_fwd']:>5.1f}x {m['ours_bwd'] / m['floor_bwd']:>5.1f}x "
               f"{m['ours'] / m['floor']:>5.1f}x {m['official'] / m['ours']:>8.0f}x {m['rel_diff']:>9.1e}",
               flush=True)
+    print(f"load average {load()} at the end")
     if args.memory:
         print(f"\nPeak memory above the inputs (MB)\n{'RoIs':>6} {'ours':>8} {'official':>9}")
         for rows in args.sizes:
