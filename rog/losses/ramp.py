@@ -87,12 +87,13 @@ class Grid:
             return
         self.scale = self.cells / (hi - lo)
         self.origin = lo - 2 / self.scale     # the lowest kink at position 2, the highest at cells + 2
-        kink_cell = self._cells(self.kinks, torch.empty_like(self.kinks), torch.empty_like(self.kinks, dtype=torch.long))
+        kink_cell = self._cells(self.kinks, torch.empty_like(self.kinks),
+                                torch.empty_like(self.kinks, dtype=torch.int32)).long()
         # table[c] = number of kinks in cells < c, or -1 where cell c holds a kink (int32 throughout:
-        # half the bytes of int64 to convert, look up and keep)
-        per_cell = torch.bincount(kink_cell, minlength=self.cells + 4)
-        below = torch.cat([per_cell.new_zeros(1), per_cell[:-1].cumsum(0)])
-        self.table = below.masked_fill_(per_cell > 0, -1).int()                      # [cells + 4]
+        # half the bytes of int64 to convert, look up and keep); each kink steps it up after its cell
+        steps = torch.zeros(self.cells + 5, dtype=torch.int32, device=kinks.device)
+        steps.index_add_(0, kink_cell + 1, torch.ones(num_kinks, dtype=torch.int32, device=kinks.device))
+        self.table = steps.cumsum(0, dtype=torch.int32)[:-1].index_fill_(0, kink_cell, -1)  # [cells + 4]
 
     def _cells(self, values: torch.Tensor, position: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """[n] int32 cell of each value (values: any shape, n entries); position, cell: [n] scratch.
