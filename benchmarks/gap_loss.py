@@ -1,7 +1,7 @@
 """GAPLoss against the official O(P x N) algorithm and against a memory floor, in the same run.
 
     python benchmarks/gap_loss.py [--device cpu|cuda] [--threads 1] [--sizes 512 2048 4096]
-                                  [--repeats 9] [--save FILE | --check-against FILE] [--memory]
+                                  [--repeats 15] [--save FILE | --check-against FILE] [--memory]
 
 LVIS-sized batches: R RoIs x 1203 classes, 25 % positive RoIs spread over ~40 classes, logits like a
 sigmoid head part-way through training. Three ways of doing the work, interleaved repetition by
@@ -235,7 +235,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: a shared 2-core machine)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048, 4096])
-    parser.add_argument("--repeats", type=int, default=9, help="interleaved repetitions of ours and the floor")
+    parser.add_argument("--repeats", type=int, default=15, help="interleaved repetitions of ours and the floor")
     parser.add_argument("--official-repeats", type=int, default=3)
     parser.add_argument("--save", metavar="FILE", help="write every mode's value and gradient, then stop")
     parser.add_argument("--check-against", metavar="FILE", help="compare every mode with a --save file, then stop")
