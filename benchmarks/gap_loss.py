@@ -18,7 +18,10 @@ Prints the times and the ratios ours / floor and official / ours, then the large
 from the official algorithm relative to the largest gradient. --save writes the loss value, ranking
 error and gradient of every GAP mode (Excl.FG, delta, rank offset) on the benchmark's inputs;
 --check-against compares the current code with such a file (bitwise, or the largest relative
-difference). --memory adds the peak memory of ours and of the official algorithm (fresh processes).
+difference). To compare with an older commit, run this script from a copy of that commit's tree (it
+imports the rog next to it): git archive OLD rog | tar -x -C /tmp/old; mkdir /tmp/old/benchmarks;
+cp benchmarks/gap_loss.py /tmp/old/benchmarks/; python /tmp/old/benchmarks/gap_loss.py --save old.pt;
+python benchmarks/gap_loss.py --check-against old.pt. --memory adds the peak memory of ours and of the official algorithm (fresh processes).
 """
 from __future__ import annotations
 
@@ -37,7 +40,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rog.losses import CategoryCounts, GAPLoss  # noqa: E402
-from rog.losses.ramp import Grid, blocks  # noqa: E402
 from rog.report.official_gap import NUM_CLASSES, batch_counts, lvis_like_batch, omega_for, ours, reference  # noqa: E402
 
 METHODS = {"ours": ours, "official": reference}
@@ -89,6 +91,9 @@ class Floor:
     """
 
     def __init__(self, logits: torch.Tensor, labels: torch.Tensor, delta: float = 0.5):
+        # imported here: --save must also run on versions of rog.losses that have no Grid
+        from rog.losses.ramp import Grid, blocks
+
         self.logits = logits
         self.scores = logits[:, :NUM_CLASSES]
         fg = (labels < NUM_CLASSES).nonzero().squeeze(1)
