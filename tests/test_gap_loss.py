@@ -9,6 +9,7 @@ import torch
 from rog.losses import GAPLoss
 from rog.losses.counts import CategoryCounts
 from rog.losses.gap import class_weights
+from rog.losses.ramp import Grid
 from ranking_oracles import gap_oracle, omega_oracle
 
 
@@ -238,3 +239,50 @@ def test_figure3_rare_positive_ranked_below_other_objects_negatives():
     assert pushed_down.equal(expected) and expected[0, 2]  # the person RoI's 'soccer' score is among them
     assert (grad[negatives & ~expected] == 0).all()
     assert grad[0, 0] == 0 and grad[1, 1] == 0  # frequent positives already rank first
+
+
+@pytest.mark.parametrize("exclude_fg,rank_offset,delta", [(True, 0.5, 0.5), (False, 1.0, 0.5), (True, 1.0, 0.0),
+                                                          (False, 0.5, 0.0), (True, 0.5, 0.25)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_matches_oracle_on_the_grid_in_blocks(monkeypatch, exclude_fg, rank_offset, delta, dtype):
+    """Big enough for the bucketing grid, cut into blocks of two rows, scores tied with the kinks."""
+    monkeypatch.setattr("rog.losses.ramp.BLOCK", 64)
+    num_classes = 24
+    logits, labels = make_batch(48, num_classes, 7, ties=True, extra_columns=2, dtype=dtype)
+    fg = labels < num_classes
+    centres = logits[fg.nonzero().squeeze(1), labels[fg]].double()
+    kinks = torch.sort(torch.cat([centres - delta, centres + delta])).values
+    assert Grid(kinks, dtype, 48 * num_classes).table is not None
+    loss = GAPLoss(num_classes, weighting="none", delta=delta, exclude_fg=exclude_fg, rank_offset=rank_offset)
+    value, grad = run_gap(loss, logits, labels)
+    expected_value, expected_grad = gap_oracle(logits, labels, num_classes, [1.0] * num_classes, delta, exclude_fg,
+                                               rank_offset, 1.0)
+    tol = 1e-10 if dtype == torch.float64 else 1e-6
+    assert value.item() == pytest.approx(expected_value, rel=tol)
+    torch.testing.assert_close(grad.double(), expected_grad, rtol=tol, atol=tol * expected_grad.abs().max().item())
+
+
+def test_second_backward_through_the_same_graph_gives_the_same_gradient():
+    # the first backward writes the gradient over the buckets it kept; a second one bucketizes again
+    logits, labels = make_batch(40, 6, 4, dtype=torch.float32)
+    logits.requires_grad_(True)
+    value = GAPLoss(6, weighting="none")(logits, labels)
+    value.backward(retain_graph=True)
+    first = logits.grad.clone()
+    logits.grad = None
+    (2.0 * value).backward()
+    torch.testing.assert_close(logits.grad, 2.0 * first)
+
+
+def test_value_without_gradient_and_in_place_change_refused():
+    logits, labels = make_batch(30, 5, 6)
+    loss = GAPLoss(5, weighting="none")
+    with torch.no_grad():
+        plain = loss(logits, labels)
+    z = logits.clone().requires_grad_(True)
+    value = loss(z, labels)
+    assert value.item() == plain.item()
+    with torch.no_grad():
+        z.add_(1.0)  # the dense pool reads the logits again in backward
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        value.backward()

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from rog.losses.ramp import RampBuckets, bucketize, ramp
+from rog.losses.ramp import Grid, RampBuckets, bucketize, ramp
 
 
 def cases():
@@ -36,3 +36,33 @@ def test_bucket_sums_equal_brute_force():
         pairwise = ramp(points[None, :] - centres[:, None], delta)           # [P, N]
         torch.testing.assert_close(buckets.sum_over_points(), pairwise.sum(1))
         torch.testing.assert_close(buckets.sum_over_centres(weights), weights @ pairwise)
+
+
+def test_float32_points_against_float64_kinks_equal_searchsorted():
+    """Float32 points are compared with the float64 kinks rounded up to float32: no comparison changes."""
+    g = torch.Generator().manual_seed(2)
+    centres = (torch.randn(300, generator=g) * 2).float().double()     # positives' scores: float32 values
+    kinks = torch.sort(torch.cat([centres - 0.3, centres + 0.3])).values  # c -/+ 0.3: not float32 values
+    near = kinks.float()
+    points = torch.cat([torch.randn(40_000, generator=g) * 3, near,
+                        torch.nextafter(near, torch.tensor(float("inf"))),
+                        torch.nextafter(near, torch.tensor(-float("inf"))), centres.float()])
+    assert Grid(kinks, torch.float32, points.numel()).table is not None  # the grid path, not searchsorted alone
+    assert torch.equal(bucketize(kinks, points), torch.searchsorted(kinks, points.double(), right=True))
+
+
+@pytest.mark.parametrize("delta", [0.5, 0.0])
+def test_ramp_sums_in_blocks_over_a_strided_float32_view(monkeypatch, delta):
+    """Blocks of a few rows of a strided [R, C] float32 view give the brute-force sums."""
+    monkeypatch.setattr("rog.losses.ramp.BLOCK", 100)
+    g = torch.Generator().manual_seed(3)
+    scores = (torch.randn(90, 41, generator=g) * 1.5)[:, :40]             # row stride 41
+    scores[::7, ::3] = ((scores[::7, ::3] * 4).round() / 4)               # some scores on the kinks
+    centres = ((torch.randn(30, generator=g) * 4).round() / 4).double()
+    weights = torch.rand(30, generator=g, dtype=torch.float64)
+    buckets = RampBuckets(centres, scores, delta)
+    assert buckets.grid.table is not None
+    pairwise = ramp(scores.double().reshape(1, -1) - centres[:, None], delta)   # [P, R * C]
+    torch.testing.assert_close(buckets.sum_over_points(), pairwise.sum(1), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(buckets.sum_over_centres(weights).reshape(-1), weights @ pairwise,
+                               rtol=1e-12, atol=1e-12)

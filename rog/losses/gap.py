@@ -22,14 +22,16 @@ kept as `last_ranking_error`); delta is configurable; counts can be summed acros
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from rog.losses.counts import CategoryCounts
 from rog.losses.inputs import check_finite, check_logits_labels
-from rog.losses.pool import ranking_pool, scatter_gradient
-from rog.losses.ramp import GroupedRampBuckets, RampBuckets, ramp_at_zero
+from rog.losses.pool import RankingPool, ranking_pool, scatter_gradient
+from rog.losses.ramp import GroupedRampBuckets, RampBuckets, evaluate_tables, ramp_at_zero
 
 WEIGHTINGS = ("online", "dataset", "none")
 
@@ -44,23 +46,60 @@ def class_weights(counts: torch.Tensor, gamma: float) -> torch.Tensor:
     return counts.numel() * torch.softmax(-gamma * log_counts, dim=0)
 
 
-def gap_loss_and_grad(logits: torch.Tensor, labels: torch.Tensor, num_classes: int, omega: torch.Tensor,
-                      delta: float = 0.5, exclude_fg: bool = True, rank_offset: float = 0.5,
-                      loss_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """GAP value (lambda x Eq. 8), its error-driven gradient (lambda x Eq. 11), unweighted mean error.
+@dataclass
+class GapBackward:
+    """What the gradient of one GAP call needs, kept from its forward.
 
-    logits: [R, K], K >= C (columns beyond C get zero gradient); labels: [R] in 0..C (C = background);
-    omega: [C] class weights. Returns (value [], grad [R, K] in logits' dtype, ranking_error []),
-    all float64 scalars except grad. Inputs are assumed valid (see GAPLoss for the checks).
+    pool: the positives and the pool (pool.points are a view of the logits when the pool is dense);
+    to_pool: the pool's buckets among the positives' 2P kinks, each point's bucket kept;
+    tables: per-bucket (intercept, slope), float64 [2P + 1] each (slope None for the step): the
+        gradient of a pool entry is intercept + score x slope of its bucket (Eq. 11);
+    pos_grad: [P] float64, the positives' whole gradient;
+    grad: the [R, K] gradient tensor, allocated in forward when the dense pool's buckets are kept in
+        its memory, else None.
+    """
+
+    pool: RankingPool
+    to_pool: RampBuckets
+    tables: tuple[torch.Tensor, torch.Tensor | None]
+    pos_grad: torch.Tensor
+    grad: torch.Tensor | None
+
+
+def _bucket_store(logits: torch.Tensor, pool: RankingPool, num_classes: int
+                  ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(gradient tensor, where to keep the dense pool's buckets in its memory) or (None, None).
+
+    The gradient is written once, in backward, over the very entries whose buckets it reads: keeping
+    the buckets there saves a second [R, C] tensor (its memory and, on the CPU, its page faults).
+    """
+    as_int = {4: torch.int32, 8: torch.int64}.get(logits.element_size())
+    if pool.point_flat is not None or as_int is None or not logits.dtype.is_floating_point:
+        return None, None
+    grad = torch.empty_like(logits, memory_format=torch.contiguous_format)
+    return grad, grad.view(as_int)[:, :num_classes]
+
+
+def gap_forward(logits: torch.Tensor, labels: torch.Tensor, num_classes: int, omega: torch.Tensor,
+                delta: float = 0.5, exclude_fg: bool = True, rank_offset: float = 0.5, loss_weight: float = 1.0,
+                for_backward: bool = True) -> tuple[torch.Tensor, torch.Tensor, GapBackward | None]:
+    """GAP value (lambda x Eq. 8), unweighted mean error, and what `gap_gradient` needs.
+
+    logits: [R, K], K >= C; labels: [R] in 0..C (C = background); omega: [C] class weights. Values are
+    float64 scalars; the third item is None without a positive or with for_backward=False. The only
+    pass over the [R, C] scores bucketizes them and sums each bucket; everything else is over the P
+    positives or the 2P + 1 buckets. Inputs are assumed valid.
     """
     zero = torch.zeros((), dtype=torch.float64, device=logits.device)
     pool = ranking_pool(logits.detach()[:, :num_classes], labels, delta)
     if pool is None:
-        return zero, scatter_gradient(None, None, None, logits, num_classes), zero
+        return zero, zero, None
     classes, pos_group, class_sizes = torch.unique(pool.pos_cols, return_inverse=True, return_counts=True)
 
+    grad, store = _bucket_store(logits, pool, num_classes) if for_backward else (None, False)
     # with Excl.FG every positive leaves the pool; without it, only class m's own (via same_class)
-    to_pool = RampBuckets(pool.pos_scores, pool.points, delta, removed=pool.pos_scores if exclude_fg else None)
+    to_pool = RampBuckets(pool.pos_scores, pool.points, delta, removed=pool.pos_scores if exclude_fg else None,
+                          bucket_store=store)
     within_class = GroupedRampBuckets(pool.pos_scores, pos_group, delta)
     above_in_pool = to_pool.sum_over_points()                   # [P] sum over the pool of H(i, n)
     same_class = within_class.sum_over_points()                 # [P] includes the self pair H(0)
@@ -71,15 +110,78 @@ def gap_loss_and_grad(logits: torch.Tensor, labels: torch.Tensor, num_classes: i
     coef = (loss_weight * omega.double()[classes] / (classes.numel() * class_sizes))[pos_group]
     value = (coef * error).sum()
     ranking_error = (error / class_sizes[pos_group]).sum() / classes.numel()
+    if not for_backward:
+        return value, ranking_error, None
 
     spread = coef / rank
-    point_grad = to_pool.sum_over_centres(spread)               # [N] Eq. 11, negatives
+    tables = to_pool.centre_tables(spread)                      # Eq. 11, negatives, per bucket
     pos_grad = -coef * error                                    # [P] Eq. 11, positives
     if not exclude_fg:
         # a positive of class m is also a negative of every other class present
-        as_negative = point_grad[pool.positive_positions()] - within_class.sum_over_centres(spread)
+        pos_bucket = to_pool.buckets_at(pool.positive_positions())
+        as_negative = evaluate_tables(tables, pos_bucket, pool.pos_scores) - within_class.sum_over_centres(spread)
         pos_grad = pos_grad + as_negative
-    return value, scatter_gradient(pool, point_grad, pos_grad, logits, num_classes), ranking_error
+    return value, ranking_error, GapBackward(pool, to_pool, tables, pos_grad, grad)
+
+
+def gap_gradient(saved: GapBackward | None, like: torch.Tensor, num_classes: int,
+                 grad_output: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """[R, K] gradient in like's dtype (lambda x Eq. 11 times grad_output); columns beyond C are zero.
+
+    One pass over the pool: each entry's kept bucket picks its line (intercept + score x slope).
+    """
+    if saved is None:
+        return torch.zeros_like(like, memory_format=torch.contiguous_format)
+    if isinstance(grad_output, torch.Tensor):
+        grad_output = grad_output.to(torch.float64)
+    intercept, slope = saved.tables
+    tables = (intercept * grad_output, None if slope is None else slope * grad_output)
+    pos_grad = saved.pos_grad * grad_output
+    pool, to_pool = saved.pool, saved.to_pool
+    if saved.grad is None:
+        if to_pool.bucket_store is None:  # a second backward through the same graph (retain_graph)
+            to_pool.keep_buckets()
+        return scatter_gradient(pool, to_pool.at_points(tables), pos_grad, like, num_classes)
+    grad, saved.grad = saved.grad, None
+    grad[:, num_classes:].zero_()
+    to_pool.at_points(tables, out=grad[:, :num_classes])        # overwrites the buckets it reads
+    to_pool.bucket_store = None
+    grad[pool.pos_rows, pool.pos_cols] = pos_grad.to(grad.dtype)
+    return grad
+
+
+def gap_loss_and_grad(logits: torch.Tensor, labels: torch.Tensor, num_classes: int, omega: torch.Tensor,
+                      delta: float = 0.5, exclude_fg: bool = True, rank_offset: float = 0.5,
+                      loss_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """GAP value (lambda x Eq. 8), its error-driven gradient (lambda x Eq. 11), unweighted mean error.
+
+    logits: [R, K], K >= C (columns beyond C get zero gradient); labels: [R] in 0..C (C = background);
+    omega: [C] class weights. Returns (value [], grad [R, K] in logits' dtype, ranking_error []),
+    all float64 scalars except grad. Inputs are assumed valid (see GAPLoss for the checks).
+    """
+    value, ranking_error, saved = gap_forward(logits, labels, num_classes, omega, delta, exclude_fg,
+                                              rank_offset, loss_weight)
+    return value, gap_gradient(saved, logits, num_classes), ranking_error
+
+
+class _GAPFunction(torch.autograd.Function):
+    """GAP's value in forward; its error-driven gradient (Eq. 11) written in backward."""
+
+    @staticmethod
+    def forward(ctx, logits, labels, num_classes, omega, delta, exclude_fg, rank_offset, loss_weight, for_backward):
+        value, ranking_error, saved = gap_forward(logits, labels, num_classes, omega, delta, exclude_fg,
+                                                  rank_offset, loss_weight, for_backward)
+        # a dense pool reads the logits again in backward: saving them makes autograd refuse the
+        # gradient of logits modified in place since
+        ctx.save_for_backward(logits)
+        ctx.saved, ctx.num_classes = saved, num_classes
+        ctx.mark_non_differentiable(ranking_error)
+        return value.to(logits.dtype), ranking_error
+
+    @staticmethod
+    def backward(ctx, grad_value, _):
+        (logits,) = ctx.saved_tensors
+        return gap_gradient(ctx.saved, logits, ctx.num_classes, grad_value), *([None] * 8)
 
 
 class _ErrorDrivenUpdate(torch.autograd.Function):
@@ -184,7 +286,8 @@ class GAPLoss(nn.Module):
         labels = labels.to(device=logits.device, dtype=torch.long)
         if self.weighting == "online" and self.training:
             self.update_counts(labels)
-        value, grad, self.last_ranking_error = gap_loss_and_grad(
+        for_backward = torch.is_grad_enabled() and logits.requires_grad
+        value, self.last_ranking_error = _GAPFunction.apply(
             logits, labels, self.num_classes, self.omega(), self.delta, self.exclude_fg,
-            self.rank_offset, self.loss_weight)
-        return error_driven(logits, value, grad)
+            self.rank_offset, self.loss_weight, for_backward)
+        return value
