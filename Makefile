@@ -81,13 +81,16 @@ smoke quick ranking open_questions: $(STAMP)
 	$(REPRO_ENV) $(PY) -m rog.pipeline.smoke --subset $@ -j $(JOBS) $${COPY_DIR:-$$(mktemp -d)/rog}
 
 # What a fresh clone lacks before DVC can judge it: the raw inputs of LT-Glyphs (corpus text, fonts),
-# pulled offline from the in-repo DVC remote (dvc-remote/), and the dataset stage's output, rendered
-# from them (~30 s; byte-identical to what dvc.lock records). After it, `dvc status` lists only the
-# stages whose code, params or inputs really changed, and `dvc repro --dry` runs.
+# pulled offline from the in-repo DVC remote (dvc-remote/), the dataset stage's output, rendered from
+# them (~30 s), and, when the profile starts from a pretrained detector, the pretrain stage's output
+# (`rog pretrain`: about 25 min on one thread for the default profile); both byte-identical to what
+# dvc.lock records. After it, `dvc status` lists only the stages whose code, params or inputs really
+# changed, and `dvc repro --dry` runs.
 .PHONY: data
 data: $(STAMP)
 	$(REPRO_ENV) $(PY) -m dvc pull data.dvc
 	$(REPRO_ENV) $(PY) -m dvc repro dataset
+	if grep -q '^  pretrain:' dvc.yaml; then $(REPRO_ENV) $(PY) -m dvc repro pretrain; fi
 
 clean-venv:
 	rm -rf $(VENV)

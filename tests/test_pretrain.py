@@ -142,6 +142,10 @@ def test_other_weights_at_the_same_path_are_another_run(detector_file, tmp_path)
     pretrained.save(target, state)
     params = detector_params(target)
     before = rundir.params_hash(params)
+    # the same detector elsewhere is the same run: the hash holds its digest, not its path
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "d.pt").write_bytes(target.read_bytes())
+    assert rundir.params_hash(detector_params(tmp_path / "elsewhere" / "d.pt")) == before
     run_dir = tmp_path / "run"
     rundir.initialise(run_dir, params, {})
     pretrained.save(target, {k: v + 1 if v.is_floating_point() else v for k, v in state.items()})

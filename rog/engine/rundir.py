@@ -33,17 +33,17 @@ class RunDirError(ValueError):
 
 
 def params_hash(params: dict) -> str:
-    """sha256 (16 hex digits) of the sections that determine a trained model, and of the pretrained
-    pretrained detector's digest when model.weights names a file."""
+    """sha256 (16 hex digits) of the sections that determine a trained model, with the pretrained
+    detector's digest in place of its path when model.weights names a file."""
     relevant = {k: copy.deepcopy(params.get(k)) for k in HASHED_SECTIONS}
     for section, keys in EXECUTION_ONLY.items():
         for key in keys:
             (relevant.get(section) or {}).pop(key, None)
     weights = (relevant.get("model") or {}).get("weights")
-    if weights:  # the same path may hold other weights: the run is what the file holds
+    if weights:  # the run is what the file holds, wherever it lies: its digest, not its path
         from rog.models.pretrained import weights_digest
 
-        relevant["model"]["weights_sha256"] = weights_digest(weights)
+        relevant["model"]["weights"] = "sha256:" + weights_digest(weights)
     text = json.dumps(relevant, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

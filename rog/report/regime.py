@@ -45,9 +45,12 @@ def regime(params: dict, root: str | Path = ".", runs: list[str] | None = None) 
         try:
             now = resolve_run(params, profile, source, [f"dataset.root={DATASET_ROOT.format(profile=profile)}"])
             weights = now["model"].get("weights")
-            if weights and not Path(weights).is_file():  # the hash reads the pretrained detector's digest
-                out["unknown"].append(run)
-                continue
+            if weights:  # the hash reads the pretrained detector's digest; a relative path is below `root`
+                located = Path(weights) if Path(weights).is_absolute() else Path(root) / weights
+                if not located.is_file():
+                    out["unknown"].append(run)
+                    continue
+                now["model"]["weights"] = str(located)
             out["same" if params_hash(now) == recorded else "other"].append(run)
         except (ValueError, KeyError, OSError):
             out["unknown"].append(run)
