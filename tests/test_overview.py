@@ -11,7 +11,7 @@ import pytest
 from rog.config import resolve_run
 from rog.engine.rundir import params_hash
 from rog.pipeline import registry
-from rog.report import claims, overview, regime
+from rog.report import claims, limits, overview, regime
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,12 +94,12 @@ def test_regime_compares_each_run_with_the_params_it_would_train_now(tmp_path, p
     assert (found["same"], found["other"], found["unknown"]) == (["sigmoid_ce"], ["sigmoid_ce_gap"], ["softmax_ce"])
     assert ("results/ mixes two.** 1 of 3 runs in results/ were made with the parameters params.yaml gives now, 1 "
             "with others, 1 cannot be checked (no params hash recorded): sigmoid_ce_gap, softmax_ce.") in \
-        regime.regime_markdown(found)
+        limits.regime_markdown(found)
     older = {**found, "same": [], "other": found["other"] + found["same"]}
-    assert "results/ holds an older one.** 2 of 3 runs" in regime.regime_markdown(older)
+    assert "results/ holds an older one.** 2 of 3 runs" in limits.regime_markdown(older)
     (tmp_path / "results/experiments/sigmoid_ce_gap/metrics.json").unlink()
     (tmp_path / "results/experiments/softmax_ce/metrics.json").unlink()
-    assert "All 1 runs in results/ were made with the parameters" in regime.regime_markdown(
+    assert "All 1 runs in results/ were made with the parameters" in limits.regime_markdown(
         regime.regime(params, tmp_path))
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rog.pipeline import registry
-from rog.report import claims, figures, pages, regime, tables, toy
+from rog.report import claims, figures, limits, pages, regime, tables, toy
 from rog.report.results import aggregate, value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,7 +202,7 @@ def test_every_page_opens_with_its_runs_regime_and_what_a_1x_number_means(tmp_pa
     assert "none has been shown to converge" in text and "(`sigmoid_ce_2x`, `sigmoid_ce_gap_2x`)" in text
     renamed = {**params, "figures": {**params["figures"], "convergence": {**params["figures"]["convergence"], "rows": [
         {"paper": "sigmoid_ce/1x", "runs": ["sigmoid_ce"]}, {"paper": "sigmoid_ce/2x", "runs": ["long_ce"]}]}}}
-    assert "(`long_ce`) are not in results/ yet" in regime.learning_speed_markdown(renamed, tmp_path, ["sigmoid_ce"])
+    assert "(`long_ce`) are not in results/ yet" in limits.learning_speed_markdown(renamed, tmp_path, ["sigmoid_ce"])
     run("sigmoid_ce_gap", 0.35)
     run("sigmoid_ce_2x", 0.31, iterations=2400)
     run("sigmoid_ce_gap_2x", 0.40, iterations=2400)

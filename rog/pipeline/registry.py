@@ -20,7 +20,9 @@ import copy
 from pathlib import Path
 
 from rog.config import ParamsError, read_yaml
-from rog.pipeline.stage import RESULTS
+from rog.paths import RESULTS_DIR
+
+RESULTS = Path(RESULTS_DIR)
 
 
 
@@ -151,3 +153,14 @@ def merge_open(base: dict, overlay: dict) -> dict:
 
 def read_params(path: str | Path = "params.yaml") -> dict:
     return read_yaml(path)
+
+
+# the look-alike page's pair: (label, table1 row) of the model without and with GAP
+LOOKALIKE_PAIR = (("sigmoid CE", "random/sigmoid_ce"), ("sigmoid CE + GAP", "random/sigmoid_ce+gap"))
+
+
+def pair_runs(params: dict) -> dict[str, list[str]]:
+    """{label: runs} of the look-alike page's pair: the runs (seeds) of table1's rows named in LOOKALIKE_PAIR."""
+    rows = {row["paper"]: row.get("runs") or []
+            for row in ((params.get("tables") or {}).get("table1") or {}).get("rows") or []}
+    return {label: list(rows.get(paper, [])) for label, paper in LOOKALIKE_PAIR}

@@ -33,6 +33,7 @@ import math
 from pathlib import Path
 
 from rog.pipeline.registry import sections
+from rog.report.regime import regime
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
 from rog.report.tables import Table, build
 
@@ -174,8 +175,6 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
            iou: str | None = None) -> list[dict]:
     """Each claim of paper_numbers.yaml whose table is in `tables` (default: all) with a verdict (see the
     module docstring). `iou`: "segm" or "bbox" to judge every claim on it; None: by choose_iou's rule."""
-    from rog.report.regime import regime   # regime imports this module
-
     paper = paper if paper is not None else paper_numbers()
     built: dict[str, Table] = {}
     spreads: dict[str, dict] = {}

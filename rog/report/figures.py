@@ -319,7 +319,7 @@ def convergence_curves(params: dict, labels: dict[str, str], name: str = "conver
     """What learning_curves draws, read from the runs' curve.json and metrics.json:
     {curves: {label: 2x points}, ends: {label: last 1x point}, lr_drops: [iteration] (of the first 2x
     run with results: its run.iterations x params' train.lr_steps), missing: [runs without curve.json]}."""
-    from rog.engine.schedule import step_iterations
+    from rog.config import step_iterations
 
     out: dict = {"curves": {}, "ends": {}, "lr_drops": [], "missing": []}
     for pair in convergence_pairs(params, name):

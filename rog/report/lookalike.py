@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from rog.pipeline.registry import RESULTS, read_params
+from rog.pipeline.registry import RESULTS, pair_runs, read_params
 from rog.report.claims import MIN_EFFECT, NOISE_K, judge
 from rog.report.results import aggregate
 
 NAME = "lookalike"
-PAIR = (("sigmoid CE", "random/sigmoid_ce"), ("sigmoid CE + GAP", "random/sigmoid_ce+gap"))  # table1 rows
 OUTCOME_ROWS = (
     ("correct", "its own class"),
     ("lookalike_f", "a frequent look-alike (f)"),
@@ -74,12 +73,6 @@ class Page:
 
         for part in self.parts:
             display(Markdown(part) if isinstance(part, str) else part[1])
-
-
-def pair_runs(params: dict) -> dict[str, list[str]]:
-    """{label: runs} of the headline pair: the runs (seeds) of table1's rows named in PAIR."""
-    rows = {row["paper"]: row.get("runs") or [] for row in ((params.get("tables") or {}).get("table1") or {}).get("rows") or []}
-    return {label: list(rows.get(paper, [])) for label, paper in PAIR}
 
 
 def load_analysis(run: str, root: str | Path = ".") -> dict | None:

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from rog.pipeline.registry import read_params, run_names, sections
+from rog.pipeline.registry import pair_runs, read_params, run_names, sections
 from rog.report import claims, figures, tables
-from rog.report.regime import learning_speed_markdown, regime, regime_markdown
+from rog.report.limits import learning_speed_markdown, regime_markdown
+from rog.report.regime import regime
 from rog.report.results import aggregate, load_diagnostics, load_metrics, paper_numbers, profiles_of, value
 
 MAX_COLUMNS = 10
@@ -345,7 +346,7 @@ def lookalike_markdown(params: dict, root: str | Path) -> str:
     """The paper's thesis measured directly: rare glyphs out-ranked by look-alikes, CE against CE + GAP."""
     from rog.report import lookalike
 
-    found = lookalike.summary_sentence(root, params) if lookalike.pair_runs(params) else None
+    found = lookalike.summary_sentence(root, params) if pair_runs(params) else None
     return ("## Are rare glyphs out-ranked by their look-alikes?\n\n"
             + (found + " Per seed, the confusion matrix and drawn detections: [lookalike](lookalike.ipynb)."
                if found else "The look-alike analysis (for each rare ground-truth glyph, the class of the detection "

@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 from rog.pipeline.registry import read_params, table_runs
 from rog.report import claims, figures, tables
 from rog.report.openimages import openimages_section
-from rog.report.regime import learning_speed_markdown, regime, regime_markdown
+from rog.report.limits import learning_speed_markdown, regime_markdown
+from rog.report.regime import regime
 from rog.report.results import paper_numbers, profiles_of
 
 GRADIENT_TOTALS = (
