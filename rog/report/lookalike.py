@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import RESULTS, pair_runs, read_params
-from rog.report.claims import MIN_EFFECT, NOISE_K, judge
+from rog.report import stats
 from rog.report.results import aggregate
 
 NAME = "lookalike"
@@ -269,14 +269,11 @@ def judged_difference(a: list[float], b: list[float]) -> str:
     """"+15.4, beyond 2 x noise = 3.1" for mean(b) - mean(a) of two models' per-seed shares (percent): the noise
     rule of rog.report.claims with the two models' seed sd pooled; without two seeds on either side, no noise."""
     diff = float(np.mean(b) - np.mean(a))
-    df = len(a) + len(b) - 2
-    if df < 1:
+    spread = stats.pooled([a, b])
+    if spread.sd is None:
         return f"{diff:+.1f}, one seed each: noise unknown"
-    squares = sum(float(np.sum((np.asarray(x) - np.mean(x)) ** 2)) for x in (a, b))
-    sd = max(np.sqrt(squares / df), MIN_EFFECT)
-    noise = sd * np.sqrt(1 / len(a) + 1 / len(b))
-    within = judge(diff, noise, 1.0) == "within noise"       # the claims' rule, either direction
-    return f"{diff:+.1f}, {'within' if within else 'beyond'} {NOISE_K:g} x noise = {NOISE_K * noise:.1f}"
+    found = stats.verdict(diff, stats.floor(spread.sd), (len(a), len(b)))   # the claims' rule, either direction
+    return f"{diff:+.1f}, {'beyond' if found.real else 'within'} {stats.NOISE_K:g} x noise = {found.threshold:.1f}"
 
 
 def verdict(found: dict[str, list[dict]]) -> str:
@@ -302,7 +299,7 @@ def verdict(found: dict[str, list[dict]]) -> str:
             f"of any frequency on {share[b]['lookalike']:.1f} % ({a}: {share[a]['lookalike']:.1f} %; "
             f"{judged['lookalike']}). The own class is among the covering detections on {share[b]['covered']:.1f} % "
             f"vs {share[a]['covered']:.1f} % ({judged['covered']}): where it is there but not first, it was "
-            f"out-ranked. Rule: a difference of seed means beyond {NOISE_K:g} x its noise (the two models' seed sd "
+            f"out-ranked. Rule: a difference of seed means beyond {stats.NOISE_K:g} x its noise (the two models' seed sd "
             "pooled, x sqrt(1/n_a + 1/n_b)) is real.")
 
 

@@ -16,7 +16,6 @@ here is wider than MAX_COLUMNS.
 """
 from __future__ import annotations
 
-import math
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +24,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import pair_runs, read_params, run_names, sections
-from rog.report import claims, figures, tables
+from rog.report import claims, figures, stats, tables
 from rog.report.limits import learning_speed_markdown, regime_markdown
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_diagnostics, load_metrics, paper_numbers, profiles_of, value
 
+K = f"{stats.NOISE_K:g}"  # the noise rule's factor as sentences write it (rog.report.stats)
 MAX_COLUMNS = 10
 PAPER_PROFILE = "lvis_r50_1x"                      # the paper's setting in params.yaml
 QUESTION = (
@@ -189,12 +189,12 @@ def rare_ap_sentence(rows: list[dict], sd: float) -> str:
     if not pairs:
         return "No objective has both its row and its + GAP row in results/ yet."
     ours = sum(g["mean"] > b["mean"] for b, g in pairs)
-    beyond = sum(g["mean"] - b["mean"] > claims.NOISE_K * sd * math.sqrt(1 / len(b["seeds"]) + 1 / len(g["seeds"]))
+    beyond = sum(stats.verdict(g["mean"] - b["mean"], sd, (len(b["seeds"]), len(g["seeds"]))).status == "reproduced"
                  for b, g in pairs)
     with_paper = [(b, g) for b, g in pairs if b["paper"] is not None and g["paper"] is not None]
     theirs = sum(g["paper"] > b["paper"] for b, g in with_paper)
     return (f"With GAP our mean APr is higher for {ours} of the {len(pairs)} objectives run, by more than "
-            f"{claims.NOISE_K:g} x the noise of the difference for {beyond} (seed sd {sd:.2f} APr pooled over the "
+            f"{stats.NOISE_K:g} x the noise of the difference for {beyond} (seed sd {sd:.2f} APr pooled over the "
             f"multi-seed rows, x sqrt(1/n_a + 1/n_b)); the paper's is higher for {theirs} of {len(with_paper)}.")
 
 
@@ -244,12 +244,12 @@ def claim_rows(found: list[dict], sweep_claim: dict | None) -> list[dict]:
 
 
 def claims_markdown(rows: list[dict]) -> str:
-    head = ["claim", "pair (better vs worse)", "ours", "paper", "2 x noise", "verdict"]
+    head = ["claim", "pair (better vs worse)", "ours", "paper", f"{K} x noise", "verdict"]
     body = [[r["claim"], r["pair"], f"{_f(r['ours'], signed=True)} {r['metric']}",
              f"{_f(r['paper'], signed=True)} {r['paper_metric']}" if r["paper"] is not None else "-",
              _f(r["threshold"]), f"**{r['status']}**"] for r in rows]
     rule = (f"Each pair's verdict: **reproduced** when our difference goes the claim's way (better > worse) and "
-            f"exceeds {claims.NOISE_K:g} x its noise, **opposite** when it exceeds it the other way, **within noise** "
+            f"exceeds {stats.NOISE_K:g} x its noise, **opposite** when it exceeds it the other way, **within noise** "
             f"otherwise. The noise of a difference is the seed sd pooled over the registry's multi-seed rows "
             f"(per metric) x sqrt(1/n_a + 1/n_b); for Table 3, the sd of the share of rare AP a smaller K misses, "
             f"pooled over the seeds of its two rows. Differences are in AP points (Table 3: percentage points); ours "
@@ -259,7 +259,7 @@ def claims_markdown(rows: list[dict]) -> str:
 
 
 def plot_claims(rows: list[dict]) -> Figure:
-    """Each pair's difference, ours (dot, bar = 2 x noise) beside the paper's (open diamond)."""
+    """Each pair's difference, ours (dot, bar = NOISE_K x noise) beside the paper's (open diamond)."""
     rows = [r for r in rows if r["ours"] is not None and r["id"] != "k_sweep"]  # Table 3: another unit
     fig = Figure(figsize=(11, 0.42 * max(len(rows), 4) + 1.4), layout="constrained")
     ax = fig.subplots()
@@ -275,7 +275,7 @@ def plot_claims(rows: list[dict]) -> Figure:
     ax.set_xlabel("difference, better - worse (AP points)")
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", ls="", color=c, label=f"ours, {s} (bar: 2 x noise)") for s, c in colour.items()]
+    handles = [Line2D([], [], marker="o", ls="", color=c, label=f"ours, {s} (bar: {K} x noise)") for s, c in colour.items()]
     handles.append(Line2D([], [], marker="D", ls="", mfc="none", color="black", label="the paper's"))
     ax.legend(handles=handles, fontsize=7, loc="best")
     ax.set_title("Each claim's pair: our difference beside the paper's", loc="left", fontsize=10)
@@ -289,8 +289,7 @@ def _box(run: str, root: str | Path, metric: str = "AP", iou: str = "bbox") -> f
 
 
 def _sd(params: dict, path: str, root: str | Path) -> float:
-    found = claims.pooled_spread(params, path, root)["sd"]
-    return max(found, claims.MIN_EFFECT) if found is not None else claims.MIN_EFFECT
+    return stats.floor(claims.pooled_spread(params, path, root)["sd"])
 
 
 def _baseline_reasons(r: dict, params: dict, root: str | Path) -> list[str]:
@@ -386,8 +385,8 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
                     "open_questions` in a copy).")
         return "\n".join(text)
     gap1, gap2 = ap["g0"] - ap["g1"], ap["g0_2x"] - ap["g1_2x"]
-    single = claims.NOISE_K * sd * math.sqrt(2)        # a difference of two one-seed runs
-    double = claims.NOISE_K * sd * 2                   # a difference of two such differences
+    single = stats.threshold(stats.noise(sd, 1, 1))        # a difference of two one-seed runs
+    double = stats.threshold(stats.noise(sd, 1, 1, 1, 1))  # a difference of two such differences
     if gap2 < -single:
         answer = "**schedule**: at 2x, gamma 1 is ahead of gamma 0 beyond noise; omega starvation only slowed the frequent classes"
     elif abs(gap2) <= single:
@@ -412,26 +411,23 @@ def _eqlv2_mechanism(params: dict, root: str | Path, iou: str, means: list[dict]
     name = claims.metric_name(f"{iou}.APr")
     sd = _sd(params, f"{iou}.APr", root)
     towards = abs(means[0]["r"] - mu) < abs(means[1]["r"] - mu)
-    r_noise = sd * math.sqrt(1 / ne + 1 / ns)
-    r_status = claims.judge(er - sr, r_noise, 1.0)
+    rare = stats.verdict(er - sr, sd, (ne, ns))
     text = (f"{'Its mechanism works as designed here' if towards else 'Its mechanism does not reach its target here'}: "
             f"the accumulated positive/negative gradient ratio of the rare classes' logits is {means[0]['r']:.2f} "
             f"with EQLv2 against {means[1]['r']:.2f} with sigmoid CE (frequent {means[0]['f']:.2f} vs "
             f"{means[1]['f']:.2f}; diagnostics.json): EQLv2 {'moves' if towards else 'does not move'} it towards its "
             f"mu = {mu}; ")
-    if r_status == "reproduced":
-        text += f"rare AP follows ({er - sr:+.1f} {name}, beyond 2 x noise = {claims.NOISE_K * r_noise:.1f})."
+    if rare.status == "reproduced":
+        text += f"rare AP follows ({er - sr:+.1f} {name}, beyond {K} x noise = {rare.threshold:.1f})."
     else:
-        text += (f"rare AP does not follow ({er - sr:+.1f} {name}: {r_status}, 2 x noise = "
-                 f"{claims.NOISE_K * r_noise:.1f}).")
+        text += f"rare AP does not follow ({er - sr:+.1f} {name}: {rare.status}, {K} x noise = {rare.threshold:.1f})."
         gap_r = _box("eqlv2_gap", root, "APr", iou)
         if gap_r is not None:
-            g_noise = sd * math.sqrt(1 / ne + 1)
-            g_status = claims.judge(gap_r - er, g_noise, 1.0)
-            text += (f" GAP on top of EQLv2 moves it {gap_r - er:+.1f} ({er:.1f} -> {gap_r:.1f} {name}: {g_status}, "
-                     f"2 x noise = {claims.NOISE_K * g_noise:.1f})"
+            on_top = stats.verdict(gap_r - er, sd, (ne, 1))
+            text += (f" GAP on top of EQLv2 moves it {gap_r - er:+.1f} ({er:.1f} -> {gap_r:.1f} {name}: {on_top.status}, "
+                     f"{K} x noise = {on_top.threshold:.1f})"
                      + ("; so balancing the gradients is not what the rare classes lack here, ranking is."
-                        if g_status == "reproduced" else "."))
+                        if on_top.status == "reproduced" else "."))
     return text + (" The implementation equals the reference code and its paper (gamma 12, mu 0.8, alpha 4, weights "
                    "from the statistics before each batch, weighted gradients accumulated, classifier bias at prior "
                    "0.001 on all C + 1 columns, sigmoid(z_c)(1 - sigmoid(z_bg)) at test; tests/test_objectives.py and "
@@ -459,14 +455,14 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
     col = table.metrics.index(paper_path)
     p_e, p_s = table.row("random/eqlv2").paper[col], table.row("random/sigmoid_ce").paper[col]
     sd = _sd(params, f"{iou}.AP", root)
-    noise = sd * math.sqrt(1 / ne + 1 / ns)
-    status = claims.judge(e - s, noise, p_diff)
+    first = stats.verdict(e - s, sd, (ne, ns), p_diff)
+    status = first.status
     seeds = lambda n: "one seed" if n == 1 else f"{n} seeds"  # noqa: E731
     text.append(f"On LVIS, EQLv2 is far above sigmoid CE ({claims.metric_name(paper_path)} {p_e} vs {p_s}). Here, at 1x: "
                 f"{e:.1f} vs {s:.1f} {name} AP (EQLv2 {seeds(ne)}, sigmoid CE {seeds(ns)}; {name} APr {er:.1f} vs "
                 f"{sr:.1f}" + (f"; {other_name} AP {eo:.1f} vs {so:.1f})" if eo is not None and so is not None else ")")
                 + (f", softmax CE {x:.1f}" if x is not None else "")
-                + f". The paper's EQLv2 > CE: **{status}** ({e - s:+.1f}, 2 x noise = {claims.NOISE_K * noise:.1f}).")
+                + f". The paper's EQLv2 > CE: **{status}** ({e - s:+.1f}, {K} x noise = {first.threshold:.1f}).")
     de, ds = load_diagnostics("eqlv2", root), load_diagnostics("sigmoid_ce", root)
     if de and ds and "objective" in (de.get("gradients") or {}) and "objective" in (ds.get("gradients") or {}):
         means = [figures.group_means(d["gradients"]["objective"]["ratio"], d["frequency"]) for d in (de, ds)]
@@ -478,26 +474,26 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
                     "`sigmoid_ce_2x` (registered): **not in results/ yet**.")
         return "\n".join(text)
     d1, d2 = e - s, e2 - s2
-    single = sd * math.sqrt(2)                                   # a difference of two one-seed runs
-    change = sd * math.sqrt(1 / ne + 1 / ns + 2)                 # the 2x difference minus the 1x one
-    status2 = claims.judge(d2, single, p_diff)
+    second = stats.verdict(d2, sd, (1, 1), p_diff)                # a difference of two one-seed runs
+    change = stats.change_verdict(d1, d2, sd, (ne, ns), (1, 1))   # the 2x difference minus the 1x one
+    status2 = second.status
     if status == "reproduced":
         answer = ("**no disagreement**: EQLv2 is above CE at 1x" +
                   (" and at 2x" if status2 == "reproduced" else f", {status2} at 2x"))
-    elif status2 == "reproduced" and d2 - d1 > claims.NOISE_K * change:
+    elif status2 == "reproduced" and change.difference > change.threshold:
         place = "below CE" if status == "opposite" else "level with CE (within noise)"
         answer = f"**the schedule**: EQLv2 is {place} at 1x and above it at 2x"
     elif status2 == "reproduced":
         answer = ("**inconclusive**: EQLv2 is above CE at 2x, but its difference to CE changes from 1x to 2x "
                   "within noise")
-    elif d2 - d1 > claims.NOISE_K * change:
+    elif change.difference > change.threshold:
         answer = ("**partly the schedule**: the longer schedule moves EQLv2 towards CE beyond noise, but 2x is not "
                   "long enough to put it above")
     else:
         answer = "**not the schedule**: EQLv2's place against CE does not change beyond noise from 1x to 2x"
     text.append(f"\nAt 2x (one seed each): EQLv2 {e2:.1f} vs sigmoid CE {s2:.1f} {name} AP ({d2:+.1f}: **{status2}**, "
-                f"2 x noise = {claims.NOISE_K * single:.1f}); EQLv2 - CE {d1:+.1f} at 1x, {d2:+.1f} at 2x. Answer: "
-                f"{answer} (rule: a change of the difference is real above {claims.NOISE_K * change:.1f}; seed sd "
+                f"{K} x noise = {second.threshold:.1f}); EQLv2 - CE {d1:+.1f} at 1x, {d2:+.1f} at 2x. Answer: "
+                f"{answer} (rule: a change of the difference is real above {change.threshold:.1f}; seed sd "
                 f"{sd:.2f} {name} AP pooled over the multi-seed rows).")
     return "\n".join(text)
 
@@ -506,7 +502,7 @@ def headline_gain(params: dict, root: str | Path) -> dict | None:
     """GAP's rare-AP gain over sigmoid CE in Table 1 (random sampling), on the claims' metric: {ce, gap (runs),
     iou, name (e.g. "mask APr"), ce_apr, n_ce, gap_apr, n_gap, sd (pooled seed sd), noise (of the difference),
     sentence ("GAP moves ...: **verdict** (2 x noise ...)."),
-    status (the noise rule's verdict)}; None while a row has no run or no APr."""
+    status (the noise rule's verdict), verdict (its stats.Verdict)}; None while a row has no run or no APr."""
     table = tables.build(params, "table1", root) if "table1" in sections(params) else None
     ce, gap = ((table.row(k).found if table is not None else []) for k in ("random/sigmoid_ce", "random/sigmoid_ce+gap"))
     if not ce or not gap:
@@ -516,12 +512,12 @@ def headline_gain(params: dict, root: str | Path) -> dict | None:
     if not n_ce or not n_gap:               # no rare ground truth in the split: LVIS gives APr -1
         return None
     sd = _sd(params, f"{iou}.APr", root)
-    noise = sd * math.sqrt(1 / n_ce + 1 / n_gap)
-    name, status = claims.metric_name(f"{iou}.APr"), claims.judge(gap_apr - ce_apr, noise, 1.0)
+    name = claims.metric_name(f"{iou}.APr")
+    found = stats.verdict(gap_apr - ce_apr, sd, (n_ce, n_gap), metric=name)
     return {"ce": ce, "gap": gap, "iou": iou, "name": name, "ce_apr": ce_apr, "n_ce": n_ce, "gap_apr": gap_apr,
-            "n_gap": n_gap, "sd": sd, "noise": noise, "status": status,
+            "n_gap": n_gap, "sd": sd, "noise": found.noise, "status": found.status, "verdict": found,
             "sentence": f"GAP moves {name} {gap_apr - ce_apr:+.1f} ({ce_apr:.1f} -> {gap_apr:.1f}; {n_ce} and {n_gap} "
-                        f"seeds): **{status}** (2 x noise = {claims.NOISE_K * noise:.1f})."}
+                        f"seeds): **{found.status}** ({K} x noise = {found.threshold:.1f})."}
 
 
 def optimizer_markdown(params: dict, root: str | Path) -> str:
@@ -540,12 +536,12 @@ def optimizer_markdown(params: dict, root: str | Path) -> str:
                     "and `sigmoid_ce_gap_adamw` (AdamW, lr 1e-3, weight decay 0.05; registered) answer: **not in "
                     "results/ yet**.")
         return "\n".join(text)
-    a_noise = sd * math.sqrt(2)                         # a difference of two one-seed runs
-    a_status = claims.judge(a_gap - a_ce, a_noise, 1.0)
-    lift_noise = sd * math.sqrt(1 / gain["n_ce"] + 1)   # AdamW's one seed against SGD's seeds
-    lifted = claims.judge(a_ce - s_ce, lift_noise, 1.0) == "reproduced"
-    lift = (f"AdamW alone moves sigmoid CE {s_ce:.1f} -> {a_ce:.1f} {name} ({a_ce - s_ce:+.1f}, 2 x noise = "
-            f"{claims.NOISE_K * lift_noise:.1f})")
+    adamw = stats.verdict(a_gap - a_ce, sd, (1, 1))               # a difference of two one-seed runs
+    a_status = adamw.status
+    lift_verdict = stats.verdict(a_ce - s_ce, sd, (gain["n_ce"], 1))  # AdamW's one seed against SGD's seeds
+    lifted = lift_verdict.status == "reproduced"
+    lift = (f"AdamW alone moves sigmoid CE {s_ce:.1f} -> {a_ce:.1f} {name} ({a_ce - s_ce:+.1f}, {K} x noise = "
+            f"{lift_verdict.threshold:.1f})")
     on_top = ("GAP adds nothing beyond noise on top" if a_status == "within noise" else
               "GAP even lowers it beyond noise on top")
     if s_status == "reproduced" and a_status != "reproduced" and lifted:
@@ -560,8 +556,8 @@ def optimizer_markdown(params: dict, root: str | Path) -> str:
     else:
         answer = "**no gain to explain**: under SGD GAP does not lift rare AP beyond noise here"
     text.append(f"\nUnder AdamW (one seed each): sigmoid CE {a_ce:.1f}, + GAP {a_gap:.1f} {name} "
-                f"({a_gap - a_ce:+.1f}: {a_status}, 2 x noise = {claims.NOISE_K * a_noise:.1f}). Answer: {answer} (rule: "
-                f"a difference beyond 2 x its noise is real; seed sd {sd:.2f} {name} pooled over the multi-seed rows).")
+                f"({a_gap - a_ce:+.1f}: {a_status}, {K} x noise = {adamw.threshold:.1f}). Answer: {answer} (rule: "
+                f"a difference beyond {K} x its noise is real; seed sd {sd:.2f} {name} pooled over the multi-seed rows).")
     return "\n".join(text)
 
 
@@ -585,10 +581,10 @@ def schedule_markdown(params: dict, root: str | Path) -> str:
         text.append(f"\nWhether the gain survives a longer schedule is what {runs} (registered) answer: "
                     "**not in results/ yet**.")
         return "\n".join(text)
-    noise2 = sd * math.sqrt(2)                                  # a difference of two one-seed runs
-    change = sd * math.sqrt(1 / gain["n_ce"] + 1 / gain["n_gap"] + 2)   # the 2x gain minus the 1x gain
-    status2 = claims.judge(g2 - c2, noise2, 1.0)
-    shrinks = (g2 - c2) - (g1 - c1) < -claims.NOISE_K * change
+    second = stats.verdict(g2 - c2, sd, (1, 1))                   # a difference of two one-seed runs
+    change = stats.change_verdict(g1 - c1, g2 - c2, sd, (gain["n_ce"], gain["n_gap"]), (1, 1))  # 2x gain - 1x gain
+    status2 = second.status
+    shrinks = change.difference < -change.threshold
     if status1 != "reproduced":
         answer = "**no gain at 1x to follow**"
     elif status2 == "reproduced":
@@ -602,8 +598,8 @@ def schedule_markdown(params: dict, root: str | Path) -> str:
         answer = ("**inconclusive at 2x**: with one seed each, the 2x gain is within noise both of zero and of the "
                   "1x gain")
     text.append(f"\nAt 2x (one seed each: `{long['ce']}`, `{long['gap']}`): {c2:.1f} -> {g2:.1f} {name} "
-                f"({g2 - c2:+.1f}: {status2}, 2 x noise = {claims.NOISE_K * noise2:.1f}). Answer: {answer} (rule: a "
-                f"change of the gain from 1x to 2x is real beyond {claims.NOISE_K * change:.1f}; seed sd {sd:.2f} "
+                f"({g2 - c2:+.1f}: {status2}, {K} x noise = {second.threshold:.1f}). Answer: {answer} (rule: a "
+                f"change of the gain from 1x to 2x is real beyond {change.threshold:.1f}; seed sd {sd:.2f} "
                 f"{name} pooled over the multi-seed rows). Convergence itself lies further out (the `convergence` "
                 "page).")
     return "\n".join(text)
@@ -624,7 +620,7 @@ def limits_markdown(params: dict, root: str | Path, found_regime: dict, rare_iou
         lines.append(f"- **Seeds.** {spread['rows']} rows have {'/'.join(map(str, sorted(set(spread['seeds']))))} seeds "
                      f"({claims.metric_name(rare_iou + '.AP')} seed sd {spread['sd']:.2f}, pooled); every other row "
                      "has one, and its noise is taken "
-                     f"from them. Effects under about {claims.NOISE_K * spread['sd'] * math.sqrt(2):.1f} AP between "
+                     f"from them. Effects under about {stats.threshold(stats.noise(spread['sd'], 1, 1)):.1f} AP between "
                      f"one-seed rows cannot be told from seed noise.")
     facts = _dataset_facts(runs, root)
     categories = f"{sum(facts['categories'].values())} glyph categories" if facts else "glyph categories"

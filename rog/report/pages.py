@@ -12,14 +12,13 @@ AP against each knob; params.yaml marks them `figure: true`, so that dvc.yaml li
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import read_params, table_runs
-from rog.report import claims, figures, tables
+from rog.report import claims, figures, stats, tables
 from rog.report.openimages import openimages_section
 from rog.report.limits import learning_speed_markdown, regime_markdown
 from rog.report.regime import regime
@@ -133,7 +132,7 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
     iou, _ = claims.choose_iou([r for row in table.rows for r in row.found], root)
     path = f"{iou}.AP"
     col, name = table.metrics.index(path), claims.metric_name(path)
-    sd = max(claims.pooled_spread(params, path, root)["sd"] or 0.0, claims.MIN_EFFECT)
+    sd = stats.floor(claims.pooled_spread(params, path, root)["sd"])
     lines = []
     for knob in knobs:
         rows = [r for r in table.rows if r.key.startswith(knob + "/") and r.ours[col] is not None]
@@ -148,10 +147,10 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
             lines.append(head)
             continue
         rival = best if best is not paper else max(others, key=lambda r: r.ours[col])
-        noise = sd * math.sqrt(1 / len(rival.found) + 1 / len(paper.found))
         diff = rival.ours[col] - paper.ours[col]
-        judged = (f"{'within' if abs(diff) <= claims.NOISE_K * noise else 'beyond'} {claims.NOISE_K:g} x noise = "
-                  f"{claims.NOISE_K * noise:.1f} ({len(rival.found)} and {len(paper.found)} seeds)")
+        found = stats.verdict(diff, sd, (len(rival.found), len(paper.found)))
+        judged = (f"{'beyond' if found.real else 'within'} {stats.NOISE_K:g} x noise = "
+                  f"{found.threshold:.1f} ({len(rival.found)} and {len(paper.found)} seeds)")
         lines.append(f"{head}: the paper's setting; the runner-up, {rival.label}, {diff:+.1f}, {judged}"
                      if best is paper else f"{head}: {diff:+.1f} over {paper.label}, {judged}")
     return "\n".join(lines) + "\n"
