@@ -144,7 +144,7 @@ def stages(params: dict) -> dict:
         [str(metrics_path(run)) for run in run_names(params)]
         + [str(diagnostics_path(run)) for run in OVERVIEW_DIAGNOSTICS if run in (params.get("experiments") or {})]
         # the look-alike result in one sentence (rog.report.lookalike.summary_sentence): its page's table,
-        # written from the same lookalike.json files, orders the stages and exists before the re-run
+        # written from the same lookalike.json files, orders the stages
         + (["results/tables/lookalike.md"] if pair else [])
         + [f"results/tables/{name}.md" for name in sections(params)],
         params=["profile"], outs=[{"results/notebooks/overview.ipynb": {"cache": False}}])

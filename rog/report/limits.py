@@ -32,8 +32,8 @@ def regime_markdown(found: dict, where: str = "in results/") -> str:
                 "older ones.")
     return (f"**Which regime: results/ holds an older one.** {len(found['other'])} of {total} runs {where} were "
             f"made with other parameters than params.yaml gives now (their checkpoints' params hash differs)"
-            + unknown + ". Every number below is from that older regime (README, \"The training regime\"); the "
-              "re-run on the current code replaces it.")
+            + unknown + ". Every number below is from that older regime (README, \"The training regime\"); `make "
+              "repro` remakes the runs with today's parameters.")
 
 
 def epochs_text(params: dict, root: str | Path, runs: list[str]) -> str:

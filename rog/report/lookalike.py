@@ -5,7 +5,7 @@ headline pair, random sampling), pooled over their seeds, from each run's lookal
 
     page = render(".")    # .parts: markdown and (stem, figure); page.write() -> results/tables/lookalike.md,
                           # results/figures/lookalike.png and lookalike_detections.png
-    summary_sentence(".") # one sentence for the overview, None before the re-run
+    summary_sentence(".") # one sentence for the overview, None while a run has no lookalike.json
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import RESULTS, pair_runs, read_params
-from rog.report import stats
+from rog.report import markdown, stats
 from rog.report.results import aggregate
 
 NAME = "lookalike"
@@ -43,8 +43,8 @@ INTRO = (
     "(a class whose glyphs, drawn in the dataset's fonts and scaled to the same size, overlap this one's by IoU "
     ">= 0.5 on average), another class, or there is none (missed). Predicted classes are split by frequency "
     "group (r/c/f). Sigmoid CE against sigmoid CE + GAP (Table 1's headline pair), pooled over their seeds.")
-MISSING = ("The look-alike analysis appears with the re-run: the committed results predate it (no "
-           "results/experiments/RUN/lookalike.json for {runs}).")
+MISSING = ("The look-alike analysis reads each run's lookalike.json, which `rog evaluate` writes; these results "
+           "have none (no results/experiments/RUN/lookalike.json for {runs}).")
 
 
 @dataclass
@@ -130,17 +130,16 @@ def rate_markdown(found: dict[str, list[dict]]) -> str:
     difference of the means (second model minus first)."""
     labels = list(found)
     head = [f"{label} ({len(found[label])} seed{'s' if len(found[label]) != 1 else ''})" for label in labels]
-    lines = ["| the best match on a rare glyph is | " + " | ".join(head) + " | difference |",
-             "|---|" + "---|" * (len(labels) + 1)]
+    lines = []
     fractions = {label: [outcome_fractions(a) for a in found[label]] for label in labels}
     for key, text in OUTCOME_ROWS:
         means = [float(np.mean([f[key] for f in fractions[label]])) for label in labels]
         cells = [_cell([f[key] for f in fractions[label]]) for label in labels]
         diff = f"{100 * (means[-1] - means[0]):+.1f}" if len(labels) > 1 else ""
-        lines.append(f"| {text} | " + " | ".join(cells) + f" | {diff} |")
+        lines.append([text, *cells, diff])
     n = {label: found[label][0]["counts"]["instances"] for label in labels}
-    lines.append("| rare objects per seed | " + " | ".join(str(n[label]) for label in labels) + " | |")
-    return "\n".join(lines) + "\n"
+    lines.append(["rare objects per seed", *(n[label] for label in labels), ""])
+    return markdown.table(["the best match on a rare glyph is", *head, "difference"], lines)
 
 
 def _glyph(categories: dict, cid: str) -> str:
@@ -163,9 +162,8 @@ def confusion_markdown(pools: dict[str, dict]) -> str:
     whose best match is correct and the most common best-match class."""
     labels = list(pools)
     categories, rare = _merged(pools)
-    head = [f"{label}: own class | {label}: most common best match" for label in labels]
-    lines = ["| rare glyph | look-alikes | objects | " + " | ".join(head) + " |",
-             "|---|---|---|" + "---|---|" * len(labels)]
+    head = [cell for label in labels for cell in (f"{label}: own class", f"{label}: most common best match")]
+    lines = []
     for gt in sorted(rare, key=lambda g: (-rare[g]["instances"], _glyph(categories, g))):
         looks = " ".join(f"`{_glyph(categories, o)}`" for o, _ in rare[gt]["lookalikes"]) or "-"
         cells = []
@@ -178,8 +176,8 @@ def confusion_markdown(pools: dict[str, dict]) -> str:
             top, n = sorted(row.items(), key=lambda kv: (-kv[1], kv[0]))[0]
             name = "missed" if top == "missed" else f"`{_glyph(categories, top)}`"
             cells += [f"{100 * row.get(gt, 0) / total:.0f} %", f"{name} ({100 * n / total:.0f} %)"]
-        lines.append(f"| `{_glyph(categories, gt)}` | {looks} | {rare[gt]['instances']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append([f"`{_glyph(categories, gt)}`", looks, rare[gt]["instances"], *cells])
+    return markdown.table(["rare glyph", "look-alikes", "objects", *head], lines, group=2)
 
 
 def lookalike_figure(found: dict[str, list[dict]], pools: dict[str, dict]) -> Figure:

@@ -24,13 +24,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import pair_runs, read_params, run_names, sections
-from rog.report import claims, figures, stats, tables
+from rog.report import claims, figures, markdown, stats, tables
 from rog.report.limits import learning_speed_markdown, regime_markdown
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_diagnostics, load_metrics, paper_numbers, profiles_of, value
 
 K = f"{stats.NOISE_K:g}"  # the noise rule's factor as sentences write it (rog.report.stats)
-MAX_COLUMNS = 10
+MAX_COLUMNS = markdown.MAX_COLUMNS
 PAPER_PROFILE = "lvis_r50_1x"                      # the paper's setting in params.yaml
 QUESTION = (
     "# ROG and the GAP loss, checked at small scale\n\n"
@@ -75,11 +75,7 @@ class Overview:
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
-    if len(head) > MAX_COLUMNS:
-        raise ValueError(f"overview tables have at most {MAX_COLUMNS} columns, got {len(head)}: {head}")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return markdown.table(head, [[str(c).replace("|", "/") for c in row] for row in rows])
 
 
 def _f(x: float | None, digits: int = 1, signed: bool = False) -> str:
@@ -349,8 +345,8 @@ def lookalike_markdown(params: dict, root: str | Path) -> str:
     return ("## Are rare glyphs out-ranked by their look-alikes?\n\n"
             + (found + " Per seed, the confusion matrix and drawn detections: [lookalike](lookalike.ipynb)."
                if found else "The look-alike analysis (for each rare ground-truth glyph, the class of the detection "
-               "ranked first on it; sigmoid CE against CE + GAP) appears with the re-run: the committed runs predate "
-               "it ([lookalike](lookalike.ipynb))."))
+               "ranked first on it; sigmoid CE against CE + GAP) needs the runs' lookalike.json, which these results "
+               "lack ([lookalike](lookalike.ipynb))."))
 
 
 def gap_alone_markdown(params: dict, root: str | Path) -> str:
