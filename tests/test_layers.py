@@ -141,3 +141,22 @@ def test_a_dynamic_import_is_caught(broken_copy):
     _append(broken_copy / "rog/schema.py", "import importlib\n_m = importlib.import_module('rog.losses')")
     assert dynamic_imports(broken_copy) == ["rog.schema (line " + str(
         len((broken_copy / "rog/schema.py").read_text().splitlines())) + ")"]
+
+
+def test_the_report_names_no_experiment_and_no_table_row():
+    """rog/report reads which runs and rows a page shows from params.yaml (tables, figures, questions) and
+    paper_numbers.yaml: no string constant of its code is a run of the registry or a TABLE row key."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    names = set(params.get("experiments") or {}) | set(params.get("posthoc") or {})
+    for entries in (params.get("profile_experiments") or {}).values():
+        names |= set(entries or {})
+    rows = {row["paper"] for section in ("tables", "figures") for spec in (params.get(section) or {}).values()
+            for row in spec.get("rows") or [] if "/" in row["paper"]}
+    found = []
+    for path in sorted((ROOT / "rog/report").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names | rows:
+                found.append(f"{path.name}:{node.lineno} {node.value!r}")
+    assert found == []

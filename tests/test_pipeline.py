@@ -524,3 +524,20 @@ def test_derived_deps_catch_code_a_stage_runs_but_does_not_list(tmp_path):
     missing = dvcyaml.missing_code(committed, tmp_path)
     assert "table1" in missing and "rog/engine/trainer.py" in missing["table1"]
     assert "experiment" not in missing  # training stages already depend on the trainer
+
+
+def test_questions_name_known_rows_and_runs(params):
+    """params.yaml's questions: every TABLE/ROW is a row and every run a run of the registry; a subset keeps
+    the names it removed valid; the look-alike pair is read from them."""
+    import copy
+
+    assert registry.pair_runs(params)["sigmoid CE"] == ["sigmoid_ce", "sigmoid_ce_seed1", "sigmoid_ce_seed2"]
+    registry.validate(registry.subset_params(params, "smoke"))
+    bad = copy.deepcopy(params)
+    bad["questions"]["gain"]["adamw"]["ce"] = "nope"
+    with pytest.raises(registry.RegistryError, match="questions.gain: unknown run 'nope'"):
+        registry.validate(bad)
+    bad = copy.deepcopy(params)
+    bad["questions"]["lookalike"]["pair"][0]["row"] = "table1/random/nope"
+    with pytest.raises(registry.RegistryError, match="'table1/random/nope' is no row of table1"):
+        registry.validate(bad)

@@ -686,8 +686,10 @@ def test_gradient_magnitude_verdict_reads_the_louder_gap_run(tmp_path, params, l
               {"key": "none/gap_lambda6", "run": "gap_only_lambda6", "gap": louder[0]}]
     for name, ap in (("ap_loss_only", 0.30), ("gap_only", 0.02), ("gap_only_lambda6", louder[1])):
         write_run(tmp_path, name, fake_metrics(ap, 0.01))
-    assert claims.gradient_magnitude_verdict(totals, params, tmp_path).startswith(answer)
-    assert claims.gradient_magnitude_verdict(totals[:2], params, tmp_path).startswith("Not checked")
+    rows = pages.magnitude_rows(params)  # questions.gap_alone.magnitude: the rows as row keys
+    assert rows == {"gap": "none/gap", "louder": "none/gap_lambda6", "reference": "none/ap_loss"}
+    assert claims.gradient_magnitude_verdict(totals, params, tmp_path, **rows).startswith(answer)
+    assert claims.gradient_magnitude_verdict(totals[:2], params, tmp_path, **rows).startswith("Not checked")
 
 
 def test_best_setting_per_knob_is_judged_against_the_papers_setting(tmp_path, params):

@@ -47,8 +47,8 @@ import yaml
 
 from rog.paths import PRETRAIN as PRETRAIN_WEIGHTS
 from rog.pipeline.imports import covered, stage_code
-from rog.pipeline.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, pair_runs, run_names,
-                                   sections, table_runs, validate)
+from rog.pipeline.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, pair_runs, question,
+                                   run_names, sections, table_runs, validate)
 
 HEADER = ("# Generated from params.yaml by `python -m rog report pipeline`: edit params.yaml (experiments,\n"
           "# posthoc, tables, figures), then regenerate. tests/test_pipeline.py checks this file is current.\n")
@@ -60,8 +60,6 @@ RUNS = "out/pipeline/${profile}/runs"
 ROOT = Path(__file__).resolve().parents[2]  # the repository: stages' code paths are relative to it
 FIDELITY_BASELINES = Path("rog/report/lvis_v1_statistics.yaml")
 RUN_OUTPUTS = ("metrics.json", "diagnostics.json", "curve.json", "losses.json", "lookalike.json", "detections.json")
-# the overview reads the gradient balance of EQLv2 against sigmoid CE (diagnostics.json)
-OVERVIEW_DIAGNOSTICS = ("eqlv2", "sigmoid_ce")
 
 
 def _notebook_cmd(name: str, dst: str, params: dict[str, str] | None = None, folders: tuple[str, ...] = ()
@@ -134,7 +132,7 @@ def stages(params: dict) -> dict:
             _notebook_cmd("lookalike", "results/notebooks/lookalike.ipynb", folders=("results/tables", "results/figures")),
             [f"results/experiments/{run}/lookalike.json" for runs in pair.values() for run in runs]
             + [f"results/experiments/{runs[0]}/detections.json" for runs in pair.values()],
-            params=["tables.table1", "profile"],
+            params=["tables.table1", "profile", "questions.lookalike"],
             outs=[{f"results/{path}": {"cache": False}} for path in (
                 "notebooks/lookalike.ipynb", "tables/lookalike.md", "figures/lookalike.png",
                 "figures/lookalike_detections.png")])
@@ -142,12 +140,14 @@ def stages(params: dict) -> dict:
         _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
         # every run's metrics.json: the overview shows their provenance (rog.report.provenance_table)
         [str(metrics_path(run)) for run in run_names(params)]
-        + [str(diagnostics_path(run)) for run in OVERVIEW_DIAGNOSTICS if run in (params.get("experiments") or {})]
+        # the gradient balance the EQLv2 question compares (questions.eqlv2.diagnostics)
+        + [str(diagnostics_path(run)) for run in question(params, "eqlv2_below_ce").get("diagnostics", {}).values()
+           if run in (params.get("experiments") or {})]
         # the look-alike result in one sentence (rog.report.lookalike.summary_sentence): its page's table,
         # written from the same lookalike.json files, orders the stages
         + (["results/tables/lookalike.md"] if pair else [])
         + [f"results/tables/{name}.md" for name in sections(params)],
-        params=["profile"], outs=[{"results/notebooks/overview.ipynb": {"cache": False}}])
+        params=["profile", "questions"], outs=[{"results/notebooks/overview.ipynb": {"cache": False}}])
     return out
 
 

@@ -348,9 +348,8 @@ def convergence_verdict(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def gradient_magnitude_verdict(totals: list[dict], params: dict, root: str | Path = ".",
-                               gap: str = "none/gap", louder: str = "none/gap_lambda6",
-                               reference: str = "none/ap_loss") -> str:
+def gradient_magnitude_verdict(totals: list[dict], params: dict, root: str | Path = ".", *, gap: str, louder: str,
+                               reference: str) -> str:
     """Is GAP alone's small gradient why it trains a poor detector? `totals`: figures.gradient_totals rows.
     GAP with a larger lambda (`louder`) against GAP (`gap`), with AP loss (`reference`) as the magnitude to
     match: magnitude explains it when the louder run matches the reference's ranking gradient and its AP rises

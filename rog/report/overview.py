@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from rog.pipeline.registry import pair_runs, read_params, run_names, sections
+from rog.pipeline.registry import pair_runs, question, read_params, run_names, sections
 from rog.report import claims, figures, markdown, stats, tables
 from rog.report.limits import learning_speed_markdown, regime_markdown
 from rog.report.regime import regime
@@ -31,7 +31,6 @@ from rog.report.results import aggregate, load_diagnostics, load_metrics, paper_
 
 K = f"{stats.NOISE_K:g}"  # the noise rule's factor as sentences write it (rog.report.stats)
 MAX_COLUMNS = markdown.MAX_COLUMNS
-PAPER_PROFILE = "lvis_r50_1x"                      # the paper's setting in params.yaml
 QUESTION = (
     "# ROG and the GAP loss, checked at small scale\n\n"
     "**The question.** *Reconciling Object-Level and Global-Level Objectives for Long-Tail Detection* (ROG, "
@@ -117,8 +116,10 @@ def setup_markdown(params: dict, root: str | Path, paper: dict) -> str:
 
     spec = paper["setup"]
     profile = params.get("profile")
-    ours = resolve_run(params, profile, "sigmoid_ce" if "sigmoid_ce" in (params.get("experiments") or {}) else None)
-    theirs = resolve_run(params, PAPER_PROFILE) if PAPER_PROFILE in (params.get("profiles") or {}) else None
+    run = question(params, "setup").get("run")
+    ours = resolve_run(params, profile, run if run in (params.get("experiments") or {}) else None)
+    paper_profile = question(params, "setup").get("paper_profile")
+    theirs = resolve_run(params, paper_profile) if paper_profile in (params.get("profiles") or {}) else None
     runs = [r for r in run_names(params) if load_metrics(r, root) is not None]
     facts = _dataset_facts(runs, root)
     glyphs = ours["dataset"]["glyphs"]
@@ -153,7 +154,7 @@ def setup_markdown(params: dict, root: str | Path, paper: dict) -> str:
     text = _table(["", spec["dataset"] + " (the paper)", "LT-Glyphs (ours)"], rows)
     return ("## The setup\n\n" + text + "\nLT-Glyphs is rendered text, one category per character, with the "
             "frequencies of real English (the `dataset` notebook); it needs no download. The code runs the "
-            f"paper's setting too (profile `{PAPER_PROFILE}`), but nothing here was run on it. Compare directions "
+            f"paper's setting too (profile `{paper_profile}`), but nothing here was run on it. Compare directions "
             "and sizes of effects with the paper's, not values: the paper's AP is mask AP on LVIS, ours is read "
             "as the claims say (box AP where our masks are not learned).")
 
@@ -296,7 +297,7 @@ def _baseline_reasons(r: dict, params: dict, root: str | Path) -> list[str]:
     better, worse = (_mean(table.row(k).found, f"{r['iou']}.APr", root)[0] for k in r["keys"])
     base = _mean(table.row(r["keys"][1]).found, f"{r['iou']}.AP", root)[0]
     sampler = r["keys"][1].split("/")[0]
-    ce_key = f"{sampler}/sigmoid_ce"
+    ce_key = f"{sampler}/{question(params, 'baseline').get('objective')}"
     ce_row = table.row(ce_key) if ce_key in {x.key for x in table.rows} else None
     ce = _mean(ce_row.found, f"{r['iou']}.AP", root)[0] if ce_row is not None else None
     out = []
@@ -323,7 +324,8 @@ def disagreements_markdown(rows: list[dict], params: dict, root: str | Path) -> 
         if r["id"] == "gap_helps_every_objective" and r["keys"]:
             why += _baseline_reasons(r, params, root)
         if r["id"] == "ranking_losses_lag_on_rare":
-            alone, ap_loss = (_box(run, root, "AP", r["iou"]) for run in ("gap_only", "ap_loss_only"))
+            alone_runs = question(params, "gap_alone").get("runs") or {}
+            alone, ap_loss = (_box(alone_runs[k], root, "AP", r["iou"]) if alone_runs.get(k) else None for k in ("g1", "ap"))
             if alone is not None and ap_loss is not None and alone < claims.MASK_SHARE * ap_loss:
                 why.append(f"GAP alone trains a far weaker detector here ({alone:.1f} vs AP loss alone's {ap_loss:.1f} "
                            f"{claims.metric_name(r['iou'] + '.AP')}; the open question below)")
@@ -349,10 +351,17 @@ def lookalike_markdown(params: dict, root: str | Path) -> str:
                "lack ([lookalike](lookalike.ipynb))."))
 
 
+def _key(ref: str) -> tuple[str, str]:
+    """'TABLE/ROW' (a row as questions name it) -> (TABLE, ROW)."""
+    table, _, key = ref.partition("/")
+    return table, key
+
+
 def gap_alone_markdown(params: dict, root: str | Path) -> str:
-    """GAP alone: omega starvation or learning speed? From gap_only, gap_only_gamma0 and their 2x runs."""
-    runs = {"g1": "gap_only", "g0": "gap_only_gamma0", "g1_2x": "gap_only_2x", "g0_2x": "gap_only_gamma0_2x",
-            "ap": "ap_loss_only"}
+    """GAP alone: omega starvation or learning speed? From questions.gap_alone's runs: GAP at gamma 1 (g1) and
+    gamma 0 (g0), their 2x runs, AP loss alone (ap); and its rows for the gradient magnitude check."""
+    spec = question(params, "gap_alone")
+    runs = spec["runs"]
     iou = claims.choose_iou(list(runs.values()), root)[0]
     name = claims.metric_name(f"{iou}.AP")
     ap = {k: _box(r, root, "AP", iou) for k, r in runs.items()}
@@ -360,7 +369,7 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
     facts = _dataset_facts([r for r in run_names(params) if load_metrics(r, root) is not None], root)
     text = ["### GAP alone: omega starvation or learning speed?", ""]
     if ap["g1"] is None or ap["g0"] is None:
-        return "\n".join(text + ["Not run yet: needs gap_only and gap_only_gamma0 (Table 2's rows)."])
+        return "\n".join(text + [f"Not run yet: needs {runs['g1']} and {runs['g0']} (Table 2's rows)."])
     frequent = {k: f" (APf {v:.1f})" if v is not None else "" for k, v in apf.items()}
     omega = omega_by_group(facts) if facts else None
     text.append(
@@ -370,14 +379,17 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
         + (f" Eq. 9 with gamma 1 gives the frequent classes a mean omega of {omega['f']:.3f} here (rare "
            f"{omega['r']:.2f}; from the training image counts), and with no classification loss nothing else "
            "trains them." if omega else ""))
-    if "table2" in sections(params):
+    magnitude = {role: _key(ref) for role, ref in (spec.get("magnitude") or {}).items()}
+    table = next(iter({t for t, _ in magnitude.values()}), None)
+    if table in sections(params):
         text.append("\nIs it only that GAP's gradient is small (omega and per-class normalisation)? "
-                    + claims.gradient_magnitude_verdict(figures.gradient_totals(params, "table2", root), params, root))
+                    + claims.gradient_magnitude_verdict(figures.gradient_totals(params, table, root), params, root,
+                                                        **{role: key for role, (_, key) in magnitude.items()}))
     sd = _sd(params, f"{iou}.AP", root)
     if ap["g1_2x"] is None or ap["g0_2x"] is None:
-        text.append("\nWhether that is starvation or only learning speed is what `gap_only_2x` and "
-                    "`gap_only_gamma0_2x` (registered, 2x schedule) answer: **not in results/ yet** "
-                    "(`dvc repro experiment@gap_only_2x experiment@gap_only_gamma0_2x`, or `make "
+        text.append(f"\nWhether that is starvation or only learning speed is what `{runs['g1_2x']}` and "
+                    f"`{runs['g0_2x']}` (registered, 2x schedule) answer: **not in results/ yet** "
+                    f"(`dvc repro experiment@{runs['g1_2x']} experiment@{runs['g0_2x']}`, or `make "
                     "open_questions` in a copy).")
         return "\n".join(text)
     gap1, gap2 = ap["g0"] - ap["g1"], ap["g0_2x"] - ap["g1_2x"]
@@ -398,10 +410,11 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
     return "\n".join(text)
 
 
-def _eqlv2_mechanism(params: dict, root: str | Path, iou: str, means: list[dict], eqlv2: tuple, ce: tuple) -> str:
+def _eqlv2_mechanism(params: dict, root: str | Path, iou: str, means: list[dict], eqlv2: tuple, ce: tuple,
+                     with_gap: str | None) -> str:
     """EQLv2's gradient balance (group means of the positive/negative ratio, EQLv2 and sigmoid CE), whether it
     moves the rare classes' ratio towards its mu, whether rare AP follows, and whether GAP on top lifts it; each
-    difference by the noise rule. eqlv2, ce: (mean APr, seeds)."""
+    difference by the noise rule. eqlv2, ce: (mean APr, seeds); with_gap: the EQLv2 + GAP run."""
     mu = 0.8                                           # EQLv2's target ratio (its paper's default)
     (er, ne), (sr, ns) = eqlv2, ce
     name = claims.metric_name(f"{iou}.APr")
@@ -417,7 +430,7 @@ def _eqlv2_mechanism(params: dict, root: str | Path, iou: str, means: list[dict]
         text += f"rare AP follows ({er - sr:+.1f} {name}, beyond {K} x noise = {rare.threshold:.1f})."
     else:
         text += f"rare AP does not follow ({er - sr:+.1f} {name}: {rare.status}, {K} x noise = {rare.threshold:.1f})."
-        gap_r = _box("eqlv2_gap", root, "APr", iou)
+        gap_r = _box(with_gap, root, "APr", iou) if with_gap else None
         if gap_r is not None:
             on_top = stats.verdict(gap_r - er, sd, (ne, 1))
             text += (f" GAP on top of EQLv2 moves it {gap_r - er:+.1f} ({er:.1f} -> {gap_r:.1f} {name}: {on_top.status}, "
@@ -434,9 +447,12 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
     """EQLv2 below CE: the numbers at 1x (and 2x when run) on the claims' metric (mask AP where masks are
     learned), what its gradient statistics did, and whether the schedule explains the gap."""
     text = ["### EQLv2 against sigmoid CE", ""]
-    table = tables.build(params, "table1", root, paper) if "table1" in sections(params) else None
-    ce_runs = table.row("random/sigmoid_ce").found if table is not None else []
-    eqlv2_runs = table.row("random/eqlv2").found if table is not None else []
+    spec = question(params, "eqlv2_below_ce")
+    runs, diagnostics = spec.get("runs") or {}, spec.get("diagnostics") or {}
+    (name_table, eqlv2_key), (_, ce_key) = _key(spec["rows"]["method"]), _key(spec["rows"]["ce"])
+    table = tables.build(params, name_table, root, paper) if name_table in sections(params) else None
+    ce_runs = table.row(ce_key).found if table is not None else []
+    eqlv2_runs = table.row(eqlv2_key).found if table is not None else []
     if not ce_runs or not eqlv2_runs:
         return "\n".join(text + ["Not run yet: needs Table 1's EQLv2 and sigmoid CE rows."])
     iou = claims.choose_iou(ce_runs + eqlv2_runs, root)[0]
@@ -445,11 +461,10 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
     (e, ne), (s, ns) = _mean(eqlv2_runs, f"{iou}.AP", root), _mean(ce_runs, f"{iou}.AP", root)
     (eo, _), (so, _) = _mean(eqlv2_runs, f"{other}.AP", root), _mean(ce_runs, f"{other}.AP", root)
     er, sr = _mean(eqlv2_runs, f"{iou}.APr", root)[0], _mean(ce_runs, f"{iou}.APr", root)[0]
-    x = _box("softmax_ce", root, "AP", iou)
-    paper_path, p_diff = claims.paper_difference(table, table.row("random/eqlv2"), table.row("random/sigmoid_ce"),
-                                           f"{iou}.AP", "bbox.AP")
+    x = _box(runs["softmax"], root, "AP", iou) if runs.get("softmax") else None
+    paper_path, p_diff = claims.paper_difference(table, table.row(eqlv2_key), table.row(ce_key), f"{iou}.AP", "bbox.AP")
     col = table.metrics.index(paper_path)
-    p_e, p_s = table.row("random/eqlv2").paper[col], table.row("random/sigmoid_ce").paper[col]
+    p_e, p_s = table.row(eqlv2_key).paper[col], table.row(ce_key).paper[col]
     sd = _sd(params, f"{iou}.AP", root)
     first = stats.verdict(e - s, sd, (ne, ns), p_diff)
     status = first.status
@@ -459,15 +474,15 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
                 f"{sr:.1f}" + (f"; {other_name} AP {eo:.1f} vs {so:.1f})" if eo is not None and so is not None else ")")
                 + (f", softmax CE {x:.1f}" if x is not None else "")
                 + f". The paper's EQLv2 > CE: **{status}** ({e - s:+.1f}, {K} x noise = {first.threshold:.1f}).")
-    de, ds = load_diagnostics("eqlv2", root), load_diagnostics("sigmoid_ce", root)
+    de, ds = (load_diagnostics(diagnostics[k], root) if diagnostics.get(k) else None for k in ("method", "ce"))
     if de and ds and "objective" in (de.get("gradients") or {}) and "objective" in (ds.get("gradients") or {}):
         means = [figures.group_means(d["gradients"]["objective"]["ratio"], d["frequency"]) for d in (de, ds)]
         if all(m["r"] is not None and m["f"] is not None for m in means) and er is not None and sr is not None:
-            text.append("\n" + _eqlv2_mechanism(params, root, iou, means, (er, ne), (sr, ns)))
-    e2, s2 = _box("eqlv2_2x", root, "AP", iou), _box("sigmoid_ce_2x", root, "AP", iou)
+            text.append("\n" + _eqlv2_mechanism(params, root, iou, means, (er, ne), (sr, ns), runs.get("with_gap")))
+    e2, s2 = (_box(runs[k], root, "AP", iou) if runs.get(k) else None for k in ("method_2x", "ce_2x"))
     if e2 is None or s2 is None:
-        text.append("\nWhether a longer schedule changes this (LVIS 1x is ~12 epochs, ours ~3): `eqlv2_2x` against "
-                    "`sigmoid_ce_2x` (registered): **not in results/ yet**.")
+        text.append(f"\nWhether a longer schedule changes this (LVIS 1x is ~12 epochs, ours ~3): `{runs.get('method_2x')}` "
+                    f"against `{runs.get('ce_2x')}` (registered): **not in results/ yet**.")
         return "\n".join(text)
     d1, d2 = e - s, e2 - s2
     second = stats.verdict(d2, sd, (1, 1), p_diff)                # a difference of two one-seed runs
@@ -499,8 +514,12 @@ def headline_gain(params: dict, root: str | Path) -> dict | None:
     iou, name (e.g. "mask APr"), ce_apr, n_ce, gap_apr, n_gap, sd (pooled seed sd), noise (of the difference),
     sentence ("GAP moves ...: **verdict** (2 x noise ...)."),
     status (the noise rule's verdict), verdict (its stats.Verdict)}; None while a row has no run or no APr."""
-    table = tables.build(params, "table1", root) if "table1" in sections(params) else None
-    ce, gap = ((table.row(k).found if table is not None else []) for k in ("random/sigmoid_ce", "random/sigmoid_ce+gap"))
+    rows = question(params, "gain").get("rows") or {}
+    if set(rows) != {"ce", "gap"}:
+        return None
+    (name_table, ce_key), (_, gap_key) = _key(rows["ce"]), _key(rows["gap"])
+    table = tables.build(params, name_table, root) if name_table in sections(params) else None
+    ce, gap = ((table.row(k).found if table is not None else []) for k in (ce_key, gap_key))
     if not ce or not gap:
         return None
     iou = claims.choose_iou(ce + gap, root)[0]
@@ -517,8 +536,8 @@ def headline_gain(params: dict, root: str | Path) -> dict | None:
 
 
 def optimizer_markdown(params: dict, root: str | Path) -> str:
-    """GAP's rare-AP gain under SGD (Table 1's sigmoid CE rows) against its gain under AdamW (sigmoid_ce_adamw,
-    sigmoid_ce_gap_adamw): is the gain the rare classifiers' learning speed under SGD?"""
+    """GAP's rare-AP gain under SGD (questions.gain.rows) against its gain under AdamW (questions.gain.adamw):
+    is the gain the rare classifiers' learning speed under SGD?"""
     text = ["### GAP's gain and the optimizer", ""]
     gain = headline_gain(params, root)
     if gain is None:
@@ -526,10 +545,11 @@ def optimizer_markdown(params: dict, root: str | Path) -> str:
                                   "rare AP (APr)."])
     iou, name, sd, s_ce, s_status = gain["iou"], gain["name"], gain["sd"], gain["ce_apr"], gain["status"]
     text.append(f"Under SGD (the paper's optimizer, our default), {gain['sentence']}")
-    a_ce, a_gap = _box("sigmoid_ce_adamw", root, "APr", iou), _box("sigmoid_ce_gap_adamw", root, "APr", iou)
+    adamw_runs = question(params, "gain").get("adamw") or {}
+    a_ce, a_gap = (_box(adamw_runs[k], root, "APr", iou) if adamw_runs.get(k) else None for k in ("ce", "gap"))
     if a_ce is None or a_gap is None:
-        text.append("\nWhether that gain is the rare classifiers' learning speed under SGD is what `sigmoid_ce_adamw` "
-                    "and `sigmoid_ce_gap_adamw` (AdamW, lr 1e-3, weight decay 0.05; registered) answer: **not in "
+        text.append(f"\nWhether that gain is the rare classifiers' learning speed under SGD is what `{adamw_runs.get('ce')}` "
+                    f"and `{adamw_runs.get('gap')}` (AdamW, lr 1e-3, weight decay 0.05; registered) answer: **not in "
                     "results/ yet**.")
         return "\n".join(text)
     adamw = stats.verdict(a_gap - a_ce, sd, (1, 1))               # a difference of two one-seed runs

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from rog.pipeline.registry import read_params, table_runs
+from rog.pipeline.registry import question, read_params, table_runs
 from rog.report import claims, figures, stats, tables
 from rog.report.openimages import openimages_section
 from rog.report.limits import learning_speed_markdown, regime_markdown
@@ -101,7 +101,7 @@ def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
     if name == "table2":
         totals = figures.gradient_totals(params, name, root)
         parts += [GRADIENT_TOTALS, figures.gradient_totals_markdown(totals, labels),
-                  claims.gradient_magnitude_verdict(totals, params, root)]
+                  claims.gradient_magnitude_verdict(totals, params, root, **magnitude_rows(params))]
     if name == "sweeps":
         parts += ["## Best setting per swept knob", best_per_knob(table, params, root)]
         iou, why = figures.figure_iou(params, name, root)
@@ -123,6 +123,11 @@ def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
                   "claims judge." + ("" if series else " No row with several seeds has results yet.")]
         figure = figures.plot_seed_strip(series, labels, iou)
     return Page(name, parts, figure)
+
+
+def magnitude_rows(params: dict) -> dict[str, str]:
+    """The gradient magnitude check's rows (questions.gap_alone.magnitude: gap, louder, reference) as row keys."""
+    return {role: ref.partition("/")[2] for role, ref in (question(params, "gap_alone").get("magnitude") or {}).items()}
 
 
 def best_per_knob(table: tables.Table, params: dict, root: str | Path,
@@ -179,8 +184,9 @@ def figure4_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     series = figures.gradient_series(params, root, name)
     rows = figures.balance_rows(series, "ratio")
     spread = figures.log_balance_spread(params, root, "ratio", source="gap")   # the ranking term's ratio
-    verdicts = [claims.balance_verdict(rows, baseline, "gap", "positive/negative gradient ratio", spread)
-                for baseline in ("ap_loss", "rs_loss")]
+    balance = paper[name]["balance"]  # the paper's claim: `method` more balanced than each of `baselines`
+    verdicts = [claims.balance_verdict(rows, baseline, balance["method"], "positive/negative gradient ratio", spread)
+                for baseline in balance["baselines"]]
     return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""),
                        "## Balance: group means of the ratio", figures.balance_markdown(rows, labels, "gradient ratio"),
                        "## What reproduced", *verdicts], figures.plot_gradient_ratios(series, labels))
@@ -192,10 +198,12 @@ def figure5_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     iou, why = figures.figure_iou(params, name, root)
     series = figures.weight_norm_series(params, root, name, iou)
     norms, aps = figures.balance_rows(series, "norm"), figures.balance_rows(series, "ap")
-    verdicts = [claims.balance_verdict(norms, "sigmoid_ce", "rog", "classifier weight norms",
-                                       figures.log_balance_spread(params, root, "norm")),
-                claims.balance_verdict(aps, "sigmoid_ce", "rog", f"per-class {figures.IOU_NAMES[iou]}",
-                                       figures.log_balance_spread(params, root, "ap", iou=iou))]
+    balance = paper[name]["balance"]  # the paper's claim: `method` more balanced than `baselines`
+    verdicts = [verdict for baseline in balance["baselines"] for verdict in (
+        claims.balance_verdict(norms, baseline, balance["method"], "classifier weight norms",
+                               figures.log_balance_spread(params, root, "norm")),
+        claims.balance_verdict(aps, baseline, balance["method"], f"per-class {figures.IOU_NAMES[iou]}",
+                               figures.log_balance_spread(params, root, "ap", iou=iou)))]
     note = (f"Per-class AP here is {why}. Panel (c) plots it against the class's "
             "training image count (metrics.json's train_image_count, LVIS's frequency measure), log x.")
     return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""), note,
