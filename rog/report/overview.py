@@ -410,13 +410,13 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
     return "\n".join(text)
 
 
-def _eqlv2_mechanism(params: dict, root: str | Path, iou: str, means: list[dict], eqlv2: tuple, ce: tuple,
+def _eqlv2_mechanism(params: dict, root: str | Path, iou: str, means: list[dict], method: tuple, ce: tuple,
                      with_gap: str | None) -> str:
     """EQLv2's gradient balance (group means of the positive/negative ratio, EQLv2 and sigmoid CE), whether it
     moves the rare classes' ratio towards its mu, whether rare AP follows, and whether GAP on top lifts it; each
-    difference by the noise rule. eqlv2, ce: (mean APr, seeds); with_gap: the EQLv2 + GAP run."""
+    difference by the noise rule. method (EQLv2), ce: (mean APr, seeds); with_gap: the EQLv2 + GAP run."""
     mu = 0.8                                           # EQLv2's target ratio (its paper's default)
-    (er, ne), (sr, ns) = eqlv2, ce
+    (er, ne), (sr, ns) = method, ce
     name = claims.metric_name(f"{iou}.APr")
     sd = _sd(params, f"{iou}.APr", root)
     towards = abs(means[0]["r"] - mu) < abs(means[1]["r"] - mu)
