@@ -30,13 +30,10 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from rog.paths import DEFAULT_PROFILE, resolve_weights
+from rog.schema import ParamsError, check_params  # every value's type and range (registry names: rog.engine.registries)
+
 RUN_SECTIONS = ("dataset", "model", "train", "evaluate", "pretrain")
-DEFAULT_PROFILE = "default"
-
-
-class ParamsError(ValueError):
-    """params.yaml, a profile, an experiment or an override is invalid."""
-
 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
@@ -151,8 +148,6 @@ def resolve_run(
     overrides count here), then the other overrides. model.weights 'pretrain' becomes
     `weights` (default: the pretrain stage's output for the profile). Errors name the file.
     """
-    from rog.models.pretrained import resolve_weights
-
     where = str(params) if not isinstance(params, Mapping) else "params"
     try:
         raw = read_yaml(params) if not isinstance(params, Mapping) else dict(params)
@@ -180,6 +175,10 @@ def resolve_run(
         if where in str(err):
             raise
         raise ParamsError(f"{where}: {err}") from None
-    from rog.schema import check_params  # every value's type and range
-
     return resolve_weights(check_params(resolved), profile, weights)
+
+
+def step_iterations(iterations: int, steps: list[float]) -> list[int]:
+    """The iterations at which the lr drops (train.lr_steps): each fraction of `steps` times `iterations`,
+    rounded. rog.engine.schedule trains with it; the report draws the drops with it."""
+    return [round(float(s) * iterations) for s in steps]

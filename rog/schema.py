@@ -12,12 +12,13 @@ keys) are only required to be mappings: the objective's constructor checks its o
 from __future__ import annotations
 
 import copy
-import importlib
 import math
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from rog.config import ParamsError
+
+class ParamsError(ValueError):
+    """params.yaml, a profile, an experiment or an override is invalid."""
 
 
 class Rule:
@@ -86,13 +87,24 @@ def choice(*values: str) -> Rule:
     return Rule(lambda v: isinstance(v, str) and v in values, "one of " + ", ".join(values))
 
 
-def choice_from(module: str, name: str) -> Rule:
-    """One of the names of a registry in the code (imported when first checked, so that a name added
-    there, e.g. a backbone, is valid here without a second list)."""
-    def names() -> tuple[str, ...]:
-        return tuple(getattr(importlib.import_module(module), name))
+class Registered(Rule):
+    """A name of a registry of the code (`kind`, e.g. 'objectives'). The registries live above this module
+    (rog.losses, rog.models, rog.engine), so their names are passed in by the caller that holds them:
+    check_params(params, names={kind: names}) (rog.engine.registries). Without them only a non-empty
+    string is required."""
 
-    return Rule(lambda v: isinstance(v, str) and v in names(), lambda: "one of " + ", ".join(names()))
+    def __init__(self, kind: str):
+        super().__init__(lambda v: isinstance(v, str) and bool(v), f"a name of the {kind} registry")
+        self.kind = kind
+
+    def bind(self, names: Iterable[str]) -> Rule:
+        names = tuple(names)
+        return Rule(lambda v: isinstance(v, str) and v in names, "one of " + ", ".join(names))
+
+
+def choice_from(kind: str) -> Registered:
+    """One of the names of the code's registry `kind` (see Registered)."""
+    return Registered(kind)
 
 
 def list_of(item: Rule, length: int | None = None, min_length: int = 0) -> Rule:
@@ -171,8 +183,8 @@ SCHEMA: dict[str, Rule] = {
     "dataset.glyphs.min_val_images": COUNT,
     "dataset.glyphs.png_compress_level": integer(0, 9),
     # ---- model --------------------------------------------------------------------------------------
-    "model.arch": choice_from("rog.models.builder", "ARCHS"),
-    "model.backbone.name": choice_from("rog.models.backbones", "BACKBONES"),
+    "model.arch": choice_from("archs"),
+    "model.backbone.name": choice_from("backbones"),
     "model.backbone.widths": list_of(POSITIVE, length=4),
     "model.backbone.depth": POSITIVE,
     "model.backbone.fpn_channels": POSITIVE,
@@ -195,19 +207,19 @@ SCHEMA: dict[str, Rule] = {
     "model.roi.sampling_ratio": COUNT,
     "model.roi.separable_align": BOOL,
     "model.roi.representation_size": POSITIVE,
-    "model.roi.mask_features": choice_from("rog.models.builder", "MASK_FEATURES"),
+    "model.roi.mask_features": choice_from("mask_features"),
     "model.roi.mask_in_channels": optional(POSITIVE),
     "model.roi.mask_head_channels": POSITIVE,
     "model.roi.mask_head_layers": POSITIVE,
     "model.roi.box_loss": choice("l1", "smooth_l1"),
-    "model.objective.name": choice_from("rog.losses.objectives", "OBJECTIVES"),
+    "model.objective.name": choice_from("objectives"),
     "model.objective.params": SECTION,
     "model.gap.enabled": BOOL,
-    "model.gap.loss": choice_from("rog.models.builder", "RANKING_LOSSES"),
+    "model.gap.loss": choice_from("ranking_losses"),
     "model.gap.loss_weight": NONNEG,
     "model.gap.delta": NONNEG,
     "model.gap.gamma": NONNEG,
-    "model.gap.weighting": choice_from("rog.losses.gap", "WEIGHTINGS"),
+    "model.gap.weighting": choice_from("gap_weightings"),
     "model.gap.exclude_fg": BOOL,
     "model.gap.rank_offset": RATE,
     "model.gap.sync_counts": BOOL,
@@ -219,7 +231,7 @@ SCHEMA: dict[str, Rule] = {
     "train.seed": SEED,
     "train.iterations": POSITIVE,
     "train.batch_size": POSITIVE,
-    "train.optimizer": choice_from("rog.engine.schedule", "OPTIMIZERS"),
+    "train.optimizer": choice_from("optimizers"),
     "train.lr": RATE,
     "train.momentum": MOMENTUM,
     "train.weight_decay": NONNEG,
@@ -275,20 +287,28 @@ def lookup(params: Mapping, key: str):
     return value
 
 
-def problems(params: Mapping) -> list[str]:
-    """One line per key whose value breaks its rule: 'KEY = VALUE: expected ALLOWED'."""
+def rules(names: Mapping[str, Iterable[str]] | None = None) -> dict[str, Rule]:
+    """SCHEMA with each Registered rule bound to `names[kind]` where given."""
+    names = names or {}
+    return {key: rule.bind(names[rule.kind]) if isinstance(rule, Registered) and rule.kind in names else rule
+            for key, rule in SCHEMA.items()}
+
+
+def problems(params: Mapping, names: Mapping[str, Iterable[str]] | None = None) -> list[str]:
+    """One line per key whose value breaks its rule: 'KEY = VALUE: expected ALLOWED' (registry names
+    checked against `names`: see Registered)."""
     found = []
-    for key, rule in SCHEMA.items():
+    for key, rule in rules(names).items():
         value = lookup(params, key)
         if value is not _MISSING and not rule.ok(rule.coerce(value)):
             found.append(f"{key} = {value!r}: expected {rule.allowed}")
     return found
 
 
-def check_params(params: Mapping) -> dict:
+def check_params(params: Mapping, names: Mapping[str, Iterable[str]] | None = None) -> dict:
     """`params` with values written another way coerced (Rule.coerce: '1e-3' -> 0.001); ParamsError
-    listing every value outside its rule."""
-    found = problems(params)
+    listing every value outside its rule (registry names checked against `names`: see Registered)."""
+    found = problems(params, names)
     if found:
         raise ParamsError("invalid parameter" + ("s" if len(found) > 1 else "") + ": " + "; ".join(found))
     out = copy.deepcopy(dict(params))

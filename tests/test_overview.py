@@ -11,7 +11,7 @@ import pytest
 from rog.config import resolve_run
 from rog.engine.rundir import params_hash
 from rog.pipeline import registry
-from rog.report import claims, overview, regime
+from rog.report import claims, limits, markdown, overview, regime
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,9 +78,10 @@ def test_the_headline_sentence_counts_the_objectives_whose_rare_ap_gap_raises(tm
     assert overview.rare_ap_sentence(rows[:1], 0.1).startswith("No objective has both")
 
 
-def test_tables_wider_than_ten_columns_are_refused():
-    with pytest.raises(ValueError, match="at most 10 columns"):
-        overview._table([str(i) for i in range(11)], [])
+def test_tables_wider_than_ten_columns_are_split_under_the_cap():
+    text = overview._table([str(i) for i in range(12)], [[f"r{i}" for i in range(12)]])
+    assert markdown.widths(text) == [10, 3]
+    assert text.split("\n\n")[1].startswith("| 0 | 10 | 11 |\n|---|---|---|\n| r0 | r10 | r11 |")
 
 
 def test_regime_compares_each_run_with_the_params_it_would_train_now(tmp_path, params):
@@ -95,12 +96,12 @@ def test_regime_compares_each_run_with_the_params_it_would_train_now(tmp_path, p
     assert ("results/ mixes two.** 1 of 3 runs in results/ were made with the parameters params.yaml gives now, 1 "
             "with others, 1 cannot be checked (no params hash recorded, or the pretrained detector today's params "
             "start from is not on this machine): sigmoid_ce_gap, softmax_ce.") in \
-        regime.regime_markdown(found)
+        limits.regime_markdown(found)
     older = {**found, "same": [], "other": found["other"] + found["same"]}
-    assert "results/ holds an older one.** 2 of 3 runs" in regime.regime_markdown(older)
+    assert "results/ holds an older one.** 2 of 3 runs" in limits.regime_markdown(older)
     (tmp_path / "results/experiments/sigmoid_ce_gap/metrics.json").unlink()
     (tmp_path / "results/experiments/softmax_ce/metrics.json").unlink()
-    assert "All 1 runs in results/ were made with the parameters" in regime.regime_markdown(
+    assert "All 1 runs in results/ were made with the parameters" in limits.regime_markdown(
         regime.regime(params, tmp_path))
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rog.pipeline import registry
-from rog.report import claims, figures, pages, regime, tables, toy
+from rog.report import claims, figures, limits, markdown, pages, regime, tables, toy
 from rog.report.results import aggregate, value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,8 +63,10 @@ def test_table1_puts_ours_beside_the_paper_and_judges_claims(tmp_path, params, p
     assert base.paper == [17.3, 16.7, 0.8, 13.4, 27.4, None, None, None] and gap.ours[2] == pytest.approx(11.0)
     assert table.metrics[5] == "bbox.APr" and gap.ours[5] == pytest.approx(11.0)  # box APr: the claims' metric
     text = tables.markdown(table)
-    lines = text.splitlines()
-    assert len({line.count("|") for line in lines}) == 1  # every line has the header's columns
+    for block in text.strip().split("\n\n"):  # 18 columns: two tables under the cap, row and runs in each
+        assert len({line.count("|") for line in block.splitlines()}) == 1  # every line has the header's columns
+        assert block.startswith("| row | runs | ")
+    assert markdown.widths(text) == [10, 10]
     assert "20.0 ± 1.0 | 17.3" in text and "(3 seeds)" in text and "not run" in text
     found = {c["id"]: c for c in claims.claims(params, tmp_path, paper, tables=["table1"])}
     assert found["gap_lifts_apr"]["verdict"] == "reproduced"
@@ -202,7 +204,7 @@ def test_every_page_opens_with_its_runs_regime_and_what_a_1x_number_means(tmp_pa
     assert "none has been shown to converge" in text and "(`sigmoid_ce_2x`, `sigmoid_ce_gap_2x`)" in text
     renamed = {**params, "figures": {**params["figures"], "convergence": {**params["figures"]["convergence"], "rows": [
         {"paper": "sigmoid_ce/1x", "runs": ["sigmoid_ce"]}, {"paper": "sigmoid_ce/2x", "runs": ["long_ce"]}]}}}
-    assert "(`long_ce`) are not in results/ yet" in regime.learning_speed_markdown(renamed, tmp_path, ["sigmoid_ce"])
+    assert "(`long_ce`) are not in results/ yet" in limits.learning_speed_markdown(renamed, tmp_path, ["sigmoid_ce"])
     run("sigmoid_ce_gap", 0.35)
     run("sigmoid_ce_2x", 0.31, iterations=2400)
     run("sigmoid_ce_gap_2x", 0.40, iterations=2400)
@@ -390,7 +392,7 @@ def test_k_sweep_table_gives_ap_points_where_the_smallest_k_has_no_ap(tmp_path, 
     page_text = pages.render("table3", tmp_path, params, paper).markdown()
     assert "Box AP per frequency group and overall" in page_text
     page = pages.render("table3", tmp_path, params, paper).markdown()
-    assert tables.K_GAIN_NOTE in page and "K up to 1000 (evaluate.max_dets_sweep) appears with the re-run" in page
+    assert tables.K_GAIN_NOTE in page and "evaluate.max_dets_sweep goes up to K = 1000" in page
 
 
 def test_sweeps_plot_one_panel_per_knob_with_the_defaults_seed_band(tmp_path, params):
@@ -684,8 +686,10 @@ def test_gradient_magnitude_verdict_reads_the_louder_gap_run(tmp_path, params, l
               {"key": "none/gap_lambda6", "run": "gap_only_lambda6", "gap": louder[0]}]
     for name, ap in (("ap_loss_only", 0.30), ("gap_only", 0.02), ("gap_only_lambda6", louder[1])):
         write_run(tmp_path, name, fake_metrics(ap, 0.01))
-    assert claims.gradient_magnitude_verdict(totals, params, tmp_path).startswith(answer)
-    assert claims.gradient_magnitude_verdict(totals[:2], params, tmp_path).startswith("Not checked")
+    rows = pages.magnitude_rows(params)  # questions.gap_alone.magnitude: the rows as row keys
+    assert rows == {"gap": "none/gap", "louder": "none/gap_lambda6", "reference": "none/ap_loss"}
+    assert claims.gradient_magnitude_verdict(totals, params, tmp_path, **rows).startswith(answer)
+    assert claims.gradient_magnitude_verdict(totals[:2], params, tmp_path, **rows).startswith("Not checked")
 
 
 def test_best_setting_per_knob_is_judged_against_the_papers_setting(tmp_path, params):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rog import schema
+from rog.engine import registries
 from rog.config import ParamsError, read_yaml, resolve_run
 
 PARAMS = read_yaml("params.yaml")
@@ -26,7 +27,7 @@ def test_every_default_key_has_a_rule_and_every_rule_a_key():
 def test_every_profile_and_experiment_is_valid(profile):
     for experiment in [None, *PARAMS["experiments"]]:
         resolved = resolve_run(PARAMS, profile, experiment)
-        assert schema.problems(resolved) == []
+        assert registries.problems(resolved) == []
 
 
 def test_fixed_lists_agree_with_the_code_and_registries_are_read_from_it():
@@ -34,8 +35,12 @@ def test_fixed_lists_agree_with_the_code_and_registries_are_read_from_it():
     from rog.losses.objectives import OBJECTIVES
 
     assert all(schema.SCHEMA["evaluate.backend"].ok(name) for name in BACKENDS)
-    assert all(schema.SCHEMA["model.objective.name"].ok(name) for name in OBJECTIVES)
-    assert schema.SCHEMA["model.objective.name"].allowed == "one of " + ", ".join(OBJECTIVES)
+    bound = schema.rules(registries.REGISTRIES)["model.objective.name"]
+    assert all(bound.ok(name) for name in OBJECTIVES) and not bound.ok("nonsense")
+    assert bound.allowed == "one of " + ", ".join(OBJECTIVES)
+    # every registry rule of the schema names a registry that rog.engine.registries binds
+    kinds = {rule.kind for rule in schema.SCHEMA.values() if isinstance(rule, schema.Registered)}
+    assert kinds == set(registries.REGISTRIES)
 
 
 @pytest.mark.parametrize("override, named", [
@@ -71,8 +76,9 @@ def test_fixed_lists_agree_with_the_code_and_registries_are_read_from_it():
     ("schedule.length=0", "schedule.length must be > 0"),
 ])
 def test_bad_values_are_refused_naming_key_value_and_rule(override, named):
+    """resolve_run checks types and ranges; rog.engine.registries.check_params adds the registry names."""
     with pytest.raises(ParamsError) as err:
-        resolve_run(PARAMS, "smoke", "sigmoid_ce", [override])
+        registries.check_params(resolve_run(PARAMS, "smoke", "sigmoid_ce", [override]))
     assert named in str(err.value)
 
 

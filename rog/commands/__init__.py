@@ -20,8 +20,8 @@ def add_params_arguments(parser: argparse.ArgumentParser, experiment: bool = Tru
 
 
 def resolve_args(args: argparse.Namespace) -> dict:
-    """rog.config.resolve_run of the parsed --params/--profile/--experiment/--set."""
+    """rog.config.resolve_run of the parsed --params/--profile/--experiment/--set (types and ranges; the
+    commands that build a model check registry names too: rog.engine.registries.check_params)."""
     from rog.config import resolve_run
 
-    return resolve_run(args.params or "params.yaml", args.profile, getattr(args, "experiment", None),
-                       args.overrides)
+    return resolve_run(args.params or "params.yaml", args.profile, getattr(args, "experiment", None), args.overrides)

@@ -22,9 +22,10 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from rog.config import ParamsError
+    from rog.engine.registries import check_params
 
     try:
-        params = resolve_args(args)
+        params = check_params(resolve_args(args))  # registry names too
         unknown = [s for s in args.section if s not in params]
         if unknown:
             raise ParamsError(f"--section {unknown[0]}: not a section; valid: {', '.join(params)}")

@@ -24,10 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from rog.config import ParamsError, profile_name
     from rog.data.snapshot import ensure_snapshot
     from rog.engine.pretrain import PretrainParamsError, pretrain
+    from rog.engine.registries import check_params
     from rog.models.pretrained import default_dir
 
     try:
-        params = resolve_args(args)
+        params = check_params(resolve_args(args))  # registry names too
         if "pretrain" not in params:
             raise ParamsError(f"{args.params or 'params.yaml'}: no 'pretrain' section")
         ensure_snapshot(params["dataset"]["glyphs"]["snapshot"])  # a fresh clone: dvc pull the fonts

@@ -34,12 +34,13 @@ def run(args: argparse.Namespace) -> int:
     from rog.data.lvis_dataset import ImageReadError, LVISFormatError
     from rog.engine import distributed
     from rog.engine.checkpoint import CheckpointError
+    from rog.engine.registries import check_params
     from rog.engine.rundir import RunDirError
     from rog.engine.trainer import train
 
     rank = 0
     try:
-        params = resolve_args(args)
+        params = check_params(resolve_args(args))  # registry names too
         check_processes(params)
         final = train(params, args.out, progress=not args.no_progress)
         rank = distributed.rank()

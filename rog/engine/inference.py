@@ -87,7 +87,7 @@ def evaluate_checkpoint(checkpoint_path, out_dir, params: dict | None = None, pr
     from rog.evaluation.metrics import evaluate_all, write_metrics_json
     from rog.evaluation.results import write_results_json
 
-    from rog.schema import check_params
+    from rog.engine.registries import check_params
 
     start = time.perf_counter()
     state = checkpoint.load(checkpoint_path)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from rog.config import step_iterations  # noqa: F401  (the rule lives with the params it reads)
+
 
 def lr_factor(iteration: int, iterations: int, warmup_iterations: int, warmup_ratio: float,
               steps: list[float], gamma: float) -> float:
@@ -20,11 +22,6 @@ def lr_factor(iteration: int, iterations: int, warmup_iterations: int, warmup_ra
         factor = warmup_ratio * (1 - alpha) + alpha
     passed = sum(iteration >= boundary for boundary in step_iterations(iterations, steps))
     return factor * gamma ** passed
-
-
-def step_iterations(iterations: int, steps: list[float]) -> list[int]:
-    """The iterations at which the lr drops: each fraction of `steps` times `iterations`, rounded."""
-    return [round(float(s) * iterations) for s in steps]
 
 
 OPTIMIZERS = ("sgd", "adamw")

@@ -11,7 +11,7 @@ readable with weights_only=True)::
 
 params.yaml's model.weights: null (from scratch), a path to such a file, or PRETRAIN ('pretrain'): the
 pipeline's pretrain stage output for the profile, out/pipeline/<profile>/pretrain/detector.pt
-(`resolve_weights`, called by rog.config.resolve_run).
+(rog.paths.resolve_weights, called by rog.config.resolve_run).
 
 `transfer` copies every layer into a freshly built detector except the classifier, whose classes differ.
 The class-specific layers, box regression [C x 4, D] and mask logits [C, ...], start from the mean over
@@ -26,10 +26,9 @@ from pathlib import Path
 
 import torch
 
+from rog.paths import PRETRAIN, PRETRAIN_DIR, WEIGHTS_FILE, pretrain_dir, resolve_weights  # noqa: F401
+
 FORMAT = "rog-detector/1"
-PRETRAIN = "pretrain"
-PRETRAIN_DIR = "out/pipeline/{profile}/pretrain"
-WEIGHTS_FILE = "detector.pt"
 CLASSIFIER_PREFIX = "roi_heads.box_predictor.cls_score."
 # class-specific layers: name -> rows per class of dim 0
 PER_CLASS = {"roi_heads.box_predictor.bbox_pred.weight": 4, "roi_heads.box_predictor.bbox_pred.bias": 4,
@@ -42,16 +41,7 @@ class PretrainedWeightsError(ValueError):
 
 
 def default_dir(profile: str | None) -> Path:
-    return Path(PRETRAIN_DIR.format(profile=profile or "default"))
-
-
-def resolve_weights(params: dict, profile: str | None, path: str | Path | None = None) -> dict:
-    """params with model.weights 'pretrain' replaced by `path` (default: the pretrain stage's output for
-    `profile`); other values are left alone. Changes params in place and returns it."""
-    model = params["model"]
-    if model.get("weights") == PRETRAIN:
-        model["weights"] = str(path if path is not None else default_dir(profile) / WEIGHTS_FILE)
-    return params
+    return pretrain_dir(profile)
 
 
 def state_digest(state: dict) -> str:

@@ -17,7 +17,7 @@ volatile metadata stripped by `python -m rog.pipeline.notebooks`):
                             rog.pipeline.stage -> results/experiments/NAME/{metrics,summary,diagnostics,curve,
                             losses}.json (git); the run folder out/pipeline/<profile>/runs/NAME/ (checkpoints)
                             is a by-product, not a DVC output: see below. Depends on the code that changes
-                            numbers (TRAINING_CODE), never on rog/report
+                            numbers (what `rog train` / `rog evaluate` import), never on rog/report
     posthoc@NAME            `rog evaluate --experiment NAME`: a trained checkpoint scored with NorCal ->
                             results/experiments/NAME/
     run@NAME                the reader's view of one experiment (losses, metrics, learning curve, rare
@@ -33,6 +33,11 @@ resumes with just the missing runs. A post-hoc stage depends on its source's met
 checkpoint from the run folder; where that is gone it says how to get it back (the run is
 deterministic: `dvc repro -f -s experiment@SOURCE` retrains it with the same metrics).
     dataset_notebook, gap_loss, TABLE/FIGURE, overview   the narrative, reading results files only
+
+Code dependencies are derived, never listed: a stage's `deps` start with the notebooks its commands run
+and every file of rog/ that those commands import, directly or not, inside functions too, or read beside
+a module (rog.pipeline.imports.stage_code; a folder stands for all its files). Data and results files
+follow. tests/test_pipeline.py checks that each stage's deps cover what its commands import.
 """
 from __future__ import annotations
 
@@ -40,34 +45,21 @@ from pathlib import Path
 
 import yaml
 
-from rog.pipeline.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, run_names, sections,
-                                   table_runs, validate)
+from rog.paths import PRETRAIN as PRETRAIN_WEIGHTS
+from rog.pipeline.imports import covered, stage_code
+from rog.pipeline.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, pair_runs, question,
+                                   run_names, sections, table_runs, validate)
 
 HEADER = ("# Generated from params.yaml by `python -m rog report pipeline`: edit params.yaml (experiments,\n"
           "# posthoc, tables, figures), then regenerate. tests/test_pipeline.py checks this file is current.\n")
 PAPERMILL = "papermill {src} {dst} -k python3 --cwd . --no-progress-bar --execution-timeout 7200"
 STRIP = "python -m rog.pipeline.notebooks {dst}"
 DATASET = "out/pipeline/${profile}/dataset"
-PRETRAIN = "out/pipeline/${profile}/pretrain"  # rog.models.pretrained.PRETRAIN_DIR
-PRETRAIN_CODE = ["rog/data", "rog/engine", "rog/evaluation", "rog/losses", "rog/models", "rog/provenance.py",
-                 "rog/commands/__init__.py", "rog/commands/pretrain.py", "rog/config.py", "rog/schema.py"]
+PRETRAIN = "out/pipeline/${profile}/pretrain"  # rog.paths.PRETRAIN_DIR
 RUNS = "out/pipeline/${profile}/runs"
-# what changes an experiment's numbers: the commands the stage launches and everything below them
-TRAINING_CODE = ["rog/__init__.py", "rog/__main__.py", "rog/cli.py", "rog/commands/__init__.py", "rog/commands/train.py",
-                 "rog/commands/evaluate.py", "rog/config.py", "rog/schema.py", "rog/provenance.py", "rog/data", "rog/engine", "rog/evaluation",
-                 "rog/losses", "rog/models", "rog/pipeline/__init__.py", "rog/pipeline/stage.py"]
-# presentation: what the table, figure and run notebooks call
-REPORT_CODE = ["rog/report", "rog/pipeline/registry.py", "rog/pipeline/notebooks.py"]
-# the dataset page's fidelity table: our training set's statistics at the resolved params of an RFS run, and the
-# APr / APf of the baselines that rog/report/lvis_v1_statistics.yaml names (Table 1 rows)
-FIDELITY_CODE = ["rog/data/fidelity.py", "rog/data/sampler.py", "rog/config.py", "rog/schema.py",
-                 "rog/models/pretrained.py"]
+ROOT = Path(__file__).resolve().parents[2]  # the repository: stages' code paths are relative to it
 FIDELITY_BASELINES = Path("rog/report/lvis_v1_statistics.yaml")
 RUN_OUTPUTS = ("metrics.json", "diagnostics.json", "curve.json", "losses.json", "lookalike.json", "detections.json")
-# the overview also checks each run's params hash against params.yaml's (rog.config, rog.engine.rundir), computes
-# Eq. 9's omega (rog.losses.gap) and reads the gradient balance of EQLv2 against sigmoid CE (diagnostics.json)
-OVERVIEW_CODE = ["rog/config.py", "rog/engine/rundir.py", "rog/losses/gap.py"]
-OVERVIEW_DIAGNOSTICS = ("eqlv2", "sigmoid_ce")
 
 
 def _notebook_cmd(name: str, dst: str, params: dict[str, str] | None = None, folders: tuple[str, ...] = ()
@@ -79,109 +71,95 @@ def _notebook_cmd(name: str, dst: str, params: dict[str, str] | None = None, fol
     return [f"mkdir -p {folder}", run, STRIP.format(dst=dst)]
 
 
+def stage(cmd: str | list[str], inputs: list[str] = (), **fields) -> dict:
+    """One stage: `cmd`, its deps (the code its commands run, derived from their imports by
+    rog.pipeline.imports.stage_code, then `inputs`: data and results files), and the other `fields`."""
+    return {"cmd": cmd, "deps": stage_code(cmd, ROOT) + list(inputs), **fields}
+
+
 def stages(params: dict) -> dict:
-    """The `stages` mapping of dvc.yaml for `params` (validated first)."""
+    """The `stages` mapping of dvc.yaml for `params` (validated first). Every stage's code dependencies are
+    derived from what its commands import (`stage`): no list of code is kept by hand."""
     validate(params)
     out: dict = {}
-    out["dataset"] = {
-        "cmd": f"python -m rog dataset --profile ${{profile}} --out {DATASET} --no-progress",
-        "deps": ["data", "rog/data", "rog/commands/__init__.py", "rog/commands/dataset.py", "rog/config.py"],
-        "params": ["dataset", "profiles.${profile}"],
-        "outs": [DATASET],
-    }
+    out["dataset"] = stage(f"python -m rog dataset --profile ${{profile}} --out {DATASET} --no-progress", ["data"],
+                           params=["dataset", "profiles.${profile}"], outs=[DATASET])
     weights = []
     if uses_pretraining(params):  # a stage only when a run reads it: pretraining costs minutes
-        out["pretrain"] = {
-            "cmd": f"python -m rog pretrain --profile ${{profile}} --out {PRETRAIN} --no-progress",
-            "deps": ["data/fonts", *PRETRAIN_CODE],
-            "params": ["pretrain", "dataset", "model", "train", "profiles.${profile}"],
-            "outs": [PRETRAIN],
-        }
+        out["pretrain"] = stage(f"python -m rog pretrain --profile ${{profile}} --out {PRETRAIN} --no-progress",
+                                ["data/fonts"], params=["pretrain", "dataset", "model", "train", "profiles.${profile}"],
+                                outs=[PRETRAIN])
         weights = [PRETRAIN]
-    out["dataset_notebook"] = {
-        "cmd": _notebook_cmd("dataset", "results/notebooks/dataset.ipynb",
-                             {"profile": "${profile}", "dataset_root": DATASET}),
-        "deps": ["notebooks/dataset.ipynb", DATASET, "rog/data/plots.py", "rog/losses/counts.py", "rog/losses/gap.py",
-                 *FIDELITY_CODE, *REPORT_CODE, *[str(metrics_path(r)) for r in fidelity_runs(params)]],
-        "params": ["profile", "dataset", "model", "train", "profiles", "tables.table1"],
-        "outs": [{"results/notebooks/dataset.ipynb": {"cache": False}}],
-    }
-    out["gap_loss"] = {
-        "cmd": _notebook_cmd("gap_loss", "results/notebooks/gap_loss.ipynb"),
-        "deps": ["notebooks/gap_loss.ipynb", "rog/losses", *REPORT_CODE],
-        "outs": [{"results/notebooks/gap_loss.ipynb": {"cache": False}}],
-    }
+    out["dataset_notebook"] = stage(
+        _notebook_cmd("dataset", "results/notebooks/dataset.ipynb", {"profile": "${profile}", "dataset_root": DATASET}),
+        [DATASET, *[str(metrics_path(r)) for r in fidelity_runs(params)]],
+        params=["profile", "dataset", "model", "train", "profiles", "tables.table1"],
+        outs=[{"results/notebooks/dataset.ipynb": {"cache": False}}])
+    out["gap_loss"] = stage(_notebook_cmd("gap_loss", "results/notebooks/gap_loss.ipynb"),
+                            outs=[{"results/notebooks/gap_loss.ipynb": {"cache": False}}])
     if params.get("experiments"):
-        out["experiment"] = {"foreach": "${experiments}", "do": _run_stage("experiment", TRAINING_CODE + [
-            "notebooks/experiment.ipynb", DATASET, *weights], ["dataset", "model", "train", "evaluate", "schedule",
-                                                     "profiles.${profile}", "experiments.${key}"], train=True)}
-        out["run"] = {"foreach": "${experiments}", "do": {
-            "cmd": _notebook_cmd("run", "results/notebooks/run/${key}.ipynb", {"name": "${key}"}),
-            "deps": ["notebooks/run.ipynb", *REPORT_CODE,
-                     *(f"results/experiments/${{key}}/{f}" for f in ("metrics.json", "curve.json", "losses.json",
-                                                                     "lookalike.json", "detections.json"))],
-            "outs": [{"results/notebooks/run/${key}.ipynb": {"cache": False}}]}}
+        out["experiment"] = {"foreach": "${experiments}", "do": _run_stage("experiment", [DATASET, *weights], [
+            "dataset", "model", "train", "evaluate", "schedule", "profiles.${profile}", "experiments.${key}"], train=True)}
+        out["run"] = {"foreach": "${experiments}", "do": stage(
+            _notebook_cmd("run", "results/notebooks/run/${key}.ipynb", {"name": "${key}"}),
+            [f"results/experiments/${{key}}/{f}" for f in ("metrics.json", "curve.json", "losses.json", "lookalike.json",
+                                                           "detections.json")],
+            outs=[{"results/notebooks/run/${key}.ipynb": {"cache": False}}])}
     if params.get("posthoc"):
-        out["posthoc"] = {"foreach": "${posthoc}", "do": _run_stage("posthoc", TRAINING_CODE + [
-            "notebooks/posthoc.ipynb", DATASET, *weights, "results/experiments/${item.source}/metrics.json"],
-            ["evaluate", "posthoc.${key}"], train=False)}
+        out["posthoc"] = {"foreach": "${posthoc}", "do": _run_stage("posthoc", [
+            DATASET, *weights, "results/experiments/${item.source}/metrics.json"], ["evaluate", "posthoc.${key}"],
+            train=False)}
     for name, section in sections(params).items():
         kind = "figures" if name in (params.get("figures") or {}) else "tables"
-        deps = [f"notebooks/{name}.ipynb", *REPORT_CODE]
+        inputs = []
         reads_diagnostics = section.get("diagnostics", kind == "figures")
         for run in table_runs(params, name):
-            deps.append(str(metrics_path(run)))
+            inputs.append(str(metrics_path(run)))
             if reads_diagnostics:
-                deps.append(str(diagnostics_path(run)))
+                inputs.append(str(diagnostics_path(run)))
             if section.get("curves", False):
-                deps.append(str(curve_path(run)))
+                inputs.append(str(curve_path(run)))
         outs = [{f"results/notebooks/{name}.ipynb": {"cache": False}}, {f"results/tables/{name}.md": {"cache": False}}]
         drawn = section.get("figure", kind == "figures")  # a table's page may draw a figure too
         if drawn:
             outs.append({f"results/figures/{name}.png": {"cache": False}})
         cmd = _notebook_cmd(name, f"results/notebooks/{name}.ipynb", {"name": name},
                             ("results/tables", "results/figures") if drawn else ("results/tables",))
-        out[name] = {"cmd": cmd, "deps": deps, "params": [f"{kind}.{name}", "profile"], "outs": outs}
+        out[name] = stage(cmd, inputs, params=[f"{kind}.{name}", "profile"], outs=outs)
     pair = lookalike_runs(params)
     if pair:  # the look-alike page: sigmoid CE vs + GAP (table1's headline rows) when both are run
-        out["lookalike"] = {
-            "cmd": _notebook_cmd("lookalike", "results/notebooks/lookalike.ipynb", folders=("results/tables",
-                                                                                          "results/figures")),
-            "deps": ["notebooks/lookalike.ipynb", *REPORT_CODE]
-                    + [f"results/experiments/{run}/lookalike.json" for runs in pair.values() for run in runs]
-                    + [f"results/experiments/{runs[0]}/detections.json" for runs in pair.values()],
-            "params": ["tables.table1", "profile"],
-            "outs": [{f"results/{path}": {"cache": False}} for path in (
+        out["lookalike"] = stage(
+            _notebook_cmd("lookalike", "results/notebooks/lookalike.ipynb", folders=("results/tables", "results/figures")),
+            [f"results/experiments/{run}/lookalike.json" for runs in pair.values() for run in runs]
+            + [f"results/experiments/{runs[0]}/detections.json" for runs in pair.values()],
+            params=["tables.table1", "profile", "questions.lookalike"],
+            outs=[{f"results/{path}": {"cache": False}} for path in (
                 "notebooks/lookalike.ipynb", "tables/lookalike.md", "figures/lookalike.png",
-                "figures/lookalike_detections.png")],
-        }
-    out["overview"] = {
-        "cmd": _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
-        "deps": ["notebooks/overview.ipynb", *REPORT_CODE, *OVERVIEW_CODE]
-                # every run's metrics.json: the overview shows their provenance (rog.report.provenance_table)
-                + [str(metrics_path(run)) for run in run_names(params)]
-                + [str(diagnostics_path(run)) for run in OVERVIEW_DIAGNOSTICS if run in (params.get("experiments") or {})]
-                # the look-alike result in one sentence (rog.report.lookalike.summary_sentence): its page's table,
-                # written from the same lookalike.json files, orders the stages and exists before the re-run
-                + (["results/tables/lookalike.md"] if pair else [])
-                + [f"results/tables/{name}.md" for name in sections(params)],
-        "params": ["profile"],
-        "outs": [{"results/notebooks/overview.ipynb": {"cache": False}}],
-    }
+                "figures/lookalike_detections.png")])
+    out["overview"] = stage(
+        _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
+        # every run's metrics.json: the overview shows their provenance (rog.report.provenance_table)
+        [str(metrics_path(run)) for run in run_names(params)]
+        # the gradient balance the EQLv2 question compares (questions.eqlv2.diagnostics)
+        + [str(diagnostics_path(run)) for run in question(params, "eqlv2_below_ce").get("diagnostics", {}).values()
+           if run in (params.get("experiments") or {})]
+        # the look-alike result in one sentence (rog.report.lookalike.summary_sentence): its page's table,
+        # written from the same lookalike.json files, orders the stages
+        + (["results/tables/lookalike.md"] if pair else [])
+        + [f"results/tables/{name}.md" for name in sections(params)],
+        params=["profile", "questions"], outs=[{"results/notebooks/overview.ipynb": {"cache": False}}])
     return out
 
 
 def lookalike_runs(params: dict) -> dict[str, list[str]]:
-    """The look-alike page's runs (rog.report.lookalike.pair_runs), {} unless both models have runs."""
-    from rog.report.lookalike import pair_runs
-
+    """The look-alike page's runs (rog.pipeline.registry.pair_runs), {} unless both models have runs."""
     pair = pair_runs(params)
     return pair if all(pair.values()) else {}
 
 
 def fidelity_runs(params: dict) -> list[str]:
     """The runs of the Table 1 rows that the fidelity table reads (FIDELITY_BASELINES), in registry order."""
-    rows = {b["row"] for b in yaml.safe_load((Path(__file__).parents[2] / FIDELITY_BASELINES).read_text())["baselines"]}
+    rows = {b["row"] for b in yaml.safe_load((ROOT / FIDELITY_BASELINES).read_text())["baselines"]}
     runs = [r for entry in (params.get("tables") or {}).get("table1", {}).get("rows", []) if entry["paper"] in rows
             for r in entry["runs"]]
     return [r for r in run_names(params) if r in runs]
@@ -190,21 +168,33 @@ def fidelity_runs(params: dict) -> list[str]:
 def uses_pretraining(params: dict) -> bool:
     """Whether an experiment of the pipeline's profile sets model.weights: pretrain."""
     from rog.config import resolve_run
-    from rog.models.pretrained import PRETRAIN
 
     profile = params.get("profile")
-    return any(resolve_run(params, profile, name, weights=PRETRAIN)["model"].get("weights") == PRETRAIN
+    return any(resolve_run(params, profile, name, weights=PRETRAIN_WEIGHTS)["model"].get("weights") == PRETRAIN_WEIGHTS
                for name in params.get("experiments") or {})
 
 
-def _run_stage(kind: str, deps: list[str], tracked: list[str], train: bool) -> dict:
+def _run_stage(kind: str, inputs: list[str], tracked: list[str], train: bool) -> dict:
     dst = f"results/notebooks/{kind}/${{key}}.ipynb"
     cmd = _notebook_cmd(kind, dst, {"name": "${key}", "profile": "${profile}", "dataset_root": DATASET,
                                     "runs_root": RUNS})
     files = RUN_OUTPUTS if train else ("metrics.json",)
     outs: list = [{dst: {"cache": False}}] + [{f"results/experiments/${{key}}/{f}": {"cache": False}} for f in files]
-    return {"cmd": cmd, "deps": deps, "params": tracked, "outs": outs,
-            "metrics": [{"results/experiments/${key}/summary.json": {"cache": False}}]}
+    return stage(cmd, inputs, params=tracked, outs=outs,
+                 metrics=[{"results/experiments/${key}/summary.json": {"cache": False}}])
+
+
+def missing_code(dvc_stages: dict, root: str | Path = ROOT) -> dict[str, list[str]]:
+    """{stage: [files]} of the code a stage's commands run (stage_code, read from the package under `root`)
+    that its deps do not cover; {} when every stage of `dvc_stages` (dvc.yaml's `stages`) is complete."""
+    out = {}
+    for name, spec in dvc_stages.items():
+        spec = spec.get("do", spec)
+        deps = spec.get("deps") or []
+        missing = [f for f in stage_code(spec["cmd"], root) if not covered(f, deps)]
+        if missing:
+            out[name] = missing
+    return out
 
 
 class _NoAliases(yaml.SafeDumper):

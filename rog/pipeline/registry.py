@@ -20,7 +20,9 @@ import copy
 from pathlib import Path
 
 from rog.config import ParamsError, read_yaml
-from rog.pipeline.stage import RESULTS
+from rog.paths import RESULTS_DIR
+
+RESULTS = Path(RESULTS_DIR)
 
 
 
@@ -97,6 +99,7 @@ def validate(params: dict, paper: dict | None = None) -> None:
                 rows = (paper.get(table) or {}).get("rows") or {}
                 if row["paper"] not in rows:
                     raise RegistryError(f"{table}: row '{row['paper']}' is not in paper_numbers.yaml's {table}")
+    check_questions(params)
     for subset, spec in (params.get("subsets") or {}).items():
         spec = spec or {}
         if spec.get("profile") not in (params.get("profiles") or {}):
@@ -127,6 +130,8 @@ def subset_params(params: dict, subset: str = "smoke") -> dict:
     out["posthoc"] = {k: v for k, v in (params.get("posthoc") or {}).items() if k in (spec.get("posthoc") or [])}
     out["subsets"] = {subset: copy.deepcopy(spec)}  # the others name runs this copy does not have
     kept = set(run_names(out))
+    # runs of the registry this copy lacks: the questions still name them (their pages say "not in results/")
+    out["subsets"][subset]["removed"] = [r for r in run_names(params) if r not in kept]
     for section in ("tables", "figures"):
         for definition in (out.get(section) or {}).values():
             for row in definition.get("rows") or []:
@@ -151,3 +156,48 @@ def merge_open(base: dict, overlay: dict) -> dict:
 
 def read_params(path: str | Path = "params.yaml") -> dict:
     return read_yaml(path)
+
+
+def question(params: dict, name: str) -> dict:
+    """params.yaml's `questions.NAME`: the table rows and runs one question of the report reads, by role."""
+    return dict((params.get("questions") or {}).get(name) or {})
+
+
+def row_runs(params: dict, ref: str) -> list[str]:
+    """The runs of a row named 'TABLE/ROW' (ROW: the row's `paper` key, which may hold '/'); [] when absent."""
+    table, _, key = ref.partition("/")
+    rows = (sections(params).get(table) or {}).get("rows") or []
+    return next((list(row.get("runs") or []) for row in rows if row.get("paper") == key), [])
+
+
+def pair_runs(params: dict) -> dict[str, list[str]]:
+    """{label: runs} of the look-alike page's pair (questions.lookalike.pair: the rows without and with GAP)."""
+    return {entry["label"]: row_runs(params, entry["row"]) for entry in question(params, "lookalike").get("pair") or []}
+
+
+def _leaves(node, key: str = ""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _leaves(v, key)
+    else:
+        yield key, node
+
+
+def check_questions(params: dict) -> None:
+    """RegistryError unless every row a question names ('TABLE/ROW') is a row of that table and every run
+    it names is a run of the registry (values under `label`, `objective`, `paper_profile` are not runs)."""
+    runs = set(run_names(params)).union(*((s or {}).get("removed") or [] for s in (params.get("subsets") or {}).values()))
+    for name, spec in (params.get("questions") or {}).items():
+        for key, leaf in _leaves(spec):
+            if key in ("label", "objective", "paper_profile") or not isinstance(leaf, str):
+                continue
+            if "/" in leaf:
+                table, _, row = leaf.partition("/")
+                keys = [r.get("paper") for r in (sections(params).get(table) or {}).get("rows") or []]
+                if row not in keys:
+                    raise RegistryError(f"questions.{name}: '{leaf}' is no row of {table}")
+            elif leaf not in runs:
+                raise RegistryError(f"questions.{name}: unknown run '{leaf}'")

@@ -43,12 +43,16 @@ import sys
 from pathlib import Path
 
 from rog.config import resolve_run
+from rog.paths import RESULTS_DIR
 
-RESULTS = Path("results/experiments")
+RESULTS = Path(RESULTS_DIR)
 SUMMARY_KEYS = ("AP", "AP50", "APr", "APc", "APf", "AR")
 JOBS_ENV = "ROG_JOBS"  # experiment processes side by side, exported by rog.pipeline.parallel
 LOSS_POINTS = 200
 ANALYSES = ("lookalike.json", "detections.json")  # written by `rog evaluate`, recorded indented
+# the command modules this module starts in subprocesses (train_command, evaluate_command): imports by another
+# name, read by rog.pipeline.imports so that the experiment stage depends on their code (tests/test_layers.py)
+LAUNCHES = ("rog.__main__", "rog.cli", "rog.commands.train", "rog.commands.evaluate")
 
 
 class StageError(RuntimeError):

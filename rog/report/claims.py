@@ -33,14 +33,13 @@ import math
 from pathlib import Path
 
 from rog.pipeline.registry import sections
+from rog.report.regime import regime
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
+from rog.report.stats import MIN_EFFECT, NOISE_K, VERDICTS, floor, judge, noise, pooled, verdict  # noqa: F401 (re-exported)
 from rog.report.tables import Table, build
 
-MIN_EFFECT = 0.1  # AP points: the floor of the seed sd (no multi-seed row, or a smaller pooled spread)
-NOISE_K = 2.0  # a difference is real when it exceeds NOISE_K x the noise of a difference
 MASK_SHARE = 0.5  # judge on mask AP when the runs' mask AP is at least this share of their box AP
 MIN_SHARE = 1.0  # Table 3: the floor (percentage points) of the seed sd of the share of rare AP a K misses
-VERDICTS = ("reproduced", "within noise", "opposite")
 IOU_NAMES = {"bbox": "box", "segm": "mask"}
 
 
@@ -53,21 +52,16 @@ def pooled_spread(params: dict, path: str | None, root: str | Path = ".", read=N
     """
     read = read or (lambda run: value(load_metrics(run, root), path))
     seen: set[tuple[str, ...]] = set()
-    squares, df, seeds = 0.0, 0, []
+    groups = []
     for spec in sections(params).values():
         for row in (spec or {}).get("rows") or []:
             runs = tuple(row.get("runs") or []) if isinstance(row, dict) else ()
             if len(runs) < 2 or runs in seen:
                 continue
             seen.add(runs)
-            found = [v for v in map(read, runs) if v is not None]
-            if len(found) < 2:
-                continue
-            mean = sum(found) / len(found)
-            squares += sum((v - mean) ** 2 for v in found)
-            df += len(found) - 1
-            seeds.append(len(found))
-    return {"sd": math.sqrt(squares / df) if df else None, "rows": len(seeds), "seeds": seeds, "df": df}
+            groups.append([v for v in map(read, runs) if v is not None])
+    spread = pooled(groups)
+    return {"sd": spread.sd, "rows": spread.groups, "seeds": list(spread.seeds), "df": spread.df}
 
 
 def choose_iou(runs: list[str], root: str | Path = ".") -> tuple[str, str]:
@@ -102,15 +96,8 @@ def _noise_text(spread: dict, n_b: int, n_w: int) -> tuple[float, str]:
         shape = (f"{spread['rows']} rows of {spread['seeds'][0]} seeds" if len(set(spread["seeds"])) == 1
                  else f"{spread['rows']} rows of {'/'.join(map(str, spread['seeds']))} seeds")
         source = f"seed sd {sd:.2f} (pooled over {shape})"
-    noise = sd * math.sqrt(1 / n_b + 1 / n_w)
-    return noise, f"noise {noise:.2f} = {source} x sqrt(1/{n_b} + 1/{n_w})"
-
-
-def judge(diff: float, noise: float, expected_sign: float) -> str:
-    """reproduced / opposite when |diff| > NOISE_K x noise (by sign against `expected_sign`), else within noise."""
-    if abs(diff) <= NOISE_K * noise:
-        return "within noise"
-    return "reproduced" if (diff > 0) == (expected_sign > 0) else "opposite"
+    found = noise(sd, n_b, n_w)
+    return found, f"noise {found:.2f} = {source} x sqrt(1/{n_b} + 1/{n_w})"
 
 
 def paper_difference(table: Table, better, worse, judged: str, fallback: str) -> tuple[str, float | None]:
@@ -157,25 +144,23 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     diff = mb - mw
     if judged not in spreads:
         spreads[judged] = pooled_spread(params, judged, root)
-    noise, how = _noise_text(spreads[judged], nb, nw)
-    status = judge(diff, noise, 1.0)  # the claim's direction: better > worse
-    relation = ">" if abs(diff) > NOISE_K * noise else "<="
+    pair_noise, how = _noise_text(spreads[judged], nb, nw)
+    status = judge(diff, pair_noise, 1.0)  # the claim's direction: better > worse
+    relation = ">" if abs(diff) > NOISE_K * pair_noise else "<="
     paper_text = f"{paper_diff:+.1f} {metric_name(paper_path)}" if paper_diff is not None else "n/a"
     ob, ow = mean(b, beside)[0], mean(w, beside)[0]
     other = f"; {metric_name(beside)} beside: {ob - ow:+.1f}" if ob is not None and ow is not None else ""
     return status, (f"{status}: {b.label} vs {w.label}: ours {diff:+.1f} {metric_name(judged)} ({mb:.1f} vs {mw:.1f}), "
-                    f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x noise = {NOISE_K * noise:.2f}, {how}{other}"), {
+                    f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x noise = {NOISE_K * pair_noise:.2f}, {how}{other}"), {
         "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": diff,
         "paper": paper_diff,
-        "paper_metric": metric_name(paper_path), "threshold": NOISE_K * noise, "status": status}
+        "paper_metric": metric_name(paper_path), "threshold": NOISE_K * pair_noise, "status": status}
 
 
 def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tables: list[str] | None = None,
            iou: str | None = None) -> list[dict]:
     """Each claim of paper_numbers.yaml whose table is in `tables` (default: all) with a verdict (see the
     module docstring). `iou`: "segm" or "bbox" to judge every claim on it; None: by choose_iou's rule."""
-    from rog.report.regime import regime   # regime imports this module
-
     paper = paper if paper is not None else paper_numbers()
     built: dict[str, Table] = {}
     spreads: dict[str, dict] = {}
@@ -278,13 +263,10 @@ def k_sweep_verdict(sweep: dict, k: int, root: str | Path = ".", paper: dict | N
            "sd": None, "seeds": (len(base), len(rog))}
     if not base or not rog:
         return out
-    squares = sum((x - sum(v) / len(v)) ** 2 for v in (base, rog) for x in v)
-    df = len(base) + len(rog) - 2
-    sd = max(math.sqrt(squares / df), MIN_SHARE) if df else MIN_SHARE
-    noise = sd * math.sqrt(1 / len(base) + 1 / len(rog))
+    sd = floor(pooled([base, rog]).sd, MIN_SHARE)
     mb, mr = sum(base) / len(base), sum(rog) / len(rog)
-    out.update(status=judge(mb - mr, noise, out["paper"]), ours=mb - mr, threshold=NOISE_K * noise, base=mb,
-               rog=mr, sd=sd)
+    found = verdict(mb - mr, sd, (len(base), len(rog)), out["paper"])
+    out.update(status=found.status, ours=mb - mr, threshold=found.threshold, base=mb, rog=mr, sd=sd)
     return out
 
 
@@ -345,10 +327,9 @@ def balance_verdict(rows: list[dict], baseline: str, method: str, what: str, spr
         status = "reproduced" if closer > 0 else "opposite"
         return (f"{status} ({what}): {numbers}; rule: nearer 1 in log terms, with no seed noise known for this "
                 "quantity (no multi-seed row has it), so a small difference may be noise.")
-    noise = max(spread["sd"], 1e-6) * math.sqrt(2)       # two one-seed runs
-    status = judge(closer, noise, 1.0)
-    return (f"{status} ({what}): {numbers}; rule: {method}'s |log(rare/frequent)| below {baseline}'s by more "
-            f"than {NOISE_K:g} x noise = {NOISE_K * noise:.2f} (seed sd of the log balance {spread['sd']:.2f}, pooled "
+    found = verdict(closer, max(spread["sd"], 1e-6), (1, 1))       # two one-seed runs
+    return (f"{found.status} ({what}): {numbers}; rule: {method}'s |log(rare/frequent)| below {baseline}'s by more "
+            f"than {NOISE_K:g} x noise = {found.threshold:.2f} (seed sd of the log balance {spread['sd']:.2f}, pooled "
             f"over {spread['rows']} rows of several seeds, x sqrt(2)) is reproduced, above it by as much opposite, "
             "within noise otherwise.")
 
@@ -367,9 +348,8 @@ def convergence_verdict(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def gradient_magnitude_verdict(totals: list[dict], params: dict, root: str | Path = ".",
-                               gap: str = "none/gap", louder: str = "none/gap_lambda6",
-                               reference: str = "none/ap_loss") -> str:
+def gradient_magnitude_verdict(totals: list[dict], params: dict, root: str | Path = ".", *, gap: str, louder: str,
+                               reference: str) -> str:
     """Is GAP alone's small gradient why it trains a poor detector? `totals`: figures.gradient_totals rows.
     GAP with a larger lambda (`louder`) against GAP (`gap`), with AP loss (`reference`) as the magnitude to
     match: magnitude explains it when the louder run matches the reference's ranking gradient and its AP rises
@@ -383,14 +363,14 @@ def gradient_magnitude_verdict(totals: list[dict], params: dict, root: str | Pat
     if any(a is None for a in ap):
         return "Not checked: a run has no AP."
     spread = pooled_spread(params, f"{iou}.AP", root)["sd"]
-    noise = max(spread if spread is not None else 0.0, MIN_EFFECT) * math.sqrt(2)
+    two_runs = noise(floor(spread), 1, 1)  # two one-seed runs
     g_gap, g_louder, g_ref = (by[k]["gap"] for k in (gap, louder, reference))
     numbers = (f"{runs[1]} sends {g_louder:.3g} of ranking gradient ({runs[0]}: {g_gap:.3g}; {runs[2]}: {g_ref:.3g}) "
                f"and reaches {ap[1]:.1f} {metric_name(iou + '.AP')} ({runs[0]}: {ap[0]:.1f}; {runs[2]}: {ap[2]:.1f})")
-    rule = f"rule: a change of AP beyond {NOISE_K:g} x noise = {NOISE_K * noise:.1f} (two one-seed runs) is real"
+    rule = f"rule: a change of AP beyond {NOISE_K:g} x noise = {NOISE_K * two_runs:.1f} (two one-seed runs) is real"
     if g_louder < g_ref:
         return f"**Inconclusive**: {numbers}: it does not reach the reference's gradient ({rule})."
-    if ap[1] - ap[0] > NOISE_K * noise:
+    if ap[1] - ap[0] > NOISE_K * two_runs:
         return f"**Magnitude is part of it**: {numbers} ({rule})."
     return (f"**Magnitude is not the cause**: {numbers}; with at least as much gradient as AP loss, GAP alone gains "
             f"no AP beyond noise ({rule}).")

@@ -1,6 +1,6 @@
 """Detections drawn on validation images, from a run's detections.json (rog.evaluation.samples) only.
 
-    sample = load_sample("sigmoid_ce")                       # results/experiments/NAME/detections.json
+    sample = load_sample(NAME)                               # results/experiments/NAME/detections.json
     detections_figure(sample)                                 # each image: ground truth | predictions
     comparison_figure({"sigmoid CE": a, "sigmoid CE + GAP": b})   # each image: GT | CE | CE + GAP
 

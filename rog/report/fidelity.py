@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from rog.report import markdown as md
 from rog.report.results import aggregate, load_metrics, paper_numbers, profiles_of, value
 
 LVIS_STATISTICS = Path(__file__).with_name("lvis_v1_statistics.yaml")
@@ -157,11 +158,11 @@ def profile_rows(params: dict, profile: str, dataset_root: str | Path, root: str
 
 
 def markdown(table: list[Row]) -> str:
-    lines = ["| | LT-Glyphs | LVIS v1 |", "|---|---|---|"]
+    body = []
     section = None
     for row in table:
         if row.section != section:
             section = row.section
-            lines.append(f"| **{section}** | | |")
-        lines.append(f"| {row.label} | {row.ours} | {row.lvis} |")
-    return "\n".join(lines) + "\n"
+            body.append([f"**{section}**", "", ""])
+        body.append([row.label, row.ours, row.lvis])
+    return md.table(["", "LT-Glyphs", "LVIS v1"], body)

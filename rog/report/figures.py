@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import sections
+from rog.report import markdown
 from rog.report.results import load_curve, load_diagnostics, load_metrics, value
 
 GROUPS = ("r", "c", "f")
@@ -93,12 +94,10 @@ def gradient_totals(params: dict, name: str, root: str | Path = ".") -> list[dic
 
 
 def gradient_totals_markdown(rows: list[dict], labels: dict[str, str]) -> str:
-    lines = ["| row | run | object-level loss gradient | ranking term gradient | mean classifier weight norm |",
-             "|---|---|---|---|---|"]
-    for r in rows:
-        cells = ["-" if r[k] is None else f"{r[k]:.3g}" for k in ("objective", "gap", "weight_norm")]
-        lines.append(f"| {labels.get(r['key'], r['key'])} | {r['run']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    head = ["row", "run", "object-level loss gradient", "ranking term gradient", "mean classifier weight norm"]
+    return markdown.table(head, [[labels.get(r["key"], r["key"]), r["run"],
+                                  *("-" if r[k] is None else f"{r[k]:.3g}" for k in ("objective", "gap", "weight_norm"))]
+                                 for r in rows])
 
 
 def omega_by_frequency(counts, gammas=(0.0, 0.5, 1.0, 2.0)) -> list[dict]:
@@ -127,9 +126,8 @@ def omega_groups(counts, frequency, gammas=(1.0,)) -> list[dict]:
 
 
 def omega_markdown(rows: list[dict]) -> str:
-    lines = ["| gamma | group | mean omega | min | max |", "|---|---|---|---|---|"]
-    lines += [f"| {r['gamma']:g} | {r['group']} | {r['mean']:.3g} | {r['min']:.3g} | {r['max']:.3g} |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown.table(["gamma", "group", "mean omega", "min", "max"],
+                          [[f"{r['gamma']:g}", r["group"], *(f"{r[k]:.3g}" for k in ("mean", "min", "max"))] for r in rows])
 
 
 def plot_gradient_ratios(series: list[dict], labels: dict[str, str]) -> Figure:
@@ -283,12 +281,10 @@ def log_balance_spread(params: dict, root: str | Path, quantity: str, source: st
 
 
 def balance_markdown(rows: list[dict], labels: dict[str, str], what: str) -> str:
-    lines = [f"| row | run | {what} rare | common | frequent | rare / frequent |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        cells = ["-" if r[g] is None else f"{r[g]:.3g}" for g in GROUPS]
-        bal = "-" if r["balance"] is None else f"{r['balance']:.3g}"
-        lines.append(f"| {labels.get(r['key'], r['key'])} | {r['run']} | " + " | ".join(cells) + f" | {bal} |")
-    return "\n".join(lines) + "\n"
+    head = ["row", "run", f"{what} rare", "common", "frequent", "rare / frequent"]
+    return markdown.table(head, [[labels.get(r["key"], r["key"]), r["run"],
+                                  *("-" if r[g] is None else f"{r[g]:.3g}" for g in GROUPS),
+                                  "-" if r["balance"] is None else f"{r['balance']:.3g}"] for r in rows])
 
 
 # ---- convergence: learning curves of the 2x runs ------------------------------------------------------
@@ -319,7 +315,7 @@ def convergence_curves(params: dict, labels: dict[str, str], name: str = "conver
     """What learning_curves draws, read from the runs' curve.json and metrics.json:
     {curves: {label: 2x points}, ends: {label: last 1x point}, lr_drops: [iteration] (of the first 2x
     run with results: its run.iterations x params' train.lr_steps), missing: [runs without curve.json]}."""
-    from rog.engine.schedule import step_iterations
+    from rog.config import step_iterations
 
     out: dict = {"curves": {}, "ends": {}, "lr_drops": [], "missing": []}
     for pair in convergence_pairs(params, name):
@@ -392,15 +388,14 @@ def convergence_rows(params: dict, name: str = "convergence", root: str | Path =
 
 def convergence_markdown(rows: list[dict], labels: dict[str, str]) -> str:
     """The 1x vs 2x table of convergence_rows, one line per setting, with its verdict."""
-    lines = ["| setting | 1x run | 2x run | box AP 1x | 2x | 2x - 1x | mask AP 1x | 2x | 2x - 1x | converged |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    head = ["setting", "1x run", "2x run", "box AP 1x", "2x", "2x - 1x", "mask AP 1x", "2x", "2x - 1x", "converged"]
+    body = []
     for r in rows:
         cells = [("-" if r[iou][k] is None else f"{r[iou][k]:+.1f}" if k == "diff" else f"{r[iou][k]:.1f}")
                  for iou in ("bbox", "segm") for k in ("1x", "2x", "diff")]
         verdict = {None: "not checked", True: "yes", False: "**no**"}[r["converged"]]
-        label = setting_label(r["setting"], labels)
-        lines.append(f"| {label} | {r['short'] or '-'} | {r['long'] or '-'} | " + " | ".join(cells) + f" | {verdict} |")
-    return "\n".join(lines) + "\n"
+        body.append([setting_label(r["setting"], labels), r["short"] or "-", r["long"] or "-", *cells, verdict])
+    return markdown.table(head, body)
 
 
 # ---- seed spread: Table 3 against K, the sweeps, the headline rows' seeds ----------------------------

@@ -92,7 +92,7 @@ def title_and_description(notebook: nbformat.NotebookNode) -> tuple[str | None, 
 
 
 def injected_parameters(notebook: nbformat.NotebookNode) -> str:
-    """papermill's injected parameters with short scalar values, e.g. 'name=sigmoid_ce, profile=smoke'
+    """papermill's injected parameters with short scalar values, e.g. 'name=RUN, profile=smoke'
     (paths left out): what tells apart the pages of one parametrized notebook."""
     for cell in notebook.cells:
         if cell.cell_type == "code" and "injected-parameters" in cell.metadata.get("tags", []):

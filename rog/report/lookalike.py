@@ -5,7 +5,7 @@ headline pair, random sampling), pooled over their seeds, from each run's lookal
 
     page = render(".")    # .parts: markdown and (stem, figure); page.write() -> results/tables/lookalike.md,
                           # results/figures/lookalike.png and lookalike_detections.png
-    summary_sentence(".") # one sentence for the overview, None before the re-run
+    summary_sentence(".") # one sentence for the overview, None while a run has no lookalike.json
 """
 from __future__ import annotations
 
@@ -16,12 +16,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from rog.pipeline.registry import RESULTS, read_params
-from rog.report.claims import MIN_EFFECT, NOISE_K, judge
+from rog.pipeline.registry import RESULTS, pair_runs, read_params
+from rog.report import markdown, stats
 from rog.report.results import aggregate
 
 NAME = "lookalike"
-PAIR = (("sigmoid CE", "random/sigmoid_ce"), ("sigmoid CE + GAP", "random/sigmoid_ce+gap"))  # table1 rows
 OUTCOME_ROWS = (
     ("correct", "its own class"),
     ("lookalike_f", "a frequent look-alike (f)"),
@@ -44,8 +43,8 @@ INTRO = (
     "(a class whose glyphs, drawn in the dataset's fonts and scaled to the same size, overlap this one's by IoU "
     ">= 0.5 on average), another class, or there is none (missed). Predicted classes are split by frequency "
     "group (r/c/f). Sigmoid CE against sigmoid CE + GAP (Table 1's headline pair), pooled over their seeds.")
-MISSING = ("The look-alike analysis appears with the re-run: the committed results predate it (no "
-           "results/experiments/RUN/lookalike.json for {runs}).")
+MISSING = ("The look-alike analysis reads each run's lookalike.json, which `rog evaluate` writes; these results "
+           "have none (no results/experiments/RUN/lookalike.json for {runs}).")
 
 
 @dataclass
@@ -74,12 +73,6 @@ class Page:
 
         for part in self.parts:
             display(Markdown(part) if isinstance(part, str) else part[1])
-
-
-def pair_runs(params: dict) -> dict[str, list[str]]:
-    """{label: runs} of the headline pair: the runs (seeds) of table1's rows named in PAIR."""
-    rows = {row["paper"]: row.get("runs") or [] for row in ((params.get("tables") or {}).get("table1") or {}).get("rows") or []}
-    return {label: list(rows.get(paper, [])) for label, paper in PAIR}
 
 
 def load_analysis(run: str, root: str | Path = ".") -> dict | None:
@@ -137,17 +130,16 @@ def rate_markdown(found: dict[str, list[dict]]) -> str:
     difference of the means (second model minus first)."""
     labels = list(found)
     head = [f"{label} ({len(found[label])} seed{'s' if len(found[label]) != 1 else ''})" for label in labels]
-    lines = ["| the best match on a rare glyph is | " + " | ".join(head) + " | difference |",
-             "|---|" + "---|" * (len(labels) + 1)]
+    lines = []
     fractions = {label: [outcome_fractions(a) for a in found[label]] for label in labels}
     for key, text in OUTCOME_ROWS:
         means = [float(np.mean([f[key] for f in fractions[label]])) for label in labels]
         cells = [_cell([f[key] for f in fractions[label]]) for label in labels]
         diff = f"{100 * (means[-1] - means[0]):+.1f}" if len(labels) > 1 else ""
-        lines.append(f"| {text} | " + " | ".join(cells) + f" | {diff} |")
+        lines.append([text, *cells, diff])
     n = {label: found[label][0]["counts"]["instances"] for label in labels}
-    lines.append("| rare objects per seed | " + " | ".join(str(n[label]) for label in labels) + " | |")
-    return "\n".join(lines) + "\n"
+    lines.append(["rare objects per seed", *(n[label] for label in labels), ""])
+    return markdown.table(["the best match on a rare glyph is", *head, "difference"], lines)
 
 
 def _glyph(categories: dict, cid: str) -> str:
@@ -170,9 +162,8 @@ def confusion_markdown(pools: dict[str, dict]) -> str:
     whose best match is correct and the most common best-match class."""
     labels = list(pools)
     categories, rare = _merged(pools)
-    head = [f"{label}: own class | {label}: most common best match" for label in labels]
-    lines = ["| rare glyph | look-alikes | objects | " + " | ".join(head) + " |",
-             "|---|---|---|" + "---|---|" * len(labels)]
+    head = [cell for label in labels for cell in (f"{label}: own class", f"{label}: most common best match")]
+    lines = []
     for gt in sorted(rare, key=lambda g: (-rare[g]["instances"], _glyph(categories, g))):
         looks = " ".join(f"`{_glyph(categories, o)}`" for o, _ in rare[gt]["lookalikes"]) or "-"
         cells = []
@@ -185,8 +176,8 @@ def confusion_markdown(pools: dict[str, dict]) -> str:
             top, n = sorted(row.items(), key=lambda kv: (-kv[1], kv[0]))[0]
             name = "missed" if top == "missed" else f"`{_glyph(categories, top)}`"
             cells += [f"{100 * row.get(gt, 0) / total:.0f} %", f"{name} ({100 * n / total:.0f} %)"]
-        lines.append(f"| `{_glyph(categories, gt)}` | {looks} | {rare[gt]['instances']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        lines.append([f"`{_glyph(categories, gt)}`", looks, rare[gt]["instances"], *cells])
+    return markdown.table(["rare glyph", "look-alikes", "objects", *head], lines, group=2)
 
 
 def lookalike_figure(found: dict[str, list[dict]], pools: dict[str, dict]) -> Figure:
@@ -276,14 +267,11 @@ def judged_difference(a: list[float], b: list[float]) -> str:
     """"+15.4, beyond 2 x noise = 3.1" for mean(b) - mean(a) of two models' per-seed shares (percent): the noise
     rule of rog.report.claims with the two models' seed sd pooled; without two seeds on either side, no noise."""
     diff = float(np.mean(b) - np.mean(a))
-    df = len(a) + len(b) - 2
-    if df < 1:
+    spread = stats.pooled([a, b])
+    if spread.sd is None:
         return f"{diff:+.1f}, one seed each: noise unknown"
-    squares = sum(float(np.sum((np.asarray(x) - np.mean(x)) ** 2)) for x in (a, b))
-    sd = max(np.sqrt(squares / df), MIN_EFFECT)
-    noise = sd * np.sqrt(1 / len(a) + 1 / len(b))
-    within = judge(diff, noise, 1.0) == "within noise"       # the claims' rule, either direction
-    return f"{diff:+.1f}, {'within' if within else 'beyond'} {NOISE_K:g} x noise = {NOISE_K * noise:.1f}"
+    found = stats.verdict(diff, stats.floor(spread.sd), (len(a), len(b)))   # the claims' rule, either direction
+    return f"{diff:+.1f}, {'beyond' if found.real else 'within'} {stats.NOISE_K:g} x noise = {found.threshold:.1f}"
 
 
 def verdict(found: dict[str, list[dict]]) -> str:
@@ -309,7 +297,7 @@ def verdict(found: dict[str, list[dict]]) -> str:
             f"of any frequency on {share[b]['lookalike']:.1f} % ({a}: {share[a]['lookalike']:.1f} %; "
             f"{judged['lookalike']}). The own class is among the covering detections on {share[b]['covered']:.1f} % "
             f"vs {share[a]['covered']:.1f} % ({judged['covered']}): where it is there but not first, it was "
-            f"out-ranked. Rule: a difference of seed means beyond {NOISE_K:g} x its noise (the two models' seed sd "
+            f"out-ranked. Rule: a difference of seed means beyond {stats.NOISE_K:g} x its noise (the two models' seed sd "
             "pooled, x sqrt(1/n_a + 1/n_b)) is real.")
 
 

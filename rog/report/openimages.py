@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rog.report import markdown
+
 GROUPS = ("AP1", "AP2", "AP3", "AP4", "AP5")
 
 PROVENANCE = (
@@ -27,8 +29,8 @@ def _pct(value) -> str:
     return "—" if value is None or value < 0 else f"{100 * value:.1f}"
 
 
-def _cells(values) -> str:
-    return " | ".join("—" if v is None else f"{v:.1f}" for v in values)
+def _cells(values) -> list[str]:
+    return ["—" if v is None else f"{v:.1f}" for v in values]
 
 
 def openimages_section(definition: dict | None, paper_table: dict, root: str | Path = ".") -> list[str]:
@@ -47,20 +49,21 @@ def openimages_section(definition: dict | None, paper_table: dict, root: str | P
         names = ", ".join(f"{folder}/{run}/metrics.json" for row in rows for run in row.get("runs") or [])
         return [PROVENANCE, head, f"Skipped: none of {names or '(no rows declared)'} is here. Train and evaluate "
                 "them with the profile `oid_r101_2x` (README, \"Real OpenImages on GPUs\") to fill this section."]
-    lines = ["| method | numbers from | APbbox | " + " | ".join(GROUPS) + " |", "|---|---|---|" + "---|" * len(GROUPS)]
+    lines = []
     for row in rows:
         paper = (paper_table.get("rows") or {}).get(row["paper"]) or {}
         label = paper.get("label", row["paper"])
-        lines.append(f"| {label} | paper (challenge AP@0.5) | {_cells(paper.get('values') or [None] * 6)} |")
+        lines.append([label, "paper (challenge AP@0.5)", *_cells(paper.get("values") or [None] * 6)])
         for run in row.get("runs") or []:
             oid = found.get(run)
             if not oid:
-                lines.append(f"| {label} | ours `{run}`: no metrics.json | " + " | ".join(["—"] * 6) + " |")
+                lines.append([label, f"ours `{run}`: no metrics.json", *["—"] * 6])
                 continue
             ch, bb = oid["challenge"], oid["bbox"]
-            lines.append(f"| {label} | ours `{run}`, challenge AP@0.5 | {_pct(ch.get('AP50'))} | "
-                         + " | ".join(_pct(ch.get(g)) for g in GROUPS) + " |")
-            lines.append(f"| {label} | ours `{run}`, COCO-style AP 0.50:0.95 | {_pct(bb.get('APbbox'))} | "
-                         + " | ".join(_pct(bb.get(g)) for g in GROUPS) + " |")
+            lines.append([label, f"ours `{run}`, challenge AP@0.5", _pct(ch.get("AP50")),
+                          *(_pct(ch.get(g)) for g in GROUPS)])
+            lines.append([label, f"ours `{run}`, COCO-style AP 0.50:0.95", _pct(bb.get("APbbox")),
+                          *(_pct(bb.get(g)) for g in GROUPS)])
     return [PROVENANCE, head, f"From `{folder}/RUN/metrics.json` (`openimages`: rog.evaluation.groups); groups "
-            "as EQLv2 (training instance count, five equal parts, AP1 the rarest).", "\n".join(lines)]
+            "as EQLv2 (training instance count, five equal parts, AP1 the rarest).",
+            markdown.table(["method", "numbers from", "APbbox", *GROUPS], lines).rstrip("\n")]

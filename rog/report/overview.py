@@ -16,7 +16,6 @@ here is wider than MAX_COLUMNS.
 """
 from __future__ import annotations
 
-import math
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +23,14 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from rog.pipeline.registry import read_params, run_names, sections
-from rog.report import claims, figures, tables
-from rog.report.regime import learning_speed_markdown, regime, regime_markdown
+from rog.pipeline.registry import pair_runs, question, read_params, run_names, sections
+from rog.report import claims, figures, markdown, stats, tables
+from rog.report.limits import learning_speed_markdown, regime_markdown
+from rog.report.regime import regime
 from rog.report.results import aggregate, load_diagnostics, load_metrics, paper_numbers, profiles_of, value
 
-MAX_COLUMNS = 10
-PAPER_PROFILE = "lvis_r50_1x"                      # the paper's setting in params.yaml
+K = f"{stats.NOISE_K:g}"  # the noise rule's factor as sentences write it (rog.report.stats)
+MAX_COLUMNS = markdown.MAX_COLUMNS
 QUESTION = (
     "# ROG and the GAP loss, checked at small scale\n\n"
     "**The question.** *Reconciling Object-Level and Global-Level Objectives for Long-Tail Detection* (ROG, "
@@ -74,11 +74,7 @@ class Overview:
 
 
 def _table(head: list[str], rows: list[list[str]]) -> str:
-    if len(head) > MAX_COLUMNS:
-        raise ValueError(f"overview tables have at most {MAX_COLUMNS} columns, got {len(head)}: {head}")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return markdown.table(head, [[str(c).replace("|", "/") for c in row] for row in rows])
 
 
 def _f(x: float | None, digits: int = 1, signed: bool = False) -> str:
@@ -120,8 +116,10 @@ def setup_markdown(params: dict, root: str | Path, paper: dict) -> str:
 
     spec = paper["setup"]
     profile = params.get("profile")
-    ours = resolve_run(params, profile, "sigmoid_ce" if "sigmoid_ce" in (params.get("experiments") or {}) else None)
-    theirs = resolve_run(params, PAPER_PROFILE) if PAPER_PROFILE in (params.get("profiles") or {}) else None
+    run = question(params, "setup").get("run")
+    ours = resolve_run(params, profile, run if run in (params.get("experiments") or {}) else None)
+    paper_profile = question(params, "setup").get("paper_profile")
+    theirs = resolve_run(params, paper_profile) if paper_profile in (params.get("profiles") or {}) else None
     runs = [r for r in run_names(params) if load_metrics(r, root) is not None]
     facts = _dataset_facts(runs, root)
     glyphs = ours["dataset"]["glyphs"]
@@ -156,7 +154,7 @@ def setup_markdown(params: dict, root: str | Path, paper: dict) -> str:
     text = _table(["", spec["dataset"] + " (the paper)", "LT-Glyphs (ours)"], rows)
     return ("## The setup\n\n" + text + "\nLT-Glyphs is rendered text, one category per character, with the "
             "frequencies of real English (the `dataset` notebook); it needs no download. The code runs the "
-            f"paper's setting too (profile `{PAPER_PROFILE}`), but nothing here was run on it. Compare directions "
+            f"paper's setting too (profile `{paper_profile}`), but nothing here was run on it. Compare directions "
             "and sizes of effects with the paper's, not values: the paper's AP is mask AP on LVIS, ours is read "
             "as the claims say (box AP where our masks are not learned).")
 
@@ -188,12 +186,12 @@ def rare_ap_sentence(rows: list[dict], sd: float) -> str:
     if not pairs:
         return "No objective has both its row and its + GAP row in results/ yet."
     ours = sum(g["mean"] > b["mean"] for b, g in pairs)
-    beyond = sum(g["mean"] - b["mean"] > claims.NOISE_K * sd * math.sqrt(1 / len(b["seeds"]) + 1 / len(g["seeds"]))
+    beyond = sum(stats.verdict(g["mean"] - b["mean"], sd, (len(b["seeds"]), len(g["seeds"]))).status == "reproduced"
                  for b, g in pairs)
     with_paper = [(b, g) for b, g in pairs if b["paper"] is not None and g["paper"] is not None]
     theirs = sum(g["paper"] > b["paper"] for b, g in with_paper)
     return (f"With GAP our mean APr is higher for {ours} of the {len(pairs)} objectives run, by more than "
-            f"{claims.NOISE_K:g} x the noise of the difference for {beyond} (seed sd {sd:.2f} APr pooled over the "
+            f"{stats.NOISE_K:g} x the noise of the difference for {beyond} (seed sd {sd:.2f} APr pooled over the "
             f"multi-seed rows, x sqrt(1/n_a + 1/n_b)); the paper's is higher for {theirs} of {len(with_paper)}.")
 
 
@@ -243,12 +241,12 @@ def claim_rows(found: list[dict], sweep_claim: dict | None) -> list[dict]:
 
 
 def claims_markdown(rows: list[dict]) -> str:
-    head = ["claim", "pair (better vs worse)", "ours", "paper", "2 x noise", "verdict"]
+    head = ["claim", "pair (better vs worse)", "ours", "paper", f"{K} x noise", "verdict"]
     body = [[r["claim"], r["pair"], f"{_f(r['ours'], signed=True)} {r['metric']}",
              f"{_f(r['paper'], signed=True)} {r['paper_metric']}" if r["paper"] is not None else "-",
              _f(r["threshold"]), f"**{r['status']}**"] for r in rows]
     rule = (f"Each pair's verdict: **reproduced** when our difference goes the claim's way (better > worse) and "
-            f"exceeds {claims.NOISE_K:g} x its noise, **opposite** when it exceeds it the other way, **within noise** "
+            f"exceeds {stats.NOISE_K:g} x its noise, **opposite** when it exceeds it the other way, **within noise** "
             f"otherwise. The noise of a difference is the seed sd pooled over the registry's multi-seed rows "
             f"(per metric) x sqrt(1/n_a + 1/n_b); for Table 3, the sd of the share of rare AP a smaller K misses, "
             f"pooled over the seeds of its two rows. Differences are in AP points (Table 3: percentage points); ours "
@@ -258,7 +256,7 @@ def claims_markdown(rows: list[dict]) -> str:
 
 
 def plot_claims(rows: list[dict]) -> Figure:
-    """Each pair's difference, ours (dot, bar = 2 x noise) beside the paper's (open diamond)."""
+    """Each pair's difference, ours (dot, bar = NOISE_K x noise) beside the paper's (open diamond)."""
     rows = [r for r in rows if r["ours"] is not None and r["id"] != "k_sweep"]  # Table 3: another unit
     fig = Figure(figsize=(11, 0.42 * max(len(rows), 4) + 1.4), layout="constrained")
     ax = fig.subplots()
@@ -274,7 +272,7 @@ def plot_claims(rows: list[dict]) -> Figure:
     ax.set_xlabel("difference, better - worse (AP points)")
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], marker="o", ls="", color=c, label=f"ours, {s} (bar: 2 x noise)") for s, c in colour.items()]
+    handles = [Line2D([], [], marker="o", ls="", color=c, label=f"ours, {s} (bar: {K} x noise)") for s, c in colour.items()]
     handles.append(Line2D([], [], marker="D", ls="", mfc="none", color="black", label="the paper's"))
     ax.legend(handles=handles, fontsize=7, loc="best")
     ax.set_title("Each claim's pair: our difference beside the paper's", loc="left", fontsize=10)
@@ -288,8 +286,7 @@ def _box(run: str, root: str | Path, metric: str = "AP", iou: str = "bbox") -> f
 
 
 def _sd(params: dict, path: str, root: str | Path) -> float:
-    found = claims.pooled_spread(params, path, root)["sd"]
-    return max(found, claims.MIN_EFFECT) if found is not None else claims.MIN_EFFECT
+    return stats.floor(claims.pooled_spread(params, path, root)["sd"])
 
 
 def _baseline_reasons(r: dict, params: dict, root: str | Path) -> list[str]:
@@ -300,7 +297,7 @@ def _baseline_reasons(r: dict, params: dict, root: str | Path) -> list[str]:
     better, worse = (_mean(table.row(k).found, f"{r['iou']}.APr", root)[0] for k in r["keys"])
     base = _mean(table.row(r["keys"][1]).found, f"{r['iou']}.AP", root)[0]
     sampler = r["keys"][1].split("/")[0]
-    ce_key = f"{sampler}/sigmoid_ce"
+    ce_key = f"{sampler}/{question(params, 'baseline').get('objective')}"
     ce_row = table.row(ce_key) if ce_key in {x.key for x in table.rows} else None
     ce = _mean(ce_row.found, f"{r['iou']}.AP", root)[0] if ce_row is not None else None
     out = []
@@ -327,7 +324,8 @@ def disagreements_markdown(rows: list[dict], params: dict, root: str | Path) -> 
         if r["id"] == "gap_helps_every_objective" and r["keys"]:
             why += _baseline_reasons(r, params, root)
         if r["id"] == "ranking_losses_lag_on_rare":
-            alone, ap_loss = (_box(run, root, "AP", r["iou"]) for run in ("gap_only", "ap_loss_only"))
+            alone_runs = question(params, "gap_alone").get("runs") or {}
+            alone, ap_loss = (_box(alone_runs[k], root, "AP", r["iou"]) if alone_runs.get(k) else None for k in ("g1", "ap"))
             if alone is not None and ap_loss is not None and alone < claims.MASK_SHARE * ap_loss:
                 why.append(f"GAP alone trains a far weaker detector here ({alone:.1f} vs AP loss alone's {ap_loss:.1f} "
                            f"{claims.metric_name(r['iou'] + '.AP')}; the open question below)")
@@ -345,18 +343,25 @@ def lookalike_markdown(params: dict, root: str | Path) -> str:
     """The paper's thesis measured directly: rare glyphs out-ranked by look-alikes, CE against CE + GAP."""
     from rog.report import lookalike
 
-    found = lookalike.summary_sentence(root, params) if lookalike.pair_runs(params) else None
+    found = lookalike.summary_sentence(root, params) if pair_runs(params) else None
     return ("## Are rare glyphs out-ranked by their look-alikes?\n\n"
             + (found + " Per seed, the confusion matrix and drawn detections: [lookalike](lookalike.ipynb)."
                if found else "The look-alike analysis (for each rare ground-truth glyph, the class of the detection "
-               "ranked first on it; sigmoid CE against CE + GAP) appears with the re-run: the committed runs predate "
-               "it ([lookalike](lookalike.ipynb))."))
+               "ranked first on it; sigmoid CE against CE + GAP) needs the runs' lookalike.json, which these results "
+               "lack ([lookalike](lookalike.ipynb))."))
+
+
+def _key(ref: str) -> tuple[str, str]:
+    """'TABLE/ROW' (a row as questions name it) -> (TABLE, ROW)."""
+    table, _, key = ref.partition("/")
+    return table, key
 
 
 def gap_alone_markdown(params: dict, root: str | Path) -> str:
-    """GAP alone: omega starvation or learning speed? From gap_only, gap_only_gamma0 and their 2x runs."""
-    runs = {"g1": "gap_only", "g0": "gap_only_gamma0", "g1_2x": "gap_only_2x", "g0_2x": "gap_only_gamma0_2x",
-            "ap": "ap_loss_only"}
+    """GAP alone: omega starvation or learning speed? From questions.gap_alone's runs: GAP at gamma 1 (g1) and
+    gamma 0 (g0), their 2x runs, AP loss alone (ap); and its rows for the gradient magnitude check."""
+    spec = question(params, "gap_alone")
+    runs = spec["runs"]
     iou = claims.choose_iou(list(runs.values()), root)[0]
     name = claims.metric_name(f"{iou}.AP")
     ap = {k: _box(r, root, "AP", iou) for k, r in runs.items()}
@@ -364,7 +369,7 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
     facts = _dataset_facts([r for r in run_names(params) if load_metrics(r, root) is not None], root)
     text = ["### GAP alone: omega starvation or learning speed?", ""]
     if ap["g1"] is None or ap["g0"] is None:
-        return "\n".join(text + ["Not run yet: needs gap_only and gap_only_gamma0 (Table 2's rows)."])
+        return "\n".join(text + [f"Not run yet: needs {runs['g1']} and {runs['g0']} (Table 2's rows)."])
     frequent = {k: f" (APf {v:.1f})" if v is not None else "" for k, v in apf.items()}
     omega = omega_by_group(facts) if facts else None
     text.append(
@@ -374,19 +379,22 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
         + (f" Eq. 9 with gamma 1 gives the frequent classes a mean omega of {omega['f']:.3f} here (rare "
            f"{omega['r']:.2f}; from the training image counts), and with no classification loss nothing else "
            "trains them." if omega else ""))
-    if "table2" in sections(params):
+    magnitude = {role: _key(ref) for role, ref in (spec.get("magnitude") or {}).items()}
+    table = next(iter({t for t, _ in magnitude.values()}), None)
+    if table in sections(params):
         text.append("\nIs it only that GAP's gradient is small (omega and per-class normalisation)? "
-                    + claims.gradient_magnitude_verdict(figures.gradient_totals(params, "table2", root), params, root))
+                    + claims.gradient_magnitude_verdict(figures.gradient_totals(params, table, root), params, root,
+                                                        **{role: key for role, (_, key) in magnitude.items()}))
     sd = _sd(params, f"{iou}.AP", root)
     if ap["g1_2x"] is None or ap["g0_2x"] is None:
-        text.append("\nWhether that is starvation or only learning speed is what `gap_only_2x` and "
-                    "`gap_only_gamma0_2x` (registered, 2x schedule) answer: **not in results/ yet** "
-                    "(`dvc repro experiment@gap_only_2x experiment@gap_only_gamma0_2x`, or `make "
+        text.append(f"\nWhether that is starvation or only learning speed is what `{runs['g1_2x']}` and "
+                    f"`{runs['g0_2x']}` (registered, 2x schedule) answer: **not in results/ yet** "
+                    f"(`dvc repro experiment@{runs['g1_2x']} experiment@{runs['g0_2x']}`, or `make "
                     "open_questions` in a copy).")
         return "\n".join(text)
     gap1, gap2 = ap["g0"] - ap["g1"], ap["g0_2x"] - ap["g1_2x"]
-    single = claims.NOISE_K * sd * math.sqrt(2)        # a difference of two one-seed runs
-    double = claims.NOISE_K * sd * 2                   # a difference of two such differences
+    single = stats.threshold(stats.noise(sd, 1, 1))        # a difference of two one-seed runs
+    double = stats.threshold(stats.noise(sd, 1, 1, 1, 1))  # a difference of two such differences
     if gap2 < -single:
         answer = "**schedule**: at 2x, gamma 1 is ahead of gamma 0 beyond noise; omega starvation only slowed the frequent classes"
     elif abs(gap2) <= single:
@@ -402,35 +410,33 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
     return "\n".join(text)
 
 
-def _eqlv2_mechanism(params: dict, root: str | Path, iou: str, means: list[dict], eqlv2: tuple, ce: tuple) -> str:
+def _eqlv2_mechanism(params: dict, root: str | Path, iou: str, means: list[dict], method: tuple, ce: tuple,
+                     with_gap: str | None) -> str:
     """EQLv2's gradient balance (group means of the positive/negative ratio, EQLv2 and sigmoid CE), whether it
     moves the rare classes' ratio towards its mu, whether rare AP follows, and whether GAP on top lifts it; each
-    difference by the noise rule. eqlv2, ce: (mean APr, seeds)."""
+    difference by the noise rule. method (EQLv2), ce: (mean APr, seeds); with_gap: the EQLv2 + GAP run."""
     mu = 0.8                                           # EQLv2's target ratio (its paper's default)
-    (er, ne), (sr, ns) = eqlv2, ce
+    (er, ne), (sr, ns) = method, ce
     name = claims.metric_name(f"{iou}.APr")
     sd = _sd(params, f"{iou}.APr", root)
     towards = abs(means[0]["r"] - mu) < abs(means[1]["r"] - mu)
-    r_noise = sd * math.sqrt(1 / ne + 1 / ns)
-    r_status = claims.judge(er - sr, r_noise, 1.0)
+    rare = stats.verdict(er - sr, sd, (ne, ns))
     text = (f"{'Its mechanism works as designed here' if towards else 'Its mechanism does not reach its target here'}: "
             f"the accumulated positive/negative gradient ratio of the rare classes' logits is {means[0]['r']:.2f} "
             f"with EQLv2 against {means[1]['r']:.2f} with sigmoid CE (frequent {means[0]['f']:.2f} vs "
             f"{means[1]['f']:.2f}; diagnostics.json): EQLv2 {'moves' if towards else 'does not move'} it towards its "
             f"mu = {mu}; ")
-    if r_status == "reproduced":
-        text += f"rare AP follows ({er - sr:+.1f} {name}, beyond 2 x noise = {claims.NOISE_K * r_noise:.1f})."
+    if rare.status == "reproduced":
+        text += f"rare AP follows ({er - sr:+.1f} {name}, beyond {K} x noise = {rare.threshold:.1f})."
     else:
-        text += (f"rare AP does not follow ({er - sr:+.1f} {name}: {r_status}, 2 x noise = "
-                 f"{claims.NOISE_K * r_noise:.1f}).")
-        gap_r = _box("eqlv2_gap", root, "APr", iou)
+        text += f"rare AP does not follow ({er - sr:+.1f} {name}: {rare.status}, {K} x noise = {rare.threshold:.1f})."
+        gap_r = _box(with_gap, root, "APr", iou) if with_gap else None
         if gap_r is not None:
-            g_noise = sd * math.sqrt(1 / ne + 1)
-            g_status = claims.judge(gap_r - er, g_noise, 1.0)
-            text += (f" GAP on top of EQLv2 moves it {gap_r - er:+.1f} ({er:.1f} -> {gap_r:.1f} {name}: {g_status}, "
-                     f"2 x noise = {claims.NOISE_K * g_noise:.1f})"
+            on_top = stats.verdict(gap_r - er, sd, (ne, 1))
+            text += (f" GAP on top of EQLv2 moves it {gap_r - er:+.1f} ({er:.1f} -> {gap_r:.1f} {name}: {on_top.status}, "
+                     f"{K} x noise = {on_top.threshold:.1f})"
                      + ("; so balancing the gradients is not what the rare classes lack here, ranking is."
-                        if g_status == "reproduced" else "."))
+                        if on_top.status == "reproduced" else "."))
     return text + (" The implementation equals the reference code and its paper (gamma 12, mu 0.8, alpha 4, weights "
                    "from the statistics before each batch, weighted gradients accumulated, classifier bias at prior "
                    "0.001 on all C + 1 columns, sigmoid(z_c)(1 - sigmoid(z_bg)) at test; tests/test_objectives.py and "
@@ -441,9 +447,12 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
     """EQLv2 below CE: the numbers at 1x (and 2x when run) on the claims' metric (mask AP where masks are
     learned), what its gradient statistics did, and whether the schedule explains the gap."""
     text = ["### EQLv2 against sigmoid CE", ""]
-    table = tables.build(params, "table1", root, paper) if "table1" in sections(params) else None
-    ce_runs = table.row("random/sigmoid_ce").found if table is not None else []
-    eqlv2_runs = table.row("random/eqlv2").found if table is not None else []
+    spec = question(params, "eqlv2_below_ce")
+    runs, diagnostics = spec.get("runs") or {}, spec.get("diagnostics") or {}
+    (name_table, eqlv2_key), (_, ce_key) = _key(spec["rows"]["method"]), _key(spec["rows"]["ce"])
+    table = tables.build(params, name_table, root, paper) if name_table in sections(params) else None
+    ce_runs = table.row(ce_key).found if table is not None else []
+    eqlv2_runs = table.row(eqlv2_key).found if table is not None else []
     if not ce_runs or not eqlv2_runs:
         return "\n".join(text + ["Not run yet: needs Table 1's EQLv2 and sigmoid CE rows."])
     iou = claims.choose_iou(ce_runs + eqlv2_runs, root)[0]
@@ -452,51 +461,50 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
     (e, ne), (s, ns) = _mean(eqlv2_runs, f"{iou}.AP", root), _mean(ce_runs, f"{iou}.AP", root)
     (eo, _), (so, _) = _mean(eqlv2_runs, f"{other}.AP", root), _mean(ce_runs, f"{other}.AP", root)
     er, sr = _mean(eqlv2_runs, f"{iou}.APr", root)[0], _mean(ce_runs, f"{iou}.APr", root)[0]
-    x = _box("softmax_ce", root, "AP", iou)
-    paper_path, p_diff = claims.paper_difference(table, table.row("random/eqlv2"), table.row("random/sigmoid_ce"),
-                                           f"{iou}.AP", "bbox.AP")
+    x = _box(runs["softmax"], root, "AP", iou) if runs.get("softmax") else None
+    paper_path, p_diff = claims.paper_difference(table, table.row(eqlv2_key), table.row(ce_key), f"{iou}.AP", "bbox.AP")
     col = table.metrics.index(paper_path)
-    p_e, p_s = table.row("random/eqlv2").paper[col], table.row("random/sigmoid_ce").paper[col]
+    p_e, p_s = table.row(eqlv2_key).paper[col], table.row(ce_key).paper[col]
     sd = _sd(params, f"{iou}.AP", root)
-    noise = sd * math.sqrt(1 / ne + 1 / ns)
-    status = claims.judge(e - s, noise, p_diff)
+    first = stats.verdict(e - s, sd, (ne, ns), p_diff)
+    status = first.status
     seeds = lambda n: "one seed" if n == 1 else f"{n} seeds"  # noqa: E731
     text.append(f"On LVIS, EQLv2 is far above sigmoid CE ({claims.metric_name(paper_path)} {p_e} vs {p_s}). Here, at 1x: "
                 f"{e:.1f} vs {s:.1f} {name} AP (EQLv2 {seeds(ne)}, sigmoid CE {seeds(ns)}; {name} APr {er:.1f} vs "
                 f"{sr:.1f}" + (f"; {other_name} AP {eo:.1f} vs {so:.1f})" if eo is not None and so is not None else ")")
                 + (f", softmax CE {x:.1f}" if x is not None else "")
-                + f". The paper's EQLv2 > CE: **{status}** ({e - s:+.1f}, 2 x noise = {claims.NOISE_K * noise:.1f}).")
-    de, ds = load_diagnostics("eqlv2", root), load_diagnostics("sigmoid_ce", root)
+                + f". The paper's EQLv2 > CE: **{status}** ({e - s:+.1f}, {K} x noise = {first.threshold:.1f}).")
+    de, ds = (load_diagnostics(diagnostics[k], root) if diagnostics.get(k) else None for k in ("method", "ce"))
     if de and ds and "objective" in (de.get("gradients") or {}) and "objective" in (ds.get("gradients") or {}):
         means = [figures.group_means(d["gradients"]["objective"]["ratio"], d["frequency"]) for d in (de, ds)]
         if all(m["r"] is not None and m["f"] is not None for m in means) and er is not None and sr is not None:
-            text.append("\n" + _eqlv2_mechanism(params, root, iou, means, (er, ne), (sr, ns)))
-    e2, s2 = _box("eqlv2_2x", root, "AP", iou), _box("sigmoid_ce_2x", root, "AP", iou)
+            text.append("\n" + _eqlv2_mechanism(params, root, iou, means, (er, ne), (sr, ns), runs.get("with_gap")))
+    e2, s2 = (_box(runs[k], root, "AP", iou) if runs.get(k) else None for k in ("method_2x", "ce_2x"))
     if e2 is None or s2 is None:
-        text.append("\nWhether a longer schedule changes this (LVIS 1x is ~12 epochs, ours ~3): `eqlv2_2x` against "
-                    "`sigmoid_ce_2x` (registered): **not in results/ yet**.")
+        text.append(f"\nWhether a longer schedule changes this (LVIS 1x is ~12 epochs, ours ~3): `{runs.get('method_2x')}` "
+                    f"against `{runs.get('ce_2x')}` (registered): **not in results/ yet**.")
         return "\n".join(text)
     d1, d2 = e - s, e2 - s2
-    single = sd * math.sqrt(2)                                   # a difference of two one-seed runs
-    change = sd * math.sqrt(1 / ne + 1 / ns + 2)                 # the 2x difference minus the 1x one
-    status2 = claims.judge(d2, single, p_diff)
+    second = stats.verdict(d2, sd, (1, 1), p_diff)                # a difference of two one-seed runs
+    change = stats.change_verdict(d1, d2, sd, (ne, ns), (1, 1))   # the 2x difference minus the 1x one
+    status2 = second.status
     if status == "reproduced":
         answer = ("**no disagreement**: EQLv2 is above CE at 1x" +
                   (" and at 2x" if status2 == "reproduced" else f", {status2} at 2x"))
-    elif status2 == "reproduced" and d2 - d1 > claims.NOISE_K * change:
+    elif status2 == "reproduced" and change.difference > change.threshold:
         place = "below CE" if status == "opposite" else "level with CE (within noise)"
         answer = f"**the schedule**: EQLv2 is {place} at 1x and above it at 2x"
     elif status2 == "reproduced":
         answer = ("**inconclusive**: EQLv2 is above CE at 2x, but its difference to CE changes from 1x to 2x "
                   "within noise")
-    elif d2 - d1 > claims.NOISE_K * change:
+    elif change.difference > change.threshold:
         answer = ("**partly the schedule**: the longer schedule moves EQLv2 towards CE beyond noise, but 2x is not "
                   "long enough to put it above")
     else:
         answer = "**not the schedule**: EQLv2's place against CE does not change beyond noise from 1x to 2x"
     text.append(f"\nAt 2x (one seed each): EQLv2 {e2:.1f} vs sigmoid CE {s2:.1f} {name} AP ({d2:+.1f}: **{status2}**, "
-                f"2 x noise = {claims.NOISE_K * single:.1f}); EQLv2 - CE {d1:+.1f} at 1x, {d2:+.1f} at 2x. Answer: "
-                f"{answer} (rule: a change of the difference is real above {claims.NOISE_K * change:.1f}; seed sd "
+                f"{K} x noise = {second.threshold:.1f}); EQLv2 - CE {d1:+.1f} at 1x, {d2:+.1f} at 2x. Answer: "
+                f"{answer} (rule: a change of the difference is real above {change.threshold:.1f}; seed sd "
                 f"{sd:.2f} {name} AP pooled over the multi-seed rows).")
     return "\n".join(text)
 
@@ -505,9 +513,13 @@ def headline_gain(params: dict, root: str | Path) -> dict | None:
     """GAP's rare-AP gain over sigmoid CE in Table 1 (random sampling), on the claims' metric: {ce, gap (runs),
     iou, name (e.g. "mask APr"), ce_apr, n_ce, gap_apr, n_gap, sd (pooled seed sd), noise (of the difference),
     sentence ("GAP moves ...: **verdict** (2 x noise ...)."),
-    status (the noise rule's verdict)}; None while a row has no run or no APr."""
-    table = tables.build(params, "table1", root) if "table1" in sections(params) else None
-    ce, gap = ((table.row(k).found if table is not None else []) for k in ("random/sigmoid_ce", "random/sigmoid_ce+gap"))
+    status (the noise rule's verdict), verdict (its stats.Verdict)}; None while a row has no run or no APr."""
+    rows = question(params, "gain").get("rows") or {}
+    if set(rows) != {"ce", "gap"}:
+        return None
+    (name_table, ce_key), (_, gap_key) = _key(rows["ce"]), _key(rows["gap"])
+    table = tables.build(params, name_table, root) if name_table in sections(params) else None
+    ce, gap = ((table.row(k).found if table is not None else []) for k in (ce_key, gap_key))
     if not ce or not gap:
         return None
     iou = claims.choose_iou(ce + gap, root)[0]
@@ -515,17 +527,17 @@ def headline_gain(params: dict, root: str | Path) -> dict | None:
     if not n_ce or not n_gap:               # no rare ground truth in the split: LVIS gives APr -1
         return None
     sd = _sd(params, f"{iou}.APr", root)
-    noise = sd * math.sqrt(1 / n_ce + 1 / n_gap)
-    name, status = claims.metric_name(f"{iou}.APr"), claims.judge(gap_apr - ce_apr, noise, 1.0)
+    name = claims.metric_name(f"{iou}.APr")
+    found = stats.verdict(gap_apr - ce_apr, sd, (n_ce, n_gap), metric=name)
     return {"ce": ce, "gap": gap, "iou": iou, "name": name, "ce_apr": ce_apr, "n_ce": n_ce, "gap_apr": gap_apr,
-            "n_gap": n_gap, "sd": sd, "noise": noise, "status": status,
+            "n_gap": n_gap, "sd": sd, "noise": found.noise, "status": found.status, "verdict": found,
             "sentence": f"GAP moves {name} {gap_apr - ce_apr:+.1f} ({ce_apr:.1f} -> {gap_apr:.1f}; {n_ce} and {n_gap} "
-                        f"seeds): **{status}** (2 x noise = {claims.NOISE_K * noise:.1f})."}
+                        f"seeds): **{found.status}** ({K} x noise = {found.threshold:.1f})."}
 
 
 def optimizer_markdown(params: dict, root: str | Path) -> str:
-    """GAP's rare-AP gain under SGD (Table 1's sigmoid CE rows) against its gain under AdamW (sigmoid_ce_adamw,
-    sigmoid_ce_gap_adamw): is the gain the rare classifiers' learning speed under SGD?"""
+    """GAP's rare-AP gain under SGD (questions.gain.rows) against its gain under AdamW (questions.gain.adamw):
+    is the gain the rare classifiers' learning speed under SGD?"""
     text = ["### GAP's gain and the optimizer", ""]
     gain = headline_gain(params, root)
     if gain is None:
@@ -533,18 +545,19 @@ def optimizer_markdown(params: dict, root: str | Path) -> str:
                                   "rare AP (APr)."])
     iou, name, sd, s_ce, s_status = gain["iou"], gain["name"], gain["sd"], gain["ce_apr"], gain["status"]
     text.append(f"Under SGD (the paper's optimizer, our default), {gain['sentence']}")
-    a_ce, a_gap = _box("sigmoid_ce_adamw", root, "APr", iou), _box("sigmoid_ce_gap_adamw", root, "APr", iou)
+    adamw_runs = question(params, "gain").get("adamw") or {}
+    a_ce, a_gap = (_box(adamw_runs[k], root, "APr", iou) if adamw_runs.get(k) else None for k in ("ce", "gap"))
     if a_ce is None or a_gap is None:
-        text.append("\nWhether that gain is the rare classifiers' learning speed under SGD is what `sigmoid_ce_adamw` "
-                    "and `sigmoid_ce_gap_adamw` (AdamW, lr 1e-3, weight decay 0.05; registered) answer: **not in "
+        text.append(f"\nWhether that gain is the rare classifiers' learning speed under SGD is what `{adamw_runs.get('ce')}` "
+                    f"and `{adamw_runs.get('gap')}` (AdamW, lr 1e-3, weight decay 0.05; registered) answer: **not in "
                     "results/ yet**.")
         return "\n".join(text)
-    a_noise = sd * math.sqrt(2)                         # a difference of two one-seed runs
-    a_status = claims.judge(a_gap - a_ce, a_noise, 1.0)
-    lift_noise = sd * math.sqrt(1 / gain["n_ce"] + 1)   # AdamW's one seed against SGD's seeds
-    lifted = claims.judge(a_ce - s_ce, lift_noise, 1.0) == "reproduced"
-    lift = (f"AdamW alone moves sigmoid CE {s_ce:.1f} -> {a_ce:.1f} {name} ({a_ce - s_ce:+.1f}, 2 x noise = "
-            f"{claims.NOISE_K * lift_noise:.1f})")
+    adamw = stats.verdict(a_gap - a_ce, sd, (1, 1))               # a difference of two one-seed runs
+    a_status = adamw.status
+    lift_verdict = stats.verdict(a_ce - s_ce, sd, (gain["n_ce"], 1))  # AdamW's one seed against SGD's seeds
+    lifted = lift_verdict.status == "reproduced"
+    lift = (f"AdamW alone moves sigmoid CE {s_ce:.1f} -> {a_ce:.1f} {name} ({a_ce - s_ce:+.1f}, {K} x noise = "
+            f"{lift_verdict.threshold:.1f})")
     on_top = ("GAP adds nothing beyond noise on top" if a_status == "within noise" else
               "GAP even lowers it beyond noise on top")
     if s_status == "reproduced" and a_status != "reproduced" and lifted:
@@ -559,8 +572,8 @@ def optimizer_markdown(params: dict, root: str | Path) -> str:
     else:
         answer = "**no gain to explain**: under SGD GAP does not lift rare AP beyond noise here"
     text.append(f"\nUnder AdamW (one seed each): sigmoid CE {a_ce:.1f}, + GAP {a_gap:.1f} {name} "
-                f"({a_gap - a_ce:+.1f}: {a_status}, 2 x noise = {claims.NOISE_K * a_noise:.1f}). Answer: {answer} (rule: "
-                f"a difference beyond 2 x its noise is real; seed sd {sd:.2f} {name} pooled over the multi-seed rows).")
+                f"({a_gap - a_ce:+.1f}: {a_status}, {K} x noise = {adamw.threshold:.1f}). Answer: {answer} (rule: "
+                f"a difference beyond {K} x its noise is real; seed sd {sd:.2f} {name} pooled over the multi-seed rows).")
     return "\n".join(text)
 
 
@@ -584,10 +597,10 @@ def schedule_markdown(params: dict, root: str | Path) -> str:
         text.append(f"\nWhether the gain survives a longer schedule is what {runs} (registered) answer: "
                     "**not in results/ yet**.")
         return "\n".join(text)
-    noise2 = sd * math.sqrt(2)                                  # a difference of two one-seed runs
-    change = sd * math.sqrt(1 / gain["n_ce"] + 1 / gain["n_gap"] + 2)   # the 2x gain minus the 1x gain
-    status2 = claims.judge(g2 - c2, noise2, 1.0)
-    shrinks = (g2 - c2) - (g1 - c1) < -claims.NOISE_K * change
+    second = stats.verdict(g2 - c2, sd, (1, 1))                   # a difference of two one-seed runs
+    change = stats.change_verdict(g1 - c1, g2 - c2, sd, (gain["n_ce"], gain["n_gap"]), (1, 1))  # 2x gain - 1x gain
+    status2 = second.status
+    shrinks = change.difference < -change.threshold
     if status1 != "reproduced":
         answer = "**no gain at 1x to follow**"
     elif status2 == "reproduced":
@@ -601,8 +614,8 @@ def schedule_markdown(params: dict, root: str | Path) -> str:
         answer = ("**inconclusive at 2x**: with one seed each, the 2x gain is within noise both of zero and of the "
                   "1x gain")
     text.append(f"\nAt 2x (one seed each: `{long['ce']}`, `{long['gap']}`): {c2:.1f} -> {g2:.1f} {name} "
-                f"({g2 - c2:+.1f}: {status2}, 2 x noise = {claims.NOISE_K * noise2:.1f}). Answer: {answer} (rule: a "
-                f"change of the gain from 1x to 2x is real beyond {claims.NOISE_K * change:.1f}; seed sd {sd:.2f} "
+                f"({g2 - c2:+.1f}: {status2}, {K} x noise = {second.threshold:.1f}). Answer: {answer} (rule: a "
+                f"change of the gain from 1x to 2x is real beyond {change.threshold:.1f}; seed sd {sd:.2f} "
                 f"{name} pooled over the multi-seed rows). Convergence itself lies further out (the `convergence` "
                 "page).")
     return "\n".join(text)
@@ -623,7 +636,7 @@ def limits_markdown(params: dict, root: str | Path, found_regime: dict, rare_iou
         lines.append(f"- **Seeds.** {spread['rows']} rows have {'/'.join(map(str, sorted(set(spread['seeds']))))} seeds "
                      f"({claims.metric_name(rare_iou + '.AP')} seed sd {spread['sd']:.2f}, pooled); every other row "
                      "has one, and its noise is taken "
-                     f"from them. Effects under about {claims.NOISE_K * spread['sd'] * math.sqrt(2):.1f} AP between "
+                     f"from them. Effects under about {stats.threshold(stats.noise(spread['sd'], 1, 1)):.1f} AP between "
                      f"one-seed rows cannot be told from seed noise.")
     facts = _dataset_facts(runs, root)
     categories = f"{sum(facts['categories'].values())} glyph categories" if facts else "glyph categories"

@@ -12,16 +12,16 @@ AP against each knob; params.yaml marks them `figure: true`, so that dvc.yaml li
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from rog.pipeline.registry import read_params, table_runs
-from rog.report import claims, figures, tables
+from rog.pipeline.registry import question, read_params, table_runs
+from rog.report import claims, figures, stats, tables
 from rog.report.openimages import openimages_section
-from rog.report.regime import learning_speed_markdown, regime, regime_markdown
+from rog.report.limits import learning_speed_markdown, regime_markdown
+from rog.report.regime import regime
 from rog.report.results import paper_numbers, profiles_of
 
 GRADIENT_TOTALS = (
@@ -101,7 +101,7 @@ def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
     if name == "table2":
         totals = figures.gradient_totals(params, name, root)
         parts += [GRADIENT_TOTALS, figures.gradient_totals_markdown(totals, labels),
-                  claims.gradient_magnitude_verdict(totals, params, root)]
+                  claims.gradient_magnitude_verdict(totals, params, root, **magnitude_rows(params))]
     if name == "sweeps":
         parts += ["## Best setting per swept knob", best_per_knob(table, params, root)]
         iou, why = figures.figure_iou(params, name, root)
@@ -125,6 +125,11 @@ def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
     return Page(name, parts, figure)
 
 
+def magnitude_rows(params: dict) -> dict[str, str]:
+    """The gradient magnitude check's rows (questions.gap_alone.magnitude: gap, louder, reference) as row keys."""
+    return {role: ref.partition("/")[2] for role, ref in (question(params, "gap_alone").get("magnitude") or {}).items()}
+
+
 def best_per_knob(table: tables.Table, params: dict, root: str | Path,
                   knobs=("delta", "gamma", "lambda")) -> str:
     """One line per swept knob: the setting with the highest AP (the claims' metric) among those run, against
@@ -132,7 +137,7 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
     iou, _ = claims.choose_iou([r for row in table.rows for r in row.found], root)
     path = f"{iou}.AP"
     col, name = table.metrics.index(path), claims.metric_name(path)
-    sd = max(claims.pooled_spread(params, path, root)["sd"] or 0.0, claims.MIN_EFFECT)
+    sd = stats.floor(claims.pooled_spread(params, path, root)["sd"])
     lines = []
     for knob in knobs:
         rows = [r for r in table.rows if r.key.startswith(knob + "/") and r.ours[col] is not None]
@@ -147,10 +152,10 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
             lines.append(head)
             continue
         rival = best if best is not paper else max(others, key=lambda r: r.ours[col])
-        noise = sd * math.sqrt(1 / len(rival.found) + 1 / len(paper.found))
         diff = rival.ours[col] - paper.ours[col]
-        judged = (f"{'within' if abs(diff) <= claims.NOISE_K * noise else 'beyond'} {claims.NOISE_K:g} x noise = "
-                  f"{claims.NOISE_K * noise:.1f} ({len(rival.found)} and {len(paper.found)} seeds)")
+        found = stats.verdict(diff, sd, (len(rival.found), len(paper.found)))
+        judged = (f"{'beyond' if found.real else 'within'} {stats.NOISE_K:g} x noise = "
+                  f"{found.threshold:.1f} ({len(rival.found)} and {len(paper.found)} seeds)")
         lines.append(f"{head}: the paper's setting; the runner-up, {rival.label}, {diff:+.1f}, {judged}"
                      if best is paper else f"{head}: {diff:+.1f} over {paper.label}, {judged}")
     return "\n".join(lines) + "\n"
@@ -163,7 +168,7 @@ def k_sweep_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     series = figures.k_sweep_series(params, root, sweep["iou"], name)
     wanted = max(params["evaluate"]["max_dets_sweep"])
     reached = max(sweep["k"], default=0)
-    later = ([f"Our runs reach K = {reached}; K up to {wanted} (evaluate.max_dets_sweep) appears with the re-run."]
+    later = ([f"Our runs reach K = {reached}; today's evaluate.max_dets_sweep goes up to K = {wanted}."]
              if sweep["k"] and reached < wanted else [])
     return Page(name, [*_head(params, name, sweep["source"], root), f"Note: {sweep['note']}",
                        "## Ours beside the paper's", tables.k_sweep_markdown(sweep), tables.K_GAIN_NOTE,
@@ -179,8 +184,9 @@ def figure4_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     series = figures.gradient_series(params, root, name)
     rows = figures.balance_rows(series, "ratio")
     spread = figures.log_balance_spread(params, root, "ratio", source="gap")   # the ranking term's ratio
-    verdicts = [claims.balance_verdict(rows, baseline, "gap", "positive/negative gradient ratio", spread)
-                for baseline in ("ap_loss", "rs_loss")]
+    balance = paper[name]["balance"]  # the paper's claim: `method` more balanced than each of `baselines`
+    verdicts = [claims.balance_verdict(rows, baseline, balance["method"], "positive/negative gradient ratio", spread)
+                for baseline in balance["baselines"]]
     return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""),
                        "## Balance: group means of the ratio", figures.balance_markdown(rows, labels, "gradient ratio"),
                        "## What reproduced", *verdicts], figures.plot_gradient_ratios(series, labels))
@@ -192,10 +198,12 @@ def figure5_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     iou, why = figures.figure_iou(params, name, root)
     series = figures.weight_norm_series(params, root, name, iou)
     norms, aps = figures.balance_rows(series, "norm"), figures.balance_rows(series, "ap")
-    verdicts = [claims.balance_verdict(norms, "sigmoid_ce", "rog", "classifier weight norms",
-                                       figures.log_balance_spread(params, root, "norm")),
-                claims.balance_verdict(aps, "sigmoid_ce", "rog", f"per-class {figures.IOU_NAMES[iou]}",
-                                       figures.log_balance_spread(params, root, "ap", iou=iou))]
+    balance = paper[name]["balance"]  # the paper's claim: `method` more balanced than `baselines`
+    verdicts = [verdict for baseline in balance["baselines"] for verdict in (
+        claims.balance_verdict(norms, baseline, balance["method"], "classifier weight norms",
+                               figures.log_balance_spread(params, root, "norm")),
+        claims.balance_verdict(aps, baseline, balance["method"], f"per-class {figures.IOU_NAMES[iou]}",
+                               figures.log_balance_spread(params, root, "ap", iou=iou)))]
     note = (f"Per-class AP here is {why}. Panel (c) plots it against the class's "
             "training image count (metrics.json's train_image_count, LVIS's frequency measure), log x.")
     return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""), note,

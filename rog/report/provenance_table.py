@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rog.report import markdown as md
 from rog.report.results import load_metrics
 
 UNKNOWN = "unknown (made before provenance was recorded)"
@@ -105,7 +106,5 @@ def markdown(runs: list[str], root: str | Path = ".") -> str:
     found = groups(runs, root)
     head = ["runs", "commit", "lock (sha256)", "versions", "device", "threads × processes", "machine"]
     trained = training_commits(runs, root)
-    lines = [verdict(found) + (" " + trained if trained else ""), "", "| " + " | ".join(head) + " |",
-             "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in _row(g)) + " |" for g in found]
-    return "\n".join(lines) + "\n"
+    return (verdict(found) + (" " + trained if trained else "") + "\n\n"
+            + md.table(head, [[cell.replace("|", "/") for cell in _row(g)] for g in found]))

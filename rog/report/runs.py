@@ -18,12 +18,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from rog.pipeline.registry import RESULTS, read_params
+from rog.report import markdown
 from rog.report.claims import IOU_NAMES
 
 METRICS = ("AP", "AP50", "APr", "APc", "APf", "AR")
 SWEEP_METRICS = ("AP", "APr", "APc", "APf")
 SMOOTH_POINTS = 9  # moving-average window over losses.json's points (each already a window mean)
-RERUN = "No {file} in these results: it comes with the re-run (the current code writes it)."
+RERUN = "No {file} in these results: `rog evaluate` (or `rog train`) of the current code writes it."
 
 
 def _read(run: str, file: str, root: str | Path):
@@ -37,12 +38,8 @@ def _pct(value: float | None) -> str:
 
 def metrics_markdown(metrics: dict) -> str:
     """bbox and segm rows of the main metrics (percent)."""
-    lines = ["| | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
-    for iou in ("bbox", "segm"):
-        if iou in metrics:
-            values = metrics[iou]["metrics"]
-            lines.append(f"| {iou} | " + " | ".join(_pct(values[k]) for k in METRICS) + " |")
-    return "\n".join(lines) + "\n"
+    return markdown.table(["", *METRICS], [[iou, *(_pct(metrics[iou]["metrics"][k]) for k in METRICS)]
+                                           for iou in ("bbox", "segm") if iou in metrics])
 
 
 def sweep_markdown(metrics: dict) -> str:
@@ -54,7 +51,7 @@ def sweep_markdown(metrics: dict) -> str:
         return "No max-detections sweep in this run's metrics.\n"
     ks = sorted({int(k) for t in types for k in metrics[t]["max_dets_sweep"]})
     head = [f"{t} {m}" for t in types for m in SWEEP_METRICS]
-    lines = ["| K | " + " | ".join(head) + " | saturated |", "|---|" + "---|" * (len(head) + 1)]
+    lines = []
     for k in ks:
         cells, saturated = [], []
         for t in types:
@@ -62,8 +59,8 @@ def sweep_markdown(metrics: dict) -> str:
             cells += [_pct(None if entry is None else entry["metrics"][m]) for m in SWEEP_METRICS]
             if entry and entry.get("saturated"):
                 saturated.append(IOU_NAMES[t])
-        lines.append(f"| {k} | " + " | ".join(cells) + f" | {', '.join(saturated)} |")
-    return "\n".join(lines) + "\n"
+        lines.append([k, *cells, ", ".join(saturated)])
+    return markdown.table(["K", *head, "saturated"], lines)
 
 
 def groups_markdown(metrics: dict) -> str:
@@ -73,13 +70,10 @@ def groups_markdown(metrics: dict) -> str:
         return "No frequency groups in this run's metrics (" + metrics.get("protocol", {}).get(
             "train_image_counts", "no training counts") + ").\n"
     segm = {g["group"]: g for g in metrics.get("segm", {}).get("frequency_groups") or []}
-    lines = ["| group | training images per category | categories (with val GT) | box AP | mask AP |",
-             "|---|---|---|---|---|"]
-    for g in groups:
-        lo, hi = g["train_image_count_range"]
-        lines.append(f"| {g['group']} | {lo}-{hi} | {g['num_categories']} ({g['num_with_gt']}) | {_pct(g['AP'])} | "
-                     f"{_pct(segm[g['group']]['AP']) if g['group'] in segm else '-'} |")
-    return "\n".join(lines) + "\n"
+    head = ["group", "training images per category", "categories (with val GT)", "box AP", "mask AP"]
+    return markdown.table(head, [[g["group"], "{}-{}".format(*g["train_image_count_range"]),
+                                  f"{g['num_categories']} ({g['num_with_gt']})", _pct(g["AP"]),
+                                  _pct(segm[g["group"]]["AP"]) if g["group"] in segm else "-"] for g in groups])
 
 
 def smooth(values, window: int = SMOOTH_POINTS) -> np.ndarray:
@@ -152,10 +146,9 @@ def lookalike_markdown(analysis: dict) -> str:
     if not n:
         return "The evaluation split holds no rare object.\n"
     fractions = outcome_fractions(analysis)
-    lines = [f"{n} rare objects in the validation split; {analysis['rule']}.", "",
-             "| outcome | share of rare objects |", "|---|---|"]
-    lines += [f"| {label} | {100 * fractions[key]:.1f} % |" for key, label in OUTCOME_ROWS]
-    return "\n".join(lines) + "\n"
+    return (f"{n} rare objects in the validation split; {analysis['rule']}.\n\n"
+            + markdown.table(["outcome", "share of rare objects"],
+                             [[label, f"{100 * fractions[key]:.1f} %"] for key, label in OUTCOME_ROWS]))
 
 
 def provenance_markdown(metrics: dict) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rog.pipeline.registry import sections
+from rog.report.markdown import table as markdown_table
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
 
 @dataclass
@@ -93,9 +94,9 @@ def markdown(table: Table, drop_empty: bool = False) -> str:
         body.append([row.label.replace("|", "/"), runs] + cells)
     keep = [i for i in range(len(head))
             if i < 2 or not drop_empty or any(cells[i] != "-" for cells in body)]
-    lines = ["| " + " | ".join(head[i] for i in keep) + " |", "|" + "---|" * len(keep)]
-    lines += ["| " + " | ".join(cells[i] for i in keep) + " |" for cells in body]
-    return "\n".join(lines) + "\n"
+    paired = not drop_empty  # every metric's ours beside its paper's: split a wide table between pairs
+    return markdown_table([head[i] for i in keep], [[cells[i] for i in keep] for cells in body], keys=2,
+                          group=2 if paired else 1)
 
 
 # ---- Table 3: the max-detections sweep ---------------------------------------------------------------
@@ -161,7 +162,7 @@ def k_sweep_markdown(sweep: dict) -> str:
     reports (50, 100: its gain beside the larger), blank elsewhere."""
     cols = sweep["columns"]
     head = ["row", "K"] + [f"{c} ours (gain vs smallest K)" for c in cols] + [f"{c} paper (K 50 -> 100)" for c in cols]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = []
     for row in sweep["rows"]:
         k0, k1 = sorted(row["paper"])[:2]
 
@@ -175,14 +176,14 @@ def k_sweep_markdown(sweep: dict) -> str:
                     for i in range(len(cols))]
 
         if not row["ours"]:
-            lines.append("| " + " | ".join([row["label"], "not run"] + ["-"] * len(cols) + paper_cells(None)) + " |")
+            lines.append([row["label"], "not run"] + ["-"] * len(cols) + paper_cells(None))
             continue
         for k in sorted(row["ours"]):
             first = k == min(row["ours"])
             cells = [fmt(v) if first else _gain_cell(v, g, pt)
                      for v, g, pt in zip(row["ours"][k], row["gain"][k], row["points"][k])]
-            lines.append("| " + " | ".join([row["label"], str(k)] + cells + paper_cells(k)) + " |")
-    return "\n".join(lines) + "\n"
+            lines.append([row["label"], str(k)] + cells + paper_cells(k))
+    return markdown_table(head, lines, keys=2)
 
 
 def profile_note(profiles: list[str]) -> str:

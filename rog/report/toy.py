@@ -73,7 +73,7 @@ def gap_value_and_grad(logits: torch.Tensor, labels: torch.Tensor, gap: GAPLoss 
 
 def descend(logits: torch.Tensor, labels: torch.Tensor, steps: int = 20, lr: float = 1.0,
             loss: str = "gap") -> list[dict]:
-    """Plain gradient descent on the logits with `loss` (gap | sigmoid_ce | both); per step the soccer
+    """Plain gradient descent on the logits with `loss` (gap | ce: sigmoid CE | both); per step the soccer
     AP, the mean per-class AP, whether every row is still classified correctly, the loss value and the
     sigmoid scores (rows = objects, columns = classes) before that step's update."""
     z = logits.clone()
@@ -86,7 +86,7 @@ def descend(logits: torch.Tensor, labels: torch.Tensor, steps: int = 20, lr: flo
         terms = []
         if loss in ("gap", "both"):
             terms.append(gap(zz, labels))
-        if loss in ("sigmoid_ce", "both"):
+        if loss in ("ce", "both"):
             target = torch.nn.functional.one_hot(labels, z.shape[1]).double()
             terms.append(torch.nn.functional.binary_cross_entropy_with_logits(zz, target, reduction="sum") / len(z))
         total = sum(terms)
@@ -100,9 +100,9 @@ def descend(logits: torch.Tensor, labels: torch.Tensor, steps: int = 20, lr: flo
     return history
 
 
-METHODS = (("sigmoid_ce", "sigmoid CE"), ("both", "CE + GAP"), ("gap", "GAP alone"))
+METHODS = (("ce", "sigmoid CE"), ("both", "CE + GAP"), ("gap", "GAP alone"))
 OBJECT_COLOURS = ("#7f7f7f", "#bcbd22", "#d62728")  # person, dog grey/olive; the soccer ball red (highlighted)
-METHOD_STYLES = {"sigmoid_ce": dict(color="#1f77b4", linestyle="-", marker="o", markersize=9),
+METHOD_STYLES = {"ce": dict(color="#1f77b4", linestyle="-", marker="o", markersize=9),
                  "both": dict(color="#2ca02c", linestyle="--", marker="s", markersize=6),
                  "gap": dict(color="#d62728", linestyle=":", marker="^", markersize=4)}
 

@@ -1,0 +1,43 @@
+"""Markdown tables: the one writer every page uses, and the column cap it enforces.
+
+    table(["row", "runs", "AP ours", "AP paper"], [["CE", "ce", "31.2", "-"]])
+
+gives a header line, a separator and one line per row ("| a | b |", "|---|---|"). A table wider than
+MAX_COLUMNS is written as several tables of at most MAX_COLUMNS columns, each repeating the first `keys`
+columns (the row's name) beside the next slice of the others, so that no page needs a horizontal scroll.
+Cells are written as given (str()); a cell that could hold '|' is the caller's to escape.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+MAX_COLUMNS = 10
+
+
+def _lines(head: Sequence, rows: Sequence[Sequence]) -> list[str]:
+    return (["| " + " | ".join(map(str, head)) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
+def table(head: Sequence, rows: Sequence[Sequence], keys: int = 1, max_columns: int = MAX_COLUMNS,
+          group: int = 1) -> str:
+    """The Markdown of a table (ends with a newline). Wider than `max_columns`: split into tables each holding
+    the first `keys` columns and the next columns beside them, a multiple of `group` at a time (e.g. 2 to keep
+    'ours' beside 'paper'), separated by a blank line."""
+    if any(len(row) != len(head) for row in rows):
+        raise ValueError(f"every row needs {len(head)} cells: {head}")
+    if len(head) <= max_columns:
+        return "\n".join(_lines(head, rows)) + "\n"
+    width = (max_columns - keys) // group * group
+    if width < 1:
+        raise ValueError(f"{keys} key columns and groups of {group} do not fit in {max_columns} columns")
+    parts = []
+    for start in range(keys, len(head), width):
+        cols = list(range(keys)) + list(range(start, min(start + width, len(head))))
+        parts.append("\n".join(_lines([head[i] for i in cols], [[row[i] for i in cols] for row in rows])))
+    return "\n\n".join(parts) + "\n"
+
+
+def widths(text: str) -> list[int]:
+    """The number of columns of each Markdown table in `text` (read from its separator lines)."""
+    return [line.count("---|") for line in text.splitlines() if line.startswith("|---")]
