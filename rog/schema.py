@@ -260,6 +260,8 @@ SCHEMA: dict[str, Rule] = {
     "pretrain.max_similarity": FRACTION,
     "pretrain.max_classes": integer(2),
     "pretrain.num_train": POSITIVE,
+    "pretrain.snippets": span(POSITIVE),
+    "pretrain.snippet_chars": span(POSITIVE),
     "pretrain.text_length": POSITIVE,
     "pretrain.seed": SEED,
     "pretrain.iterations": POSITIVE,

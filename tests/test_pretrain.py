@@ -193,3 +193,19 @@ def test_experiments_depend_on_the_pretrain_stage_only_when_they_use_it():
     assert dvcyaml.PRETRAIN in stages["experiment"]["do"]["deps"]
     assert dvcyaml.PRETRAIN in stages["posthoc"]["do"]["deps"]
     assert dvcyaml.PRETRAIN == pretrained.PRETRAIN_DIR.format(profile="${profile}")
+
+
+def test_the_start_does_not_follow_the_experiments_glyph_density():
+    """A regime with sparser images (dataset.glyphs.snippets / snippet_chars) keeps the pretraining's own layout,
+    so every regime of the fidelity ladder starts from the same detector."""
+    from rog.engine.pretrain import run_params
+
+    sparse = resolve_run("params.yaml", "default", overrides=["dataset.glyphs.snippets=[1,2]",
+                                                               "dataset.glyphs.snippet_chars=[2,6]",
+                                                               "dataset.glyphs.frequency_exponent=1.3"])
+    dense = resolve_run("params.yaml", "default")
+    for params in (sparse, dense):
+        glyphs = run_params(params, "x")["dataset"]["glyphs"]
+        assert glyphs["snippets"] == params["pretrain"]["snippets"] == [1, 3]
+        assert glyphs["snippet_chars"] == [3, 10] and glyphs["frequency_exponent"] == 1.0
+    assert run_params(sparse, "x")["dataset"]["glyphs"] == run_params(dense, "x")["dataset"]["glyphs"]

@@ -12,7 +12,8 @@ classifier; the class-specific box and mask layers from the mean over the pretra
 WORK/run (checkpoints: a killed pretraining resumes), WORK = out_dir + '_work'; it then writes
 out_dir/detector.pt (rog.models.pretrained) and out_dir/summary.json. The profile's model, train and
 style sections are used as they are, except: the objective is sigmoid CE, no ranking term, random
-sampling, no pretrained start, and the pretrain section's seed, iterations, lr and threads. Same
+sampling, no pretrained start, and the pretrain section's seed, iterations, lr, threads, number of images
+and glyph density (snippets, snippet_chars). Same
 params on the same machine: the same weights (one thread by default).
 """
 from __future__ import annotations
@@ -24,8 +25,8 @@ from pathlib import Path
 
 from rog.models import pretrained
 
-REQUIRED_KEYS = ("max_similarity", "max_classes", "num_train", "text_length", "seed", "iterations", "lr",
-                 "threads")
+REQUIRED_KEYS = ("max_similarity", "max_classes", "num_train", "snippets", "snippet_chars", "text_length", "seed",
+                 "iterations", "lr", "threads")
 
 
 class PretrainParamsError(ValueError):
@@ -70,8 +71,9 @@ def run_params(params: dict, data_root: str | Path) -> dict:
     dataset.update(name="lt_glyphs", root=str(data_root), train_json="train.json", val_json="val.json",
                    image_root=".")
     dataset["sampler"]["kind"] = "random"
+    # the pretraining's own layout: a regime that changes the experiments' glyph density keeps the same start
     dataset["glyphs"].update(num_train=int(p["num_train"]), num_val=0, min_val_images=0, frequency_exponent=1.0,
-                             seed=int(p["seed"]))
+                             seed=int(p["seed"]), snippets=list(p["snippets"]), snippet_chars=list(p["snippet_chars"]))
     model = run["model"]
     model["objective"] = {"name": "sigmoid_ce", "params": {}}
     model["gap"]["enabled"] = False
