@@ -89,9 +89,8 @@ def run(argv: list[str], log: Path) -> None:
 
 
 def prepare_regime(spec: dict, regime: str, root: Path, lock: threading.Lock) -> Path:
-    """Render the regime's dataset (once) and record its fidelity statistics."""
-    from rog.data.fidelity import data_statistics, exposure
-    from rog.data.sampler import scaled_threshold
+    """Render the regime's dataset (once) and record its fidelity statistics (rog.report.fidelity's column)."""
+    from rog.report.fidelity import our_statistics
 
     params = resolve_run(REPO / "params.yaml", spec["profile"], "rfs_sigmoid_ce", spec["regimes"][regime])
     data = dataset_dir(root, params)
@@ -103,11 +102,7 @@ def prepare_regime(spec: dict, regime: str, root: Path, lock: threading.Lock) ->
                  "--no-progress", *(["--set", *sets] if sets else [])], root / "dataset.log")
         stats_file = RESULTS / regime / "dataset.json"
         if not stats_file.is_file():
-            train = json.loads((data / "train.json").read_text())
-            sampler, tp = params["dataset"]["sampler"], params["train"]
-            stats = data_statistics(train)
-            threshold = scaled_threshold(sampler["repeat_threshold"], sampler["threshold_images"], stats["train_images"])
-            stats.update(exposure(train, int(tp["iterations"]), int(tp["batch_size"]), threshold))
+            stats = our_statistics(params, data)
             stats_file.parent.mkdir(parents=True, exist_ok=True)
             stats_file.write_text(json.dumps({"overrides": spec["regimes"][regime], **stats}, indent=1) + "\n")
     return data

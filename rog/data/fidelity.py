@@ -11,7 +11,7 @@ from collections import Counter
 
 import numpy as np
 
-from rog.data.sampler import category_repeat_factors
+from rog.data.sampler import category_repeat_factors, repeat_factors
 
 GROUPS = ("r", "c", "f")
 
@@ -67,8 +67,9 @@ def exposure(train: dict, iterations: int, batch_size: int, threshold: float) ->
     for a in train["annotations"]:
         labels_of.setdefault(int(a["image_id"]), []).append(int(a["category_id"]))
     image_ids = sorted(labels_of)
-    factors = category_repeat_factors([labels_of[i] for i in image_ids], threshold)
-    image_factor = {i: max(factors[c] for c in labels_of[i]) for i in image_ids}
+    labels = [labels_of[i] for i in image_ids]
+    factors = category_repeat_factors(labels, threshold)
+    image_factor = dict(zip(image_ids, repeat_factors(labels, threshold)))  # the sampler's r(I)
     epochs = iterations * batch_size / max(len(image_ids), 1)
     rare_images = sorted({i for c, ids in images.items() if group[c] == "r" for i in ids})
     rfs_epoch = sum(image_factor.values()) / max(len(image_ids), 1)  # an RFS epoch is this much longer
