@@ -20,6 +20,7 @@ and mask, as a class-agnostic head would, and then specialises.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -84,7 +85,15 @@ def load(path: str | Path) -> dict:
 
 
 def weights_digest(path: str | Path) -> str:
-    """The identity of the weights in a detector.pt (its stored sha256)."""
+    """The identity of the weights in a detector.pt (its stored sha256). Read once per file version: a run's
+    start asks for it three times (model signature, params hash, run folder check)."""
+    path = Path(path)
+    stat = path.stat() if path.is_file() else None
+    return _digest(str(path), stat.st_mtime_ns if stat else None, stat.st_size if stat else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(path: str, mtime_ns: int | None, size: int | None) -> str:
     return str(load(path)["sha256"])
 
 
