@@ -254,10 +254,18 @@ def test_run_experiment_launches_train_then_evaluate_and_records_timings_not_in_
     calls = []
     monkeypatch.setattr(stage, "launch", fake_launch(calls))
     monkeypatch.setenv("ROG_JOBS", "3")
-    metrics = stage.run_experiment("sigmoid_ce", "smoke", "data/x", tmp_path / "runs", ROOT / "params.yaml",
+    data = tmp_path / "data"  # 4 training images, 3 of them annotated
+    data.mkdir()
+    (data / "train.json").write_text(json.dumps({
+        "images": [{"id": i} for i in range(4)], "categories": [{"id": 1, "frequency": "f"}],
+        "annotations": [{"id": i, "image_id": i % 3, "category_id": 1} for i in range(5)]}))
+    metrics = stage.run_experiment("sigmoid_ce", "smoke", str(data), tmp_path / "runs", ROOT / "params.yaml",
                                    tmp_path / "results", log=lambda s: None)
     assert [c[c.index("rog") + 1] for c in calls] == ["train", "evaluate"]
-    assert calls[0][calls[0].index("--set") + 1] == "dataset.root=data/x"
+    assert calls[0][calls[0].index("--set") + 1] == f"dataset.root={data}"
+    smoke = resolve_run(ROOT / "params.yaml", "smoke", "sigmoid_ce")["train"]
+    assert metrics["run"]["train_images"] == 3  # what the run trained on, recorded for the report
+    assert metrics["run"]["epochs"] == pytest.approx(smoke["iterations"] * smoke["batch_size"] / 3, abs=1e-4)
     written = json.loads((tmp_path / "results" / "sigmoid_ce" / "metrics.json").read_text())
     assert written["run"] == metrics["run"]
     assert written["run"]["train_seconds"] == 6.0 and written["run"]["jobs"] == 3
@@ -276,7 +284,7 @@ def test_run_experiment_launches_train_then_evaluate_and_records_timings_not_in_
     assert json.loads((tmp_path / "results" / "sigmoid_ce" / "lookalike.json").read_text()) == {"counts": {"instances": 7}}
     assert json.loads((tmp_path / "results" / "sigmoid_ce" / "detections.json").read_text()) == {"images": []}
     monkeypatch.delenv("ROG_JOBS")
-    assert stage.run_experiment("sigmoid_ce", "smoke", None, tmp_path / "runs2", ROOT / "params.yaml",
+    assert stage.run_experiment("sigmoid_ce", "smoke", str(data), tmp_path / "runs2", ROOT / "params.yaml",
                                 tmp_path / "results", log=lambda s: None)["run"]["jobs"] == 1
     monkeypatch.setenv("ROG_JOBS", "two")
     with pytest.raises(ValueError, match="ROG_JOBS='two'"):

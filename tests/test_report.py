@@ -190,7 +190,7 @@ def test_every_page_opens_with_its_runs_regime_and_what_a_1x_number_means(tmp_pa
 
     def run(name: str, ap: float, iterations: int = 1200, current: bool = True) -> None:
         metrics = fake_metrics(ap, 0.1)
-        metrics["run"].update(iterations=iterations, profile="scratch")  # no pretrained detector to read
+        metrics["run"].update(iterations=iterations, profile="scratch", epochs=iterations * 8 / 3000)  # as recorded
         now = resolve_run(params, "scratch", name, ["dataset.root=out/pipeline/scratch/dataset"])
         metrics["checkpoint"] = {"params_hash": params_hash(now) if current else "0" * 16}
         write_run(tmp_path, name, metrics)
@@ -213,6 +213,12 @@ def test_every_page_opens_with_its_runs_regime_and_what_a_1x_number_means(tmp_pa
     assert "**Not every setting converged by our check.** The runs train for 3.2 (the 2x runs 6.4) epochs" in text
     run("sigmoid_ce_gap_2x", 0.36, iterations=2400)
     assert "**Converged by our check.**" in pages.render("convergence", tmp_path, params, paper).markdown()
+    # epochs come from the runs' records, never from today's params (which may describe another training set)
+    assert limits.epochs_text({}, tmp_path, ["sigmoid_ce", "sigmoid_ce_2x"]) == "3.2 (the 2x runs 6.4)"
+    unrecorded = fake_metrics(0.3, 0.1)
+    write_run(tmp_path, "old_run", unrecorded)
+    assert limits.epochs_text(params, tmp_path, ["sigmoid_ce", "old_run"]) == "3.2 (1 runs' epochs unrecorded)"
+    assert limits.epochs_text(params, tmp_path, ["old_run"]) == "an unrecorded number of"
 
 
 def test_table2_rows_without_runs_say_so(tmp_path, params, paper):

@@ -90,8 +90,8 @@ def truncate_log(path: Path, last_iteration: int) -> None:
 def log_seconds(path: str | Path) -> float:
     """Compute seconds of a run: the sum of the `seconds` of its losses.jsonl lines (0.0 without the file).
 
-    Each line times one iteration, so a run resumed across sittings counts every iteration it kept
-    (truncate_log drops the redone ones) and none of the idle time between sittings.
+    Each line times one iteration, so a run resumed after a stop counts every iteration it kept
+    (truncate_log drops the redone ones) and none of the time it stood stopped.
     """
     path = Path(path)
     total = 0.0

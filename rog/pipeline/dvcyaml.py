@@ -25,7 +25,7 @@ volatile metadata stripped by `python -m rog.pipeline.notebooks`):
     lookalike               rare glyphs and their look-alikes, sigmoid CE vs + GAP (rog.report.lookalike),
                             from the pair's lookalike.json and detections.json
 
-Why checkpoints are not DVC outputs: the default pipeline takes hours longer than one sitting may last,
+Why checkpoints are not DVC outputs: the default pipeline takes longer than a machine may stay up,
 and its results reach git (results/, dvc.lock) in parts. A 44 MB checkpoint per run cannot go to git,
 so a fresh clone lacks it, and DVC would call every finished experiment changed ("deleted" output) and
 train it again. With the metrics files as the only outputs, a clone that holds results/ and dvc.lock

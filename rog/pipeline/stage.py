@@ -12,7 +12,7 @@ then writes results/experiments/NAME/:
 
     metrics.json       rog.evaluation.metrics.evaluate_all's dict plus "run": name, profile, iterations,
                        seed, objective, gap, sampler and the timings train_seconds (the summed
-                       per-iteration seconds of losses.jsonl: all sittings of a resumed run, no idle
+                       per-iteration seconds of losses.jsonl: every start of a resumed run, no idle
                        time), eval_seconds, curve_seconds (rog evaluate's timing.json) and jobs ($ROG_JOBS,
                        the experiments side by side; read by rog.pipeline.projection)
     summary.json       the flat headline numbers: the DVC metric (no timings, so it is deterministic)
@@ -171,7 +171,20 @@ def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root:
     # the evaluation's provenance is metrics["provenance"]; the training's (its last start) goes beside it
     run_json = run_dir / "run.json"
     metrics["train_provenance"] = json.loads(run_json.read_text()).get("provenance") if run_json.is_file() else None
-    return record(out, name, profile, params, metrics, timing, run_dir / "diagnostics.json")
+    return record(out, name, profile, params, metrics, timing, run_dir / "diagnostics.json",
+                  extra=training_set(params))
+
+
+def training_set(params: dict) -> dict:
+    """What the run trained on, so that the report reads it instead of resolving today's params:
+    {train_images: annotated training images, epochs: iterations x batch size / train_images}."""
+    from rog.data.build import dataset_paths
+    from rog.data.fidelity import data_statistics
+
+    train = json.loads(dataset_paths(params["dataset"], "train")[0].read_text())
+    images = data_statistics(train)["train_images"]
+    epochs = int(params["train"]["iterations"]) * int(params["train"]["batch_size"]) / max(images, 1)
+    return {"train_images": images, "epochs": round(epochs, 4)}
 
 
 def run_posthoc(name: str, profile: str, dataset_root: str | None, runs_root: str | Path,

@@ -21,7 +21,7 @@ def regime_markdown(found: dict, where: str = "in results/") -> str:
         return "**Which regime.** No run has results yet: `make repro` makes them."
     if len(found["same"]) == total:
         return (f"**Which regime.** All {total} runs {where} were made with the parameters params.yaml gives "
-                f"now (each checkpoint's params hash equals today's).")
+                f"now.")
     unknown = (f", {len(found['unknown'])} cannot be checked (no params hash recorded, or the pretrained detector "
                "today's params start from is not on this machine)" if found["unknown"] else "")
     if found["same"]:
@@ -38,16 +38,15 @@ def regime_markdown(found: dict, where: str = "in results/") -> str:
 
 
 def epochs_text(params: dict, root: str | Path, runs: list[str]) -> str:
-    """Epochs of LT-Glyphs the runs trained (iterations x batch / training images), e.g. "3.2 (the 2x runs 6.4)"."""
-    from rog.config import resolve_run
-
-    iterations = sorted({int(m["run"]["iterations"]) for m in (load_metrics(r, root) for r in runs)
-                         if m and (m.get("run") or {}).get("iterations")})
-    if not iterations:
-        return "?"
-    resolved = resolve_run(params, params.get("profile"))
-    epochs = [it * resolved["train"]["batch_size"] / resolved["dataset"]["glyphs"]["num_train"] for it in iterations]
-    return f"{epochs[0]:.1f}" + (f" (the 2x runs {epochs[-1]:.1f})" if len(epochs) > 1 else "")
+    """Epochs the runs trained, as their records state (run.epochs), e.g. "1.6 (the 2x runs 3.2)"; runs
+    recorded before run.epochs existed say so rather than borrow today's params."""
+    recorded = [(m.get("run") or {}) for m in (load_metrics(r, root) for r in runs) if m]
+    epochs = sorted({float(r["epochs"]) for r in recorded if r.get("epochs")})
+    missing = sum(1 for r in recorded if not r.get("epochs"))
+    if not epochs:
+        return "an unrecorded number of" if missing else "?"
+    text = f"{epochs[0]:.1f}" + (f" (the 2x runs {epochs[-1]:.1f})" if len(epochs) > 1 else "")
+    return text + (f" ({missing} runs' epochs unrecorded)" if missing else "")
 
 
 def learning_speed_markdown(params: dict, root: str | Path, runs: list[str]) -> str:

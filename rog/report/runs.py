@@ -170,8 +170,8 @@ def provenance_markdown(metrics: dict) -> str:
                         if p.get("lock_mismatches") else "") + ".")
     train, iterations, jobs = run.get("train_seconds"), run.get("iterations"), run.get("jobs")
     if train:
-        lines.append(f"- Cost: training {train:,.0f} s (its iterations' seconds summed, so a stop between sittings "
-                     "is not counted" + (f"; {train / iterations:.2f} s/iteration)" if iterations else ")")
+        lines.append(f"- Cost: training {train:,.0f} s (its iterations' seconds summed, so the time a stopped run "
+                     "waited is not counted" + (f"; {train / iterations:.2f} s/iteration)" if iterations else ")")
                      + f", evaluation {run.get('eval_seconds', 0):,.0f} s"
                      + (f", learning curve {run['curve_seconds']:,.0f} s" if run.get("curve_seconds") else "")
                      + (f"; {jobs} runs side by side" if jobs else "") + ".")
