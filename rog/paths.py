@@ -18,6 +18,7 @@ DATASET_DIR = PIPELINE_DIR + "/dataset"
 PRETRAIN_DIR = PIPELINE_DIR + "/pretrain"
 RUNS_DIR = PIPELINE_DIR + "/runs"
 RESULTS_DIR = "results/experiments"
+FRESHNESS_FILE = "results/freshness.json"  # rog.pipeline.freshness writes it, the pages read it
 PRETRAIN = "pretrain"
 WEIGHTS_FILE = "detector.pt"
 DEFAULT_PROFILE = "default"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rog.pipeline import registry
+from rog.pipeline import freshness, registry
 from rog.report import claims, figures, limits, markdown, pages, regime, tables, toy
 from rog.report.results import aggregate, value
 
@@ -194,6 +194,7 @@ def test_every_page_opens_with_its_runs_regime_and_what_a_1x_number_means(tmp_pa
         now = resolve_run(params, "scratch", name, ["dataset.root=out/pipeline/scratch/dataset"])
         metrics["checkpoint"] = {"params_hash": params_hash(now) if current else "0" * 16}
         write_run(tmp_path, name, metrics)
+        freshness.write(params, tmp_path)  # the freshness stage, after each run's experiment stage
 
     run("sigmoid_ce", 0.30)
     run("sigmoid_ce_gap", 0.35, current=False)
@@ -726,6 +727,7 @@ def test_a_pair_across_two_regimes_is_not_comparable(tmp_path, params, paper):
         now = resolve_run(params, "scratch", name, ["dataset.root=out/pipeline/scratch/dataset"])
         metrics["checkpoint"] = {"params_hash": params_hash(now) if current else "0" * 16}
         write_run(tmp_path, name, metrics)
+    freshness.write(params, tmp_path)
     found = claims.claims(params, tmp_path, paper, tables=["table5"])[0]
     assert found["verdict"] == "not comparable" and found["statuses"] == ["not comparable"]
     assert found["details"][0].startswith("not comparable: ROG (Seesaw + GAP) vs Seesaw: seesaw_rfs_gap_2x made with older")
@@ -734,6 +736,7 @@ def test_a_pair_across_two_regimes_is_not_comparable(tmp_path, params, paper):
     metrics["checkpoint"] = {"params_hash": params_hash(resolve_run(params, "scratch", "seesaw_rfs_gap_2x",
                                                                     ["dataset.root=out/pipeline/scratch/dataset"]))}
     write_run(tmp_path, "seesaw_rfs_gap_2x", metrics)
+    freshness.write(params, tmp_path)
     assert claims.claims(params, tmp_path, paper, tables=["table5"])[0]["verdict"] == "within noise"
 
 

@@ -1,5 +1,5 @@
 """`python -m rog report pipeline [--check] | tables [NAME ...] | claims | projection [--jobs J] | html [--out DIR]
-| fidelity [--profile P] [--dataset-root DIR]`
+| fidelity [--profile P] [--dataset-root DIR] | freshness`
 
 pipeline: write dvc.yaml from params.yaml's registry (--check: only say whether it is current; exit 1
 if not). tables: print the tables (ours beside the paper's) from results/experiments/*/metrics.json.
@@ -9,16 +9,18 @@ side by side (rog.pipeline.projection; exit 1 when no run has recorded timings).
 notebook below ROOT/results/notebooks as static HTML in --out, with index.html (rog.report.html).
 fidelity: LT-Glyphs beside LVIS v1 on what decides whether the baselines behave as on LVIS (the profile's
 rendered training set, default out/pipeline/<profile>/dataset; the baselines' APr / APf from results/;
-rog.report.fidelity).
+rog.report.fidelity). freshness: write ROOT/results/freshness.json, whether each run in results/ was made
+with the params params.yaml gives now (rog.pipeline.freshness; the pages read it).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("pipeline", "tables", "claims", "projection", "html", "fidelity"))
+    parser.add_argument("what", choices=("pipeline", "tables", "claims", "projection", "html", "fidelity", "freshness"))
     parser.add_argument("names", nargs="*", help="tables to print (default: all)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--check", action="store_true", help="pipeline: compare only, exit 1 when stale")
@@ -77,6 +79,13 @@ def run(args: argparse.Namespace) -> int:
             root = args.dataset_root or f"out/pipeline/{profile}/dataset"
             table = fidelity.profile_rows(params, profile, root, args.root)
             print(f"Fidelity, profile {profile} (training set {root}):\n\n" + fidelity.markdown(table), end="")
+            return 0
+        if args.what == "freshness":
+            from rog.pipeline import freshness
+
+            path = freshness.write(params, args.root)
+            states = [r["state"] for r in json.loads(path.read_text()).values()]
+            print(f"{path}: " + ", ".join(f"{states.count(s)} {s}" for s in freshness.STATES))
             return 0
         if args.what == "claims":
             print(claims.claims_markdown(claims.claims(params, args.root)), end="")

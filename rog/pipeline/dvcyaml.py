@@ -45,6 +45,7 @@ from pathlib import Path
 
 import yaml
 
+from rog.paths import FRESHNESS_FILE
 from rog.paths import PRETRAIN as PRETRAIN_WEIGHTS
 from rog.pipeline.imports import covered, stage_code
 from rog.pipeline.registry import (RegistryError, curve_path, diagnostics_path, metrics_path, pair_runs, question,
@@ -109,9 +110,15 @@ def stages(params: dict) -> dict:
         out["posthoc"] = {"foreach": "${posthoc}", "do": _run_stage("posthoc", [
             DATASET, *weights, "results/experiments/${item.source}/metrics.json"], ["evaluate", "posthoc.${key}"],
             train=False)}
+    # whether each run was made with today's params, decided once for every page (rog.pipeline.freshness)
+    out["freshness"] = stage("python -m rog report freshness",
+                             [*weights, *[str(metrics_path(r)) for r in run_names(params)]],
+                             params=[k for k in ("dataset", "model", "train", "evaluate", "schedule", "pretrain",
+                                                 "profiles", "profile", "experiments", "posthoc") if k in params],
+                             outs=[{FRESHNESS_FILE: {"cache": False}}])
     for name, section in sections(params).items():
         kind = "figures" if name in (params.get("figures") or {}) else "tables"
-        inputs = []
+        inputs = [FRESHNESS_FILE]
         reads_diagnostics = section.get("diagnostics", kind == "figures")
         for run in table_runs(params, name):
             inputs.append(str(metrics_path(run)))
@@ -139,7 +146,7 @@ def stages(params: dict) -> dict:
     out["overview"] = stage(
         _notebook_cmd("overview", "results/notebooks/overview.ipynb"),
         # every run's metrics.json: the overview shows their provenance (rog.report.provenance_table)
-        [str(metrics_path(run)) for run in run_names(params)]
+        [FRESHNESS_FILE] + [str(metrics_path(run)) for run in run_names(params)]
         # the gradient balance the EQLv2 question compares (questions.eqlv2.diagnostics)
         + [str(diagnostics_path(run)) for run in question(params, "eqlv2_below_ce").get("diagnostics", {}).values()
            if run in (params.get("experiments") or {})]
