@@ -151,10 +151,40 @@ def ratio(metrics: dict | None) -> float:
     return metrics["APr"] / metrics["APf"]
 
 
+def seeds_table(regime: str, runs: dict[str, dict], experiments: list[str]) -> str:
+    """The chosen regime's 1x runs over seeds: each experiment's mean and seed sd, and the last experiment's
+    difference from the first judged by the report's noise rule (rog.report.stats: pooled seed sd, floored)."""
+    from rog.report import stats
+
+    metrics = (("bbox", "AP"), ("bbox", "APr"), ("segm", "AP"), ("segm", "APr"))
+    values = {e: {m: [100 * r[m[0]][m[1]] for r in runs.values() if r["experiment"] == e and r["length"] == 1.0
+                      and (r[m[0]] or {}).get(m[1], -1) >= 0] for m in metrics} for e in experiments}
+    lines = [f"Rung {regime}, 1x, over seeds (mean, seed sd, n):", "",
+             "| run | box AP | box APr | mask AP | mask APr |", "|---|---|---|---|---|"]
+    for e in experiments:
+        cells = []
+        for m in metrics:
+            v = values[e][m]
+            sd = stats.pooled([v]).sd
+            cells.append(f"{sum(v) / len(v):.1f} ({'-' if sd is None else f'{sd:.1f}'}, {len(v)})" if v else "-")
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+    first, last = experiments[0], experiments[-1]
+    lines += ["", f"| {last} - {first} | difference | threshold ({stats.NOISE_K:g} x noise) | verdict |",
+              "|---|---|---|---|"]
+    for m in metrics:
+        a, b = values[last][m], values[first][m]
+        if not a or not b:
+            continue
+        sd = stats.floor(stats.pooled([a, b]).sd)
+        v = stats.verdict(sum(a) / len(a) - sum(b) / len(b), sd, (len(a), len(b)))
+        lines.append(f"| {m[0]} {m[1]} | {v.difference:+.2f} | {v.threshold:.2f} | {v.status} |")
+    return "\n".join(lines)
+
+
 def table(spec: dict) -> str:
     """The ladder table (every recorded job) and each regime's targets, as Markdown."""
-    lines = ["| regime | run | seed | box AP | APr | APc | APf | APr/APf | mask AP | mask APr | mask APr/APf "
-             "| train s | eval s |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| regime | run | seed | box AP | APr | APc | APf | APr/APf | mask AP | mask APr | mask APc | mask APf "
+             "| mask APr/APf | train s | eval s |", "|" + "---|" * 15]
     found: dict[str, dict[str, dict]] = {}
     for regime in spec["regimes"]:
         for path in sorted((RESULTS / regime).glob("*.json")):
@@ -165,7 +195,8 @@ def table(spec: dict) -> str:
             b, m = r["bbox"], r["segm"] or {}
             pct = lambda d, k: f"{100 * d[k]:.1f}" if d.get(k, -1) >= 0 else "-"  # noqa: E731
             lines.append(f"| {regime} | {path.stem} | {r['seed']} | {pct(b, 'AP')} | {pct(b, 'APr')} | {pct(b, 'APc')} "
-                         f"| {pct(b, 'APf')} | {ratio(b):.2f} | {pct(m, 'AP')} | {pct(m, 'APr')} | {ratio(m):.2f} "
+                         f"| {pct(b, 'APf')} | {ratio(b):.2f} | {pct(m, 'AP')} | {pct(m, 'APr')} | {pct(m, 'APc')} "
+                         f"| {pct(m, 'APf')} | {ratio(m):.2f} "
                          f"| {r['train_seconds']:.0f} | {r['eval_seconds']:.0f} |")
     lines += ["", "| regime | target | measured | met |", "|---|---|---|---|"]
     for regime, runs in found.items():
@@ -189,6 +220,9 @@ def table(spec: dict) -> str:
             minutes = (runs["sigmoid_ce"]["train_seconds"] + runs["sigmoid_ce"]["eval_seconds"]) / 60
             lines.append(f"| {regime} | one run <= {RUN_CORE_MINUTES:.0f} core-minutes | {minutes:.1f} (as run) | "
                          f"{'yes' if minutes <= RUN_CORE_MINUTES else 'no'} |")
+    chosen = spec.get("chosen")
+    if chosen in found:
+        lines += ["", seeds_table(chosen, found[chosen], spec["seeds_of"])]
     lines += ["", "Seconds are as recorded: wall seconds of one process, whatever else the machine was running "
               "(a quiet 2-core machine with two runs side by side is the cost the targets mean)."]
     return "\n".join(lines)

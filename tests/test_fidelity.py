@@ -15,6 +15,7 @@ from rog.config import resolve_run
 from rog.data.fidelity import data_statistics, exposure
 from rog.data.glyphs import generate, thin_text
 from rog.data.sampler import LVIS_V1_TRAIN_IMAGES, category_repeat_factors, scaled_threshold
+from rog.pipeline import freshness
 from rog.report import fidelity
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +138,17 @@ def test_fidelity_table_on_smoke(tmp_path):
     assert cells["RFS sigmoid CE: mask APr / APf"].lvis == "0.43" and cells["EQLv2: mask APr / APf"].lvis == "0.53"
     text = fidelity.markdown(table)
     assert text.count("\n") == len(table) + 5  # header, rule, three section rows
+    # a baseline run made with other params than today's: the data rows are not its training set, and it says so
+    params = read_params(params_path)
+    metrics = tmp_path / "results/experiments/sigmoid_ce/metrics.json"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text(json.dumps({"bbox": {"metrics": {"APr": 0.1, "APf": 0.5}}, "run": {"profile": "scratch"},
+                                   "checkpoint": {"params_hash": "0" * 16}}))
+    freshness.write(params, tmp_path)
+    cells = {r.label: r for r in fidelity.rows(params, run_params, tmp_path / "data", root=tmp_path)}
+    assert cells["sigmoid CE: box APr / APf"].ours == "0.20"
+    assert cells["results/ made with profile"].ours.startswith(
+        "scratch; 1 of 1 not made with the params the profile gives now")
 
 
 def test_cli_fidelity_needs_the_rendered_set(tmp_path, capsys):

@@ -93,7 +93,7 @@ def stages(params: dict) -> dict:
         weights = [PRETRAIN]
     out["dataset_notebook"] = stage(
         _notebook_cmd("dataset", "results/notebooks/dataset.ipynb", {"profile": "${profile}", "dataset_root": DATASET}),
-        [DATASET, *[str(metrics_path(r)) for r in fidelity_runs(params)]],
+        [DATASET, FRESHNESS_FILE, *[str(metrics_path(r)) for r in fidelity_runs(params)]],
         params=["profile", "dataset", "model", "train", "profiles", "tables.table1"],
         outs=[{"results/notebooks/dataset.ipynb": {"cache": False}}])
     out["gap_loss"] = stage(_notebook_cmd("gap_loss", "results/notebooks/gap_loss.ipynb"),

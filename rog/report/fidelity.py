@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from rog.report import markdown as md
+from rog.report.regime import regime
 from rog.report.results import aggregate, load_metrics, paper_numbers, profiles_of, value
 
 LVIS_STATISTICS = Path(__file__).with_name("lvis_v1_statistics.yaml")
@@ -139,6 +140,10 @@ def rows(params: dict, run_params: dict, dataset_root: str | Path, root: str | P
                       for r in all_runs} - {""})
     made = (", ".join(profiles_of(all_runs, root)) or "none yet") + (f" (training code {', '.join(commits)})"
                                                                      if commits else "")
+    found = regime(params, root, all_runs)
+    if found["runs"] and len(found["same"]) < len(found["runs"]):
+        made += (f"; {len(found['runs']) - len(found['same'])} of {len(found['runs'])} not made with the params the "
+                 "profile gives now (results/freshness.json), so the rows above are not their training set")
     out.append(Row("phenomena", "results/ made with profile", made, "ROG paper, Table 1"))
     for baseline in lvis["baselines"]:
         runs = baseline_runs(params, baseline["row"])
