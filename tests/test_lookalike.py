@@ -72,6 +72,9 @@ def test_lookalike_analysis_of_a_hand_built_case():
     assert rare[4]["lookalikes"] == [[5, None]]
     assert set(out["categories"]) == {"1", "2", "3", "4", "5"} and out["categories"]["2"]["frequency"] == "f"
     assert out["max_dets"] == 5 and "IoU >= 0.5" in out["rule"] and out["lookalike_definition"] == "by hand"
+    # own-class ranks within each image's top 5: A's 'V' (0.9) is 2nd behind 'v' 0.95; B's 'V' (0.6) 5th; C and D
+    # have no own-class detection; E's (0.1) is cut; F's 'X' ties 0.97 with 'C', behind 0.99 and 0.98: 3rd
+    assert out["own_class_ranks"] == [[1, 2], [1, 5], [4, None], [4, None], [1, None], [4, 3]]
     json.dumps(out)  # serialisable as it is
 
 
@@ -81,6 +84,7 @@ def test_without_the_top_k_cut_and_without_lookalikes():
     assert counts["missed"] == 1 and counts["correct"] == 3  # E is found once the cut keeps its detection
     assert counts["lookalike"] == {"r": 0, "c": 0, "f": 0} and counts["other"] == {"r": 0, "c": 1, "f": 1}
     assert out["lookalike_definition"] == "none given"
+    assert out["own_class_ranks"][4] == [1, 6]  # E's 'V' at 0.1, below the image's five other detections
 
 
 def test_unknown_frequency_is_refused():

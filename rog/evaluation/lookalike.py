@@ -10,7 +10,11 @@ them. For every ground-truth instance of a rare category (LVIS frequency 'r') of
   `other` (any other class) or `missed` (no detection with IoU >= 0.5); lookalike and other are
   counted per frequency group r/c/f of the predicted class;
 - `covered` counts the objects whose own class is among the detections with IoU >= 0.5 at all
-  (covered but not correct: the rare class was found and out-ranked on its own object).
+  (covered but not correct: the rare class was found and out-ranked on its own object);
+- its *own-class rank* is the rank, within the image's top `max_dets` detections by score (any class),
+  of the highest-scoring detection of its own class with IoU >= 0.5: 1 + the number of the image's kept
+  detections that score higher (ties share a rank), or None when no such detection is kept. A rare
+  object is lost to a per-image cap K exactly when this rank exceeds K (the paper's Table 3).
 
 Boxes only (box IoU by pycocotools), every detection counted whatever its class (LT-Glyphs is
 exhaustively annotated; on LVIS a detection of a class not verified for the image counts too).
@@ -55,6 +59,16 @@ def best_match(gt_box: Sequence[float], boxes: np.ndarray, scores: np.ndarray,
     return int(order[0]), covering
 
 
+def own_class_rank(gt_category: int, categories: np.ndarray, scores: np.ndarray, covering: np.ndarray) -> int | None:
+    """1 + the number of detections scoring above the best covering detection of `gt_category`, or None.
+
+    categories, scores, covering: [D] over the image's kept detections (covering: IoU >= threshold)."""
+    own = covering & (categories == gt_category)
+    if not own.any():
+        return None
+    return int(1 + np.count_nonzero(scores > scores[own].max()))
+
+
 def classify(gt_category: int, predicted: int | None, lookalikes: Iterable[int]) -> str:
     """'correct', 'lookalike', 'other' or 'missed' (predicted None)."""
     if predicted is None:
@@ -75,6 +89,7 @@ def lookalike_analysis(gt_json: str | os.PathLike | dict, results: Sequence[dict
     "num_images", "counts": {"instances", "correct", "lookalike": {r, c, f}, "other": {r, c, f},
     "missed", "covered"}, "rare_categories": [{"id", "name", "glyph", "instances", "lookalikes": [[id,
     similarity or None], ...]}],
+    "own_class_ranks": [[gt id, own-class rank or None] per rare instance, in annotation order],
     "confusion": {gt id: {predicted id | "missed": n}}, "categories": {id: {"name", "glyph",
     "frequency"}} (the ones named above)}; ids as strings (json keys)."""
     dataset, results = gt_and_results(gt_json, results)
@@ -92,6 +107,7 @@ def lookalike_analysis(gt_json: str | os.PathLike | dict, results: Sequence[dict
               "other": dict.fromkeys(GROUPS, 0), "missed": 0, "covered": 0}
     confusion: dict[int, dict] = {}
     instances: dict[int, int] = {}
+    ranks: list[list] = []
     for ann in dataset["annotations"]:
         gt = int(ann["category_id"])
         if gt not in rare or ann.get("iscrowd", 0):
@@ -109,6 +125,8 @@ def lookalike_analysis(gt_json: str | os.PathLike | dict, results: Sequence[dict
         else:
             counts[outcome] += 1
         counts["covered"] += int(any(int(dets[i]["category_id"]) == gt for i in np.flatnonzero(covering)))
+        classes = np.array([int(d["category_id"]) for d in dets], dtype=np.int64)
+        ranks.append([gt, own_class_rank(gt, classes, scores, covering)])
         row = confusion.setdefault(gt, {})
         key = "missed" if predicted is None else predicted
         row[key] = row.get(key, 0) + 1
@@ -123,6 +141,7 @@ def lookalike_analysis(gt_json: str | os.PathLike | dict, results: Sequence[dict
              "instances": instances[cid],
              "lookalikes": [[o, sim] for o, sim in lookalikes.get(cid, {}).items() if o in categories]}
             for cid in sorted(instances)],
+        "own_class_ranks": ranks,
         "confusion": {str(g): {str(k): v for k, v in sorted(row.items(), key=lambda kv: str(kv[0]))}
                       for g, row in sorted(confusion.items())},
         "categories": {str(c): {"name": categories[c].get("name"), "glyph": categories[c].get("glyph"),
