@@ -266,6 +266,7 @@ def test_run_experiment_launches_train_then_evaluate_and_records_timings_not_in_
     smoke = resolve_run(ROOT / "params.yaml", "smoke", "sigmoid_ce")["train"]
     assert metrics["run"]["train_images"] == 3  # what the run trained on, recorded for the report
     assert metrics["run"]["epochs"] == pytest.approx(smoke["iterations"] * smoke["batch_size"] / 3, abs=1e-4)
+    assert metrics["run"]["lr_drops"] == [round(s * smoke["iterations"]) for s in smoke["lr_steps"]]
     written = json.loads((tmp_path / "results" / "sigmoid_ce" / "metrics.json").read_text())
     assert written["run"] == metrics["run"]
     assert written["run"]["train_seconds"] == 6.0 and written["run"]["jobs"] == 3

@@ -643,8 +643,12 @@ def test_convergence_table_checks_the_tolerance_and_names_missing_runs(tmp_path,
     write_run(tmp_path, "sigmoid_ce_2x", metrics)
     data = figures.convergence_curves(params, labels, root=tmp_path)
     assert list(data["curves"]) == ["Sigmoid CE"] and data["ends"]["Sigmoid CE"]["iteration"] == 1200
-    assert data["lr_drops"] == [round(f * 2400) for f in params["train"]["lr_steps"]]
+    # a run recorded before run.lr_drops: its own profile's drops (default: 0.85, 0.95), not the top level's
+    assert data["lr_drops"] == [2040, 2280] != [round(f * 2400) for f in params["train"]["lr_steps"]]
     assert data["missing"] == ["sigmoid_ce_gap_2x", "sigmoid_ce_gap"]
+    metrics["run"]["lr_drops"] = [1800, 2200]  # as the experiment stage records them now
+    write_run(tmp_path, "sigmoid_ce_2x", metrics)
+    assert figures.convergence_curves(params, labels, root=tmp_path)["lr_drops"] == [1800, 2200]
 
 
 # ---- pages: what the table and figure notebooks show ---------------------------------------------------

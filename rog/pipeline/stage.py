@@ -172,19 +172,22 @@ def run_experiment(name: str, profile: str, dataset_root: str | None, runs_root:
     run_json = run_dir / "run.json"
     metrics["train_provenance"] = json.loads(run_json.read_text()).get("provenance") if run_json.is_file() else None
     return record(out, name, profile, params, metrics, timing, run_dir / "diagnostics.json",
-                  extra=training_set(params))
+                  extra=training_record(params))
 
 
-def training_set(params: dict) -> dict:
-    """What the run trained on, so that the report reads it instead of resolving today's params:
-    {train_images: annotated training images, epochs: iterations x batch size / train_images}."""
+def training_record(params: dict) -> dict:
+    """How the run trained, so that the report reads it instead of resolving today's params:
+    {train_images: annotated training images, epochs: iterations x batch size / train_images, lr_drops:
+    the iterations where the LR dropped (rog.config.step_iterations of train.lr_steps)}."""
+    from rog.config import step_iterations
     from rog.data.build import dataset_paths
     from rog.data.fidelity import data_statistics
 
     train = json.loads(dataset_paths(params["dataset"], "train")[0].read_text())
     images = data_statistics(train)["train_images"]
-    epochs = int(params["train"]["iterations"]) * int(params["train"]["batch_size"]) / max(images, 1)
-    return {"train_images": images, "epochs": round(epochs, 4)}
+    iterations = int(params["train"]["iterations"])
+    return {"train_images": images, "epochs": round(iterations * int(params["train"]["batch_size"]) / max(images, 1), 4),
+            "lr_drops": step_iterations(iterations, params["train"]["lr_steps"])}
 
 
 def run_posthoc(name: str, profile: str, dataset_root: str | None, runs_root: str | Path,

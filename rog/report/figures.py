@@ -314,9 +314,7 @@ def convergence_curves(params: dict, labels: dict[str, str], name: str = "conver
                        root: str | Path = ".") -> dict:
     """What learning_curves draws, read from the runs' curve.json and metrics.json:
     {curves: {label: 2x points}, ends: {label: last 1x point}, lr_drops: [iteration] (of the first 2x
-    run with results: its run.iterations x params' train.lr_steps), missing: [runs without curve.json]}."""
-    from rog.config import step_iterations
-
+    run with results, as it recorded them: run.lr_drops), missing: [runs without curve.json]}."""
     out: dict = {"curves": {}, "ends": {}, "lr_drops": [], "missing": []}
     for pair in convergence_pairs(params, name):
         label = setting_label(pair["setting"], labels)
@@ -328,8 +326,20 @@ def convergence_curves(params: dict, labels: dict[str, str], name: str = "conver
             out[key][label] = curve if key == "curves" else curve[-1]
             metrics = load_metrics(run, root)
             if key == "curves" and not out["lr_drops"] and metrics is not None:
-                out["lr_drops"] = step_iterations(int(metrics["run"]["iterations"]), params["train"]["lr_steps"])
+                out["lr_drops"] = recorded_lr_drops(params, run, metrics)
     return out
+
+
+def recorded_lr_drops(params: dict, run: str, metrics: dict) -> list[int]:
+    """The iterations where `run`'s LR dropped: run.lr_drops as recorded; for a run recorded before that
+    field, its own profile's train.lr_steps (not the top-level defaults, which no profile of ours trains with)."""
+    from rog.config import resolve_run, step_iterations
+
+    recorded = metrics["run"].get("lr_drops")
+    if recorded is not None:
+        return [int(i) for i in recorded]
+    resolved = resolve_run(params, metrics["run"].get("profile") or params.get("profile"), run)
+    return step_iterations(int(metrics["run"]["iterations"]), resolved["train"]["lr_steps"])
 
 
 def _percent(raw: float | None) -> float:
