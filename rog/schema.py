@@ -139,7 +139,7 @@ PIXEL = integer(0, 255)
 
 SCHEMA: dict[str, Rule] = {
     # ---- dataset ----------------------------------------------------------------------------------
-    "dataset.name": choice("lt_glyphs", "lvis", "openimages"),
+    "dataset.name": choice_from("datasets"),
     "dataset.root": TEXT,
     "dataset.train_json": TEXT,
     "dataset.val_json": TEXT,

@@ -91,6 +91,7 @@ def test_same_params_and_seed_same_weights_and_metrics(trained, data, tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("model.objective.name=focal_nonsense", "model.objective.name = 'focal_nonsense': expected one of"),
     ("model.backbone.name=vgg16", "model.backbone.name = 'vgg16': expected one of"),
+    ("dataset.name=coco", "dataset.name = 'coco': expected one of lt_glyphs, lvis, openimages"),
 ])
 def test_unknown_names_fail_clearly_and_write_nothing(data, tmp_path, capsys, override, message):
     assert train_cli(tmp_path / "run", data, override) == 2

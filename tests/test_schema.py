@@ -60,6 +60,7 @@ def test_fixed_lists_agree_with_the_code_and_registries_are_read_from_it():
     ("model.gap.gamma=.inf", "model.gap.gamma = inf"),
     ("model.gap.weighting=sometimes", "model.gap.weighting = 'sometimes': expected one of online, dataset, none"),
     ("model.gap.loss=focal", "model.gap.loss = 'focal': expected one of gap, ap_loss, rs_loss"),
+    ("dataset.name=coco", "dataset.name = 'coco': expected one of lt_glyphs, lvis, openimages"),
     ("model.roi.positive_fraction=1.5", "model.roi.positive_fraction = 1.5: expected a finite number in (0, 1]"),
     ("model.roi.mask_features=stride8", "model.roi.mask_features = 'stride8': expected one of fpn, stride4, stride2"),
     ("model.objective.name=focal", "model.objective.name = 'focal': expected one of sigmoid_ce"),

@@ -2,7 +2,7 @@
 of a run's params against them.
 
 rog.schema sits at the bottom of the package and cannot import the registries, which live in the layers
-above (losses, models, engine); this module, at the top of the ML core, holds them all and binds them.
+above (losses, data, models, engine); this module, at the top of the ML core, holds them all and binds them.
 rog.config.resolve_run checks types and ranges; `check_params` here adds the registry names. The
 training, evaluation and pipeline entry points call it before they build anything.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from rog import schema
+from rog.data.registry import DATASETS
 from rog.engine.schedule import OPTIMIZERS
 from rog.losses.gap import WEIGHTINGS
 from rog.losses.objectives import OBJECTIVES
@@ -18,6 +19,7 @@ from rog.models.backbones import BACKBONES
 from rog.models.builder import ARCHS, MASK_FEATURES, RANKING_LOSSES
 
 REGISTRIES: dict[str, tuple[str, ...]] = {
+    "datasets": tuple(DATASETS),
     "archs": tuple(ARCHS),
     "backbones": tuple(BACKBONES),
     "mask_features": tuple(MASK_FEATURES),

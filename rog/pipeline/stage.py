@@ -72,9 +72,13 @@ def jobs_from_env() -> int:
 
 
 def stage_overrides(name: str, profile: str, dataset_root: str | None, params_path: str | Path) -> list[str]:
-    """The stage's --set: the pipeline's rendered dataset as dataset.root (LT-Glyphs only; real LVIS is
-    read where the profile says)."""
-    if dataset_root is None or resolve_run(params_path, profile, name)["dataset"]["name"] != "lt_glyphs":
+    """The stage's --set: the pipeline's rendered dataset as dataset.root (a rendered dataset only,
+    rog.data.registry: LT-Glyphs; a real one is read where the profile says)."""
+    from rog.data.registry import dataset_spec
+
+    if dataset_root is None:
+        return []
+    if not dataset_spec(resolve_run(params_path, profile, name)["dataset"]["name"]).rendered:
         return []
     return [f"dataset.root={dataset_root}"]
 
