@@ -11,7 +11,7 @@ experiment@NAME) runs:
 then writes results/experiments/NAME/:
 
     metrics.json       rog.evaluation.metrics.evaluate_all's dict plus "run": name, profile, iterations,
-                       seed, objective, gap, sampler and the timings train_seconds (the summed
+                       seed, objective, ranking (model.ranking; runs before it: gap), sampler and the timings train_seconds (the summed
                        per-iteration seconds of losses.jsonl: all sittings of a resumed run, no idle
                        time), eval_seconds, curve_seconds (rog evaluate's timing.json) and jobs ($ROG_JOBS,
                        the experiments side by side; read by rog.pipeline.projection)
@@ -243,7 +243,7 @@ def record(out: Path, name: str, profile: str, params: dict, metrics: dict, timi
     metrics = dict(metrics)
     metrics["run"] = {"name": name, "profile": profile,
                       "iterations": int(params["train"]["iterations"]), "seed": int(params["train"]["seed"]),
-                      "objective": params["model"]["objective"], "gap": params["model"]["gap"],
+                      "objective": params["model"]["objective"], "ranking": params["model"]["ranking"],
                       "sampler": params["dataset"]["sampler"]["kind"],
                       **{k: round(float(v), 2) for k, v in timing.items() if k.endswith("_seconds")},
                       "jobs": int(timing["jobs"]), **(extra or {})}
