@@ -53,14 +53,14 @@ def main(argv=None) -> int:
     models = {}
     for name, gap in (("sigmoid CE", False), ("sigmoid CE + GAP", True)):
         torch.manual_seed(0)
-        p = resolve_run("params.yaml", "default", overrides=args.overrides + [f"model.gap.enabled={str(gap).lower()}"])
+        p = resolve_run("params.yaml", "default", overrides=args.overrides + [f"model.ranking.name={'gap' if gap else 'null'}"])
         model = build_detector(p["model"], c, counts).train()
         opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9, weight_decay=1e-4)
         models[name] = (model, opt)
 
     gap_model = models["sigmoid CE + GAP"][0]
     gap_seconds = [0.0]
-    gap = gap_model.roi_heads.gap
+    gap = gap_model.roi_heads.ranking
     original_forward = gap.forward
 
     def timed_forward(logits, labels):

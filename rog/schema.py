@@ -7,7 +7,8 @@ that breaks its rule, each with the key, the value and what is allowed::
 
 Keys absent from the params are not checked (a checkpoint's params may predate a key); keys of the
 defaults without a rule are caught by tests/test_schema.py. Open sections (model.objective.params: any
-keys) are only required to be mappings: the objective's constructor checks its own options.
+keys) are only required to be mappings: rog.engine.registries checks their keys and types against the
+named objective's or ranking term's options, and its constructor checks their values.
 """
 from __future__ import annotations
 
@@ -93,18 +94,22 @@ class Registered(Rule):
     check_params(params, names={kind: names}) (rog.engine.registries). Without them only a non-empty
     string is required."""
 
-    def __init__(self, kind: str):
-        super().__init__(lambda v: isinstance(v, str) and bool(v), f"a name of the {kind} registry")
-        self.kind = kind
+    def __init__(self, kind: str, nullable: bool = False):
+        null = "null or " if nullable else ""
+        super().__init__(lambda v: (nullable and v is None) or (isinstance(v, str) and bool(v)),
+                         f"{null}a name of the {kind} registry")
+        self.kind, self.nullable = kind, nullable
 
     def bind(self, names: Iterable[str]) -> Rule:
         names = tuple(names)
-        return Rule(lambda v: isinstance(v, str) and v in names, "one of " + ", ".join(names))
+        null = "null or " if self.nullable else ""
+        return Rule(lambda v: (self.nullable and v is None) or (isinstance(v, str) and v in names),
+                    f"{null}one of " + ", ".join(names))
 
 
-def choice_from(kind: str) -> Registered:
-    """One of the names of the code's registry `kind` (see Registered)."""
-    return Registered(kind)
+def choice_from(kind: str, nullable: bool = False) -> Registered:
+    """One of the names of the code's registry `kind` (see Registered); nullable: null too (none of them)."""
+    return Registered(kind, nullable)
 
 
 def list_of(item: Rule, length: int | None = None, min_length: int = 0) -> Rule:
@@ -139,7 +144,7 @@ PIXEL = integer(0, 255)
 
 SCHEMA: dict[str, Rule] = {
     # ---- dataset ----------------------------------------------------------------------------------
-    "dataset.name": choice("lt_glyphs", "lvis", "openimages"),
+    "dataset.name": choice_from("datasets"),
     "dataset.root": TEXT,
     "dataset.train_json": TEXT,
     "dataset.val_json": TEXT,
@@ -214,15 +219,9 @@ SCHEMA: dict[str, Rule] = {
     "model.roi.box_loss": choice("l1", "smooth_l1"),
     "model.objective.name": choice_from("objectives"),
     "model.objective.params": SECTION,
-    "model.gap.enabled": BOOL,
-    "model.gap.loss": choice_from("ranking_losses"),
-    "model.gap.loss_weight": NONNEG,
-    "model.gap.delta": NONNEG,
-    "model.gap.gamma": NONNEG,
-    "model.gap.weighting": choice_from("gap_weightings"),
-    "model.gap.exclude_fg": BOOL,
-    "model.gap.rank_offset": RATE,
-    "model.gap.sync_counts": BOOL,
+    "model.ranking.name": choice_from("ranking_terms", nullable=True),
+    "model.ranking.weight": NONNEG,
+    "model.ranking.params": SECTION,
     "model.test.score_thresh": PROBABILITY,
     "model.test.nms_thresh": PROBABILITY,
     "model.test.detections_per_img": POSITIVE,

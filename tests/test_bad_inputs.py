@@ -101,10 +101,11 @@ def variant(data: Path, folder: Path, split: str, change) -> Path:
     ("train.iterations=abc", "train.iterations = 'abc'"),
     ("train.checkpoint_every=0", "train.checkpoint_every = 0"),
     ("train.batch_size=0", "train.batch_size = 0"),
-    ("model.gap.enabled=no_thanks", "model.gap.enabled = 'no_thanks': expected true or false"),
+    ("model.ranking.name=focal", "model.ranking.name = 'focal': expected null or one of gap, ap_loss, rs_loss"),
     ("train=5", "'train' is a section"),
-    ("model.gap.delta=abc", "model.gap.delta = 'abc'"),
-    ("model.gap.delta=.nan", "model.gap.delta = nan"),
+    ("model.ranking={name: gap, params: {delta: abc}}", "model.ranking.params.delta = 'abc': gap: option delta must be"),
+    ("model.ranking={name: gap, params: {delta: .nan}}", "model.ranking.params.delta = nan"),
+    ("model.ranking={name: rs_loss, params: {gamma: 1.0}}", "rs_loss has no option 'gamma'; valid: delta"),
     ("model.objective.params={prior_prob: .nan}", "sigmoid_ce: option prior_prob must be a finite number"),
 ])
 def test_bad_parameters_are_named_and_nothing_is_written(data, tmp_path, override, named):

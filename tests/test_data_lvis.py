@@ -112,7 +112,7 @@ def test_bad_json_and_missing_or_unreadable_images(tmp_path):
 
 def test_glyph_dataset_through_params(tmp_path):
     generate(tiny_glyph_params(num_train=6, num_val=2, min_val_images=0), tmp_path)
-    params = {"root": str(tmp_path), "train_json": "train.json", "val_json": "val.json", "image_root": ".",
+    params = {"name": "lt_glyphs", "root": str(tmp_path), "train_json": "train.json", "val_json": "val.json", "image_root": ".",
               "cache_images": True, "with_masks": True, "filter_empty_train": True, "min_box_size": 1.0,
               "horizontal_flip": False, "resize_min_size": [], "resize_max_size": 1333}
     train = build_dataset(params, "train")

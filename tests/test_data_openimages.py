@@ -171,15 +171,15 @@ def test_oid_r101_2x_is_the_papers_setting_and_its_experiments_stay_out_of_the_p
     model, train, dataset = params["model"], params["train"], params["dataset"]
     assert (model["arch"], model["backbone"]["name"], model["backbone"]["pretrained"]) == \
         ("faster_rcnn", "resnet101_fpn", True)
-    assert (model["objective"]["name"], model["gap"]["enabled"], model["gap"]["loss_weight"]) == ("eqlv2", True, 1.0)
-    assert (model["gap"]["delta"], model["gap"]["gamma"]) == (0.5, 1.0)
+    assert (model["objective"]["name"], model["ranking"]["name"], model["ranking"]["weight"]) == ("eqlv2", "gap", 1.0)
+    assert model["ranking"]["params"] == {}  # GAP's defaults: delta 0.5, gamma 1.0
     assert (train["lr"], train["batch_size"], train["iterations"], train["momentum"], train["weight_decay"]) == \
         (0.02, 16, 180000, 0.9, 1e-4)
     assert [round(s * 24) for s in train["lr_steps"]] == [16, 22]  # epochs 16 and 22 of 24
     assert (dataset["name"], dataset["with_masks"], dataset["sampler"]["kind"]) == ("openimages", False, "random")
     assert (model["test"]["score_thresh"], model["test"]["detections_per_img"]) == (1e-4, 300)
     assert params["evaluate"]["masks"] is False
-    assert resolve_run(ROOT / "params.yaml", "oid_r101_2x", "oid_eqlv2")["model"]["gap"]["enabled"] is False
+    assert resolve_run(ROOT / "params.yaml", "oid_r101_2x", "oid_eqlv2")["model"]["ranking"]["name"] is None
     with pytest.raises(ParamsError, match="belongs to profile oid_r101_2x"):
         resolve_run(ROOT / "params.yaml", "default", "oid_eqlv2_gap")
     registry = read_params(ROOT / "params.yaml")
@@ -194,7 +194,7 @@ def test_oid_r101_2x_is_the_papers_setting_and_its_experiments_stay_out_of_the_p
 def trained(fixture_root, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("oid_run") / "run"
     assert main(["train", "--profile", "smoke", "--out", str(run), "--no-progress",
-                 *sets(fixture_root, "model.objective.name=eqlv2", "model.gap.enabled=true")]) == 0
+                 *sets(fixture_root, "model.objective.name=eqlv2", "model.ranking.name=gap")]) == 0
     return run
 
 

@@ -40,7 +40,7 @@ def snapshot(folder: Path) -> dict:
 @pytest.fixture(scope="module")
 def trained(data, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("e2e") / "run"
-    assert train_cli(run, data, "model.gap.enabled=true") == 0
+    assert train_cli(run, data, "model.ranking.name=gap") == 0
     return run
 
 
@@ -78,7 +78,7 @@ def test_train_and_evaluate_write_every_file(trained, tmp_path):
 
 def test_same_params_and_seed_same_weights_and_metrics(trained, data, tmp_path):
     again = tmp_path / "again"
-    assert train_cli(again, data, "model.gap.enabled=true") == 0
+    assert train_cli(again, data, "model.ranking.name=gap") == 0
     assert_same_weights(weights(trained / "model_final.pt"), weights(again / "model_final.pt"))
     metrics = []
     for run in (trained, again):
@@ -91,6 +91,8 @@ def test_same_params_and_seed_same_weights_and_metrics(trained, data, tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("model.objective.name=focal_nonsense", "model.objective.name = 'focal_nonsense': expected one of"),
     ("model.backbone.name=vgg16", "model.backbone.name = 'vgg16': expected one of"),
+    ("model.ranking.name=focal", "model.ranking.name = 'focal': expected null or one of gap, ap_loss, rs_loss"),
+    ("dataset.name=coco", "dataset.name = 'coco': expected one of lt_glyphs, lvis, openimages"),
 ])
 def test_unknown_names_fail_clearly_and_write_nothing(data, tmp_path, capsys, override, message):
     assert train_cli(tmp_path / "run", data, override) == 2
@@ -100,7 +102,7 @@ def test_unknown_names_fail_clearly_and_write_nothing(data, tmp_path, capsys, ov
 
 def test_another_experiments_folder_is_refused_untouched(trained, data, capsys):
     before = snapshot(trained)
-    assert train_cli(trained, data, "model.gap.enabled=false") == 2
+    assert train_cli(trained, data, "model.ranking.name=null") == 2
     assert "another experiment" in capsys.readouterr().err
     assert snapshot(trained) == before
 
@@ -176,7 +178,7 @@ def test_norcal_build_option_scores_as_wrapping_the_trained_objective(trained, d
 
     final = trained / "model_final.pt"
     state = checkpoint.load(final)
-    params = resolve_run("params.yaml", "smoke", overrides=sets(data)[1::2] + ["model.gap.enabled=true"])
+    params = resolve_run("params.yaml", "smoke", overrides=sets(data)[1::2] + ["model.ranking.name=gap"])
     dataset = build_dataset(params["dataset"], "val", train=False)
     oracle, _ = load_model(final, dataset.num_classes, params=params, state=state)
     heads = oracle.roi_heads

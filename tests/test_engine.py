@@ -141,10 +141,10 @@ def test_gradient_stats_split_by_source_and_target():
 
 # ---- training: kill and resume ----------------------------------------------------------------------
 def test_killed_run_resumes_to_identical_weights(smoke_data, tmp_path):
-    params = fast_params(smoke_data, "model.gap.enabled=true")
+    params = fast_params(smoke_data, "model.ranking.name=gap")
     straight = train(params, tmp_path / "straight", progress=False)
     # the killed run also keeps the model every 2 iterations: an execution knob, same run hash
-    keeping = fast_params(smoke_data, "model.gap.enabled=true", "train.keep_every=2")
+    keeping = fast_params(smoke_data, "model.ranking.name=gap", "train.keep_every=2")
     assert rundir.params_hash(keeping) == rundir.params_hash(params)
     # killed after iteration 3: the last checkpoint is iteration 2, iteration 3 is logged but lost
     assert train(keeping, tmp_path / "killed", progress=False, stop_after=3) is None
@@ -159,7 +159,7 @@ def test_killed_run_resumes_to_identical_weights(smoke_data, tmp_path):
     assert [i for i, _ in checkpoint.kept_checkpoints(tmp_path / "killed")] == [2, 4]
     assert checkpoint.kept_checkpoints(tmp_path / "straight") == []
     # buffers are part of it: GAP's online counts and BN statistics
-    gap_counts = weights(resumed)["roi_heads.gap.class_counts"]
+    gap_counts = weights(resumed)["roi_heads.ranking.class_counts"]
     assert gap_counts.sum() > 0
     # the loss log has each iteration once, equal to the uninterrupted run's
     logs = [[json.loads(line) for line in (tmp_path / d / "losses.jsonl").read_text().splitlines()]

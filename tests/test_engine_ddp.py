@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def worker(data: Path, out: Path, report: Path, sync: bool) -> None:
     from rog.engine.trainer import Trainer
 
-    params = fast_params(data, "model.gap.enabled=true", "model.objective.name=eqlv2",
-                         f"model.gap.sync_counts={str(sync).lower()}", "train.iterations=3", "train.batch_size=4")
+    params = fast_params(data, "model.ranking.name=gap", "model.objective.name=eqlv2",
+                         f"model.ranking.params.sync_counts={str(sync).lower()}", "train.iterations=3", "train.batch_size=4")
     trainer = Trainer(params, out, progress=False)
     heads = trainer.model.roi_heads
     c = trainer.num_classes
@@ -34,7 +34,7 @@ def worker(data: Path, out: Path, report: Path, sync: bool) -> None:
         labels = args[1]
         local["gap"] += torch.bincount(labels[labels < c], minlength=c).double()
 
-    heads.gap.register_forward_pre_hook(count_positives)
+    heads.ranking.register_forward_pre_hook(count_positives)
     collect = heads.objective.collect_grad
 
     def record_eqlv2(logits, targets, weights):  # EQLv2's statistic of this process's batch alone
@@ -47,7 +47,7 @@ def worker(data: Path, out: Path, report: Path, sync: bool) -> None:
     rank = trainer.rank
     result = {
         "rank": rank, "world": trainer.world,
-        "local_gap": local["gap"].tolist(), "gap_counts": heads.gap.class_counts.tolist(),
+        "local_gap": local["gap"].tolist(), "gap_counts": heads.ranking.class_counts.tolist(),
         "local_eqlv2": local["eqlv2"].tolist(),
         "eqlv2": [heads.objective.pos_grad.tolist(), heads.objective.neg_grad.tolist()],
         "local_pos": {s: t.tolist() for s, t in trainer.grad_stats.pos.items()},
@@ -88,7 +88,7 @@ def test_two_processes_sum_their_statistics(tmp_path_factory, tmp_path):
     # the checkpoint's counts are the summed ones
     from rog.engine import checkpoint
     state = checkpoint.load(out / "model_final.pt")
-    assert state["model"]["roi_heads.gap.class_counts"].tolist() == total
+    assert state["model"]["roi_heads.ranking.class_counts"].tolist() == total
 
 
 def test_per_process_counts_as_the_official_code(tmp_path_factory, tmp_path):

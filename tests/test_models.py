@@ -78,7 +78,9 @@ def test_label_conventions_and_box_loss():
 
 # ---- the detector -----------------------------------------------------------------------------------
 class LabelSpy(nn.Module):
-    """Records the labels the GAP term receives, then returns a zero loss."""
+    """Records the labels the ranking term receives, then returns a zero loss."""
+
+    needs_ious = False
 
     def __init__(self):
         super().__init__()
@@ -92,7 +94,7 @@ class LabelSpy(nn.Module):
 def test_training_losses_background_last_and_inference_output():
     torch.manual_seed(0)
     c = 5
-    model = build_detector(model_params("model.gap.enabled=true"), c)
+    model = build_detector(model_params("model.ranking.name=gap"), c)
     images, targets = random_batch(num_classes=c)
     model.train()
     losses = model(images, targets)
@@ -102,7 +104,7 @@ def test_training_losses_background_last_and_inference_output():
     assert classifier(model).weight.grad is not None
 
     spy = LabelSpy()
-    model.roi_heads.gap = spy
+    model.roi_heads.ranking = spy
     model(images, targets)
     shape, labels = spy.seen[0]
     assert shape[1] == c + 1  # sigmoid CE: C classes + background column

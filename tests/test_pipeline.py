@@ -45,10 +45,10 @@ def test_the_paper_is_covered(params):
         assert strip(exps[f"{base}_seed1"]) == strip(exps[base])
     # lambda 1.0 without RFS, 0.1 with RFS, as the paper, unless the run's name says its lambda
     for name, overlay in exps.items():
-        gap = overlay.get("model", {}).get("gap", {})
+        ranking = overlay.get("model", {}).get("ranking", {})
         rfs = overlay.get("dataset", {}).get("sampler", {}).get("kind") == "repeat_factor"
-        if gap.get("enabled") and "lambda" not in name:
-            assert gap.get("loss_weight", 1.0) == (0.1 if rfs else 1.0), name
+        if ranking.get("name") == "gap" and "lambda" not in name:
+            assert ranking.get("weight", 1.0) == (0.1 if rfs else 1.0), name
     assert exps["seesaw_rfs_gap_2x"]["schedule"]["length"] == 2.0
     assert set(params["tables"]) == {"table1", "table2", "table3", "table4", "table5", "table6", "sweeps"}
     assert set(params["figures"]) == {"figure4", "figure5", "convergence"}
@@ -426,11 +426,11 @@ def test_set_takes_several_values_after_one_flag_and_repeats():
     from rog.cli import build_parser
 
     args = build_parser().parse_args(["train", "--out", "x", "--set", "train.seed=1", "train.lr=0.5",
-                                      "--profile", "smoke", "--set", "model.gap.enabled=true"])
-    assert args.overrides == ["train.seed=1", "train.lr=0.5", "model.gap.enabled=true"]
+                                      "--profile", "smoke", "--set", "model.ranking.name=gap"])
+    assert args.overrides == ["train.seed=1", "train.lr=0.5", "model.ranking.name=gap"]
     p = cli_params(["params", "--profile", "smoke", "--set", "train.seed=1", "train.lr=0.5",
-                    "--set", "model.gap.enabled=true"])
-    assert (p["train"]["seed"], p["train"]["lr"], p["model"]["gap"]["enabled"]) == (1, 0.5, True)
+                    "--set", "model.ranking.name=gap"])
+    assert (p["train"]["seed"], p["train"]["lr"], p["model"]["ranking"]["name"]) == (1, 0.5, "gap")
 
 
 def test_evaluate_options_are_overrides():

@@ -153,6 +153,14 @@ def test_run_page_before_and_after_the_rerun(project):
     assert "| its own class | 25.0 % |" in text and "| a frequent look-alike (f) | 50.0 % |" in text
 
 
+def test_run_page_names_the_ranking_term_of_new_and_old_records():
+    assert runs.ranking_name({"ranking": {"name": "rs_loss", "weight": 1.0, "params": {}}}) == "rs_loss"
+    assert runs.ranking_name({"ranking": {"name": None, "weight": 1.0, "params": {}}}) == "none"
+    old = {"enabled": True, "loss": "ap_loss", "loss_weight": 1.0, "delta": 1.0}  # recorded before model.ranking
+    assert runs.ranking_name({"gap": old}) == "ap_loss" and runs.ranking_name({"gap": dict(old, enabled=False)}) == "none"
+    assert runs.ranking_name({}) == "none"
+
+
 def test_lookalike_page_says_it_appears_with_the_rerun(project):
     page = lookalike.render(project)
     assert "these results have none" in page.markdown() and not page.figures

@@ -54,12 +54,15 @@ def test_fixed_lists_agree_with_the_code_and_registries_are_read_from_it():
     ("train.lr_steps=[0.5,1.5]", "train.lr_steps = [0.5, 1.5]"),
     ("train.grad_clip=-1", "train.grad_clip = -1: expected null or"),
     ("train.device=tpu", "train.device = 'tpu': expected one of auto, cpu, cuda"),
-    ("model.gap.enabled=no_thanks", "model.gap.enabled = 'no_thanks': expected true or false"),
-    ("model.gap.enabled=1", "model.gap.enabled = 1: expected true or false"),
-    ("model.gap.delta=abc", "model.gap.delta = 'abc'"),
-    ("model.gap.gamma=.inf", "model.gap.gamma = inf"),
-    ("model.gap.weighting=sometimes", "model.gap.weighting = 'sometimes': expected one of online, dataset, none"),
-    ("model.gap.loss=focal", "model.gap.loss = 'focal': expected one of gap, ap_loss, rs_loss"),
+    ("model.ranking.name=focal", "model.ranking.name = 'focal': expected null or one of gap, ap_loss, rs_loss"),
+    ("model.ranking.name=1", "model.ranking.name = 1: expected null or a name of the ranking_terms registry"),
+    ("model.ranking.weight=-1", "model.ranking.weight = -1: expected a finite number >= 0"),
+    ("model.ranking={name: gap, params: {delta: abc}}", "model.ranking.params.delta = 'abc': gap: option delta must be"),
+    ("model.ranking={name: gap, params: {gamma: .inf}}", "model.ranking.params.gamma = inf"),
+    ("model.ranking={name: gap, params: {exclude_fg: 1}}", "model.ranking.params.exclude_fg = 1: gap: option exclude_fg must be true or false"),
+    ("model.ranking={name: ap_loss, params: {weighting: none}}", "model.ranking.params.weighting = 'none': ap_loss has no option 'weighting'; valid: delta"),
+    ("model.objective.params={nonsense: 1}", "model.objective.params.nonsense = 1: sigmoid_ce has no option 'nonsense'"),
+    ("dataset.name=coco", "dataset.name = 'coco': expected one of lt_glyphs, lvis, openimages"),
     ("model.roi.positive_fraction=1.5", "model.roi.positive_fraction = 1.5: expected a finite number in (0, 1]"),
     ("model.roi.mask_features=stride8", "model.roi.mask_features = 'stride8': expected one of fpn, stride4, stride2"),
     ("model.objective.name=focal", "model.objective.name = 'focal': expected one of sigmoid_ce"),
@@ -88,7 +91,7 @@ def test_all_problems_are_listed_at_once():
     assert "train.iterations = 0" in str(err.value) and "evaluate.curve = 'maybe'" in str(err.value)
 
 
-@pytest.mark.parametrize("override", ["train=5", "model.gap=true", "model.objective.params=3", "dataset.glyphs=null"])
+@pytest.mark.parametrize("override", ["train=5", "model.ranking=true", "model.objective.params=3", "dataset.glyphs=null"])
 def test_a_scalar_never_replaces_a_section(override):
     key = override.split("=")[0]
     with pytest.raises(ParamsError, match=f"'{key}' is a section, not a value"):

@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rog.config import ParamsError
     from rog.data.glyphs import GlyphParamsError, generate
+    from rog.data.registry import DATASETS
     from rog.data.snapshot import ensure_snapshot
 
     try:
@@ -32,9 +33,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"rog dataset: {err}", file=sys.stderr)
         return 2
     dataset = params["dataset"]
-    if dataset["name"] != "lt_glyphs":
-        print(f"rog dataset: dataset.name is '{dataset['name']}'; only lt_glyphs is rendered "
-              "(real LVIS v1 is read from dataset.root as it is)", file=sys.stderr)
+    if not DATASETS[dataset["name"]].rendered:
+        rendered = ", ".join(name for name, spec in DATASETS.items() if spec.rendered)
+        print(f"rog dataset: dataset.name is '{dataset['name']}'; only {rendered} is rendered "
+              "(a real dataset is read from dataset.root as it is)", file=sys.stderr)
         return 2
     glyphs = dataset["glyphs"]
     out = args.out or dataset["root"]

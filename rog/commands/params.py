@@ -43,12 +43,13 @@ def run(args: argparse.Namespace) -> int:
 
 def threshold_note(dataset: dict) -> str | None:
     """A YAML comment with the repeat-factor threshold the sampler uses, when it is scaled (threshold_images)."""
+    from rog.data.registry import dataset_spec
     from rog.data.sampler import scaled_threshold
 
     sampler = dataset["sampler"]
     if sampler["kind"] != "repeat_factor" or sampler.get("threshold_images") is None:
         return None
-    if dataset["name"] != "lt_glyphs":
+    if not dataset_spec(dataset["name"]).rendered:  # a rendered set's training images are known from params
         return (f"# dataset.sampler: t used = {sampler['repeat_threshold']} x {sampler['threshold_images']} / "
                 "(the annotated training images, counted when training starts)")
     images = int(dataset["glyphs"]["num_train"])  # every LT-Glyphs training image holds glyphs

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rog.data.lvis_dataset import LVISDataset
+from rog.data.registry import dataset_spec
 from rog.data.sampler import RandomSampler, RepeatFactorSampler, repeat_factors, scaled_threshold
 from rog.data.transforms import build_transforms
 
@@ -13,7 +14,7 @@ def dataset_paths(dataset_params: dict, split: str) -> tuple[Path, Path]:
     OpenImages (dataset.name openimages): the converted json of rog.data.openimages."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
-    if dataset_params.get("name") == "openimages":  # the challenge CSVs, converted once (cached) to an LVIS-like json
+    if dataset_spec(dataset_params.get("name")).converted:  # OpenImages: the challenge CSVs, converted once (cached)
         from rog.data.openimages import split_files
 
         return split_files(dataset_params, split)

@@ -10,6 +10,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from rog.data.registry import dataset_spec
+
 
 class Compose:
     def __init__(self, transforms: Sequence):
@@ -89,8 +91,9 @@ class RandomResize:
 
 def build_transforms(dataset_params: dict, train: bool) -> Compose | None:
     """Train-time transforms from the dataset params (none at test time: the detector resizes)."""
-    if dataset_params.get("horizontal_flip") and dataset_params.get("name") == "lt_glyphs":
-        raise ValueError("dataset.horizontal_flip must stay false for lt_glyphs: a mirrored glyph is not a glyph")
+    name = dataset_params.get("name")
+    if dataset_params.get("horizontal_flip") and dataset_spec(name).glyphs:
+        raise ValueError(f"dataset.horizontal_flip must stay false for {name}: a mirrored glyph is not a glyph")
     if not train:
         return None
     steps = []

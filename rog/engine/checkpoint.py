@@ -5,7 +5,8 @@ A checkpoint is a dict::
     format        FORMAT
     signature     rog.models.builder.model_signature(...): arch, backbone, weights_sha256, objective,
                   num_classes, hash
-    params        the resolved params the run was started with (`load` fills ADDED_KEYS it lacks)
+    params        the resolved params the run was started with (`load` puts them in today's layout:
+                  upgraded_params)
     iteration     optimizer steps done
     model         state_dict, buffers included (BN statistics, GAP counts, objective statistics)
     optimizer, scheduler, sampler, rng (one entry per process), diagnostics  (training state)
@@ -34,6 +35,8 @@ KEPT_PREFIX = "iter_"
 # params keys added after checkpoints were first written, each with what a checkpoint without it meant, so
 # every reader of state["params"] (evaluation, --set overrides on them) sees today's keys
 ADDED_KEYS = {("model", "test", "masks_per_img"): None}  # None: a mask for every kept detection
+# state-dict prefixes renamed since: model.gap became model.ranking (GAP's online counts are a buffer)
+RENAMED_MODULES = {"roi_heads.gap.": "roi_heads.ranking."}
 
 
 class CheckpointError(ValueError):
@@ -108,8 +111,27 @@ def load(path: str | Path, map_location="cpu") -> dict:
     for key in ("signature", "params", "iteration", "model"):
         if key not in state:
             raise CheckpointError(f"{path}: checkpoint lacks '{key}'")
-    state["params"] = with_added_keys(state["params"])
+    state["params"] = upgraded_params(state["params"])
+    state["model"] = {_renamed(key): value for key, value in state["model"].items()}
     return state
+
+
+def _renamed(key: str) -> str:
+    for old, new in RENAMED_MODULES.items():
+        if key.startswith(old):
+            return new + key[len(old):]
+    return key
+
+
+def upgraded_params(params: dict) -> dict:
+    """A run's stored params in today's layout: ADDED_KEYS filled in (with_added_keys), and the old
+    `model.gap` mapping turned into `model.ranking` (rog.losses.ranking_terms.from_gap_section)."""
+    from rog.losses.ranking_terms import from_gap_section
+
+    model = params.get("model")
+    if isinstance(model, dict) and isinstance(model.get("gap"), dict) and "ranking" not in model:
+        model["ranking"] = from_gap_section(model.pop("gap"))
+    return with_added_keys(params)
 
 
 def with_added_keys(params: dict) -> dict:

@@ -50,7 +50,7 @@ def run_params(run_dir: str | Path) -> dict:
     path = Path(run_dir) / "params.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a run folder (no params.yaml)")
-    return yaml.safe_load(path.read_text())
+    return checkpoint.upgraded_params(yaml.safe_load(path.read_text()))
 
 
 def cache_key(run_dir: str | Path, params: dict) -> dict:

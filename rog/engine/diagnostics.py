@@ -2,7 +2,7 @@
 
 - Figure 4: per class c, the accumulated magnitude of the gradient that the classification loss sends
   to the logit z_ic of positives (RoIs labelled c) and of negatives (every other RoI, background
-  included), separately for the objective and for GAP alone. The logits are tapped twice, once per
+  included), separately for the objective and for the ranking term alone. The logits are tapped twice, once per
   loss, so each hook sees only its own loss's gradient.
 - Figure 5a: the L2 norm of each class's classifier weight vector.
 """
@@ -15,7 +15,7 @@ import torch
 
 from rog.engine import distributed
 
-SOURCES = ("objective", "gap")
+SOURCES = ("objective", "gap")  # "gap": the ranking term, whichever it is (the key results/ and the report read)
 
 
 class GradientStats:
@@ -32,7 +32,7 @@ class GradientStats:
         self.neg = {s: torch.zeros(num_classes, dtype=torch.float64) for s in SOURCES}
 
     def tap(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """logits [R, K], labels [R] in 0..C -> two aliases of logits (objective's, GAP's) with hooks."""
+        """logits [R, K], labels [R] in 0..C -> two aliases of logits (objective's, the ranking term's) with hooks."""
         if not logits.requires_grad:
             return logits, logits
         labels = labels.detach()

@@ -76,7 +76,7 @@ def run_params(params: dict, data_root: str | Path) -> dict:
                              seed=int(p["seed"]), snippets=list(p["snippets"]), snippet_chars=list(p["snippet_chars"]))
     model = run["model"]
     model["objective"] = {"name": "sigmoid_ce", "params": {}}
-    model["gap"]["enabled"] = False
+    model["ranking"]["name"] = None  # no ranking term
     model["weights"] = None
     run["train"].update(seed=int(p["seed"]), iterations=int(p["iterations"]), lr=float(p["lr"]),
                         threads=int(p["threads"]), processes=1, keep_every=0, diagnostics=False)

@@ -34,8 +34,15 @@ class RunDirError(ValueError):
 
 def params_hash(params: dict) -> str:
     """sha256 (16 hex digits) of the sections that determine a trained model, with the pretrained
-    detector's digest in place of its path when model.weights names a file."""
+    detector's digest in place of its path when model.weights names a file, and model.ranking written as
+    the complete `model.gap` mapping it replaced (rog.losses.ranking_terms.as_gap_section): a run keeps the
+    hash it was trained under, so its folder, its checkpoints and results/' regime check still know it."""
+    from rog.losses.ranking_terms import as_gap_section
+
     relevant = {k: copy.deepcopy(params.get(k)) for k in HASHED_SECTIONS}
+    model = relevant.get("model") or {}
+    if isinstance(model.get("ranking"), dict):
+        model["gap"] = as_gap_section(model.pop("ranking"))
     for section, keys in EXECUTION_ONLY.items():
         for key in keys:
             (relevant.get(section) or {}).pop(key, None)

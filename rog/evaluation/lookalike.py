@@ -166,8 +166,9 @@ def dataset_lookalikes(dataset_params: dict, categories: Sequence[dict]) -> tupl
     LT-Glyphs' from its glyphs drawn in its snapshot's fonts (rog.data.lookalikes), none for another
     dataset (every confusion is then 'other')."""
     from rog.data import lookalikes as shapes
+    from rog.data.registry import dataset_spec
 
-    if dataset_params.get("name") != "lt_glyphs" or not all(c.get("glyph") for c in categories):
+    if not dataset_spec(dataset_params.get("name")).glyphs or not all(c.get("glyph") for c in categories):
         return {}, f"none: look-alikes are defined for LT-Glyphs only (dataset {dataset_params.get('name')})"
     glyphs = dataset_params["glyphs"]
     pairs = shapes.lookalikes(categories, glyphs["snapshot"], glyphs["fonts"])

@@ -6,5 +6,7 @@ from rog.losses.counts import CategoryCounts
 from rog.losses.gap import GAPLoss
 from rog.losses.ranking import APLoss, RSLoss
 from rog.losses.objectives import OBJECTIVES, NorCal, build_objective
+from rog.losses.ranking_terms import RANKING_TERMS, build_ranking
 
-__all__ = ["CategoryCounts", "GAPLoss", "APLoss", "RSLoss", "OBJECTIVES", "NorCal", "build_objective"]
+__all__ = ["CategoryCounts", "GAPLoss", "APLoss", "RSLoss", "OBJECTIVES", "NorCal", "build_objective",
+           "RANKING_TERMS", "build_ranking"]

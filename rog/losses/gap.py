@@ -226,6 +226,8 @@ class GAPLoss(nn.Module):
     gradient is lambda x Eq. 11. No foreground: 0 and a zero gradient.
     """
 
+    needs_ious = False  # the detector passes IoU targets to the ranking terms that set it (RSLoss)
+
     def __init__(self, num_classes: int, delta: float = 0.5, gamma: float = 1.0, loss_weight: float = 1.0,
                  weighting: str = "online", class_counts: CategoryCounts | None = None,
                  exclude_fg: bool = True, rank_offset: float = 0.5, sync_counts: bool = True):
@@ -240,7 +242,7 @@ class GAPLoss(nn.Module):
         if rank_offset <= 0:
             raise ValueError(f"GAPLoss: rank_offset must be > 0 (0.5 official, 1.0 paper), got {rank_offset}")
         if weighting == "dataset" and class_counts is None:
-            raise ValueError("GAPLoss: weighting='dataset' needs class_counts (a CategoryCounts)")
+            raise ValueError("GAPLoss: weighting='dataset' needs class_counts (a CategoryCounts: the training set's counts)")
         counts = torch.zeros(num_classes, dtype=torch.float64)
         if class_counts is not None:
             if not isinstance(class_counts, CategoryCounts):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Mapping
 
 import torch
 
@@ -34,6 +35,21 @@ def check_option(owner: str, key: str, value, default) -> None:
             raise ValueError(f"{owner}: option {key} must be an integer, got {value!r}")
     elif isinstance(default, float):
         check_finite(owner, **{key: value})
+
+
+def option_errors(owner: str, known: Mapping, given: Mapping) -> dict[str, str]:
+    """{option: why} for each option of `given` that `known` (option -> default) lacks, or whose value is not
+    of its default's type (check_option)."""
+    errors = {}
+    for key, value in given.items():
+        if key not in known:
+            errors[key] = f"{owner} has no option {key!r}; valid: {', '.join(sorted(known))}"
+            continue
+        try:
+            check_option(owner, key, value, known[key])
+        except ValueError as err:
+            errors[key] = str(err)
+    return errors
 
 
 def at_least_float32(logits: torch.Tensor) -> torch.Tensor:

@@ -94,6 +94,8 @@ def rs_loss_and_grad(logits: torch.Tensor, labels: torch.Tensor, ious: torch.Ten
 class APLoss(nn.Module):
     """AP loss (category-agnostic, interpolated, error-driven). forward(logits, labels) -> scalar."""
 
+    needs_ious = False
+
     def __init__(self, num_classes: int, delta: float = 1.0, loss_weight: float = 1.0):
         super().__init__()
         check_finite("APLoss", delta=delta, loss_weight=loss_weight)
@@ -113,6 +115,8 @@ class RSLoss(nn.Module):
 
     `last_ranking_error` and `last_sorting_error` keep the two halves of the last call for logging.
     """
+
+    needs_ious = True  # the detector passes each RoI's IoU target (rog.models.roi_heads)
 
     def __init__(self, num_classes: int, delta: float = 0.5, loss_weight: float = 1.0):
         super().__init__()

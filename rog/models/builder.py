@@ -69,34 +69,15 @@ def build_objective_module(params: dict, num_classes: int, class_counts=None) ->
     return build_objective(params["name"], num_classes, class_counts=class_counts, **(params.get("params") or {}))
 
 
-RANKING_LOSSES = ("gap", "ap_loss", "rs_loss")
-GAP_ONLY_OPTIONS = ("gamma", "weighting", "exclude_fg", "rank_offset", "sync_counts")
-
-
-def build_gap(params: dict, num_classes: int, class_counts=None) -> nn.Module | None:
-    """The `gap` mapping: the global-level ranking term on the C foreground logits, or None.
-
-    {enabled, loss: gap | ap_loss | rs_loss, loss_weight, delta, and GAP's gamma, weighting,
-    exclude_fg, rank_offset, sync_counts}. `loss` picks GAP (the default) or one of the
-    category-agnostic ranking losses the paper compares it with (Table 2, Figure 4), which take
-    only loss_weight and delta (AP loss: set delta 1.0, its paper's value).
-    """
-    if not params.get("enabled", False):
+def build_ranking_module(params: dict, num_classes: int, class_counts=None) -> nn.Module | None:
+    """The `ranking` mapping {name, weight, params} -> a term of `rog.losses.ranking_terms`, or None
+    (name null: no ranking term)."""
+    if params.get("name") is None:
         return None
-    from rog.losses import APLoss, GAPLoss, RSLoss
+    from rog.losses.ranking_terms import build_ranking
 
-    options = {k: v for k, v in params.items() if k not in ("enabled", "loss")}
-    kind = params.get("loss", "gap")
-    if kind not in RANKING_LOSSES:
-        raise ValueError(f"gap: unknown ranking loss '{kind}'; valid: {', '.join(RANKING_LOSSES)}")
-    if kind != "gap":
-        options = {k: v for k, v in options.items() if k not in GAP_ONLY_OPTIONS}
-        return (APLoss if kind == "ap_loss" else RSLoss)(num_classes, **options)
-    if options.get("weighting") == "dataset":
-        if class_counts is None:
-            raise ValueError("gap: weighting 'dataset' needs the training set's class counts")
-        options["class_counts"] = class_counts
-    return GAPLoss(num_classes, **options)
+    return build_ranking(params["name"], num_classes, params.get("weight", 1.0), class_counts,
+                         **(params.get("params") or {}))
 
 
 def norcal_shift(class_counts, gamma: float | None, num_classes: int) -> torch.Tensor | None:
@@ -141,7 +122,7 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
         raise ValueError(f"unknown model arch '{arch}'; valid: {', '.join(ARCHS)}")
     if objective is None:
         objective = build_objective_module(model_params["objective"], num_classes, class_counts)
-    gap = build_gap(model_params.get("gap") or {}, num_classes, class_counts)
+    ranking = build_ranking_module(model_params.get("ranking") or {}, num_classes, class_counts)
     roi = model_params["roi"]
     mask_features = roi.get("mask_features", "fpn")
     if mask_features not in MASK_FEATURES:
@@ -180,7 +161,7 @@ def build_detector(model_params: dict, num_classes: int, class_counts=None,
     proposals = PyramidRPN(levels + ["pool"], *rpn_args) if fine else RegionProposalNetwork(*rpn_args)
     test = model_params["test"]
     heads = ObjectiveRoIHeads(
-        objective=objective, gap=gap, num_classes=num_classes, box_loss=roi.get("box_loss", "l1"),
+        objective=objective, ranking=ranking, num_classes=num_classes, box_loss=roi.get("box_loss", "l1"),
         box_roi_pool=pool(levels, output_size=7, sampling_ratio=roi["sampling_ratio"]), box_head=box_head,
         box_predictor=predictor, fg_iou_thresh=0.5, bg_iou_thresh=0.5,
         batch_size_per_image=roi["batch_size_per_image"], positive_fraction=roi["positive_fraction"],

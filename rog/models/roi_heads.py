@@ -1,10 +1,10 @@
-"""The RoI box head with a pluggable classification objective, GAP on top, and its own inference.
+"""The RoI box head with a pluggable classification objective, a ranking term on top, and its own inference.
 
 Label conventions, mapped once here:
 - the detector's targets and detections use contiguous foreground labels 0..C-1 (as `LVISDataset`);
 - torchvision's proposal matching uses 0 = background, 1..C foreground (targets are shifted by +1
   before `select_training_samples`);
-- objectives and GAP take labels 0..C with C = background (mmdet/detectron2's convention), converted
+- objectives and ranking terms take labels 0..C with C = background (mmdet/detectron2's convention), converted
   by `objective_labels` right after sampling.
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ from torch import nn
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import boxes as box_ops
 
-from rog.losses.ranking import RSLoss
 from rog.models.masks import mask_targets
 
 
@@ -140,13 +139,14 @@ class ObjectiveRoIHeads(RoIHeads):
     """torchvision's RoIHeads with an objective's loss and scores instead of the softmax CE.
 
     objective: nn.Module with `num_outputs`, `loss(logits, labels) -> dict`, `scores(logits) -> [R, C]`.
-    gap: the ranking term (GAPLoss, APLoss or RSLoss) or None; applied to the same logits (it reads
-    the first C columns). RSLoss also gets each positive's IoU target (see `predicted_box_ious`).
+    ranking: the ranking term (rog.losses.ranking_terms: GAP, AP loss or RS loss) or None; applied to the
+    same logits (it reads the first C columns). A term with `needs_ious` (RS loss) also gets each
+    positive's IoU target (see `predicted_box_ious`).
     Training losses: the objective's terms, `loss_gap` (the ranking term, whichever it is),
     `loss_box_reg` and (Mask R-CNN) `loss_mask`.
     """
 
-    def __init__(self, *, objective: nn.Module, gap: nn.Module | None, num_classes: int,
+    def __init__(self, *, objective: nn.Module, ranking: nn.Module | None, num_classes: int,
                  box_loss: str = "l1", score_shift: torch.Tensor | None = None, masks: bool = True,
                  masks_per_img: int | None = None, grad_stats=None, **kwargs):
         """score_shift: [C], subtracted from the foreground logits before `objective.scores` (NorCal,
@@ -157,7 +157,7 @@ class ObjectiveRoIHeads(RoIHeads):
         the classification gradients, or None."""
         super().__init__(**kwargs)
         self.objective = objective
-        self.gap = gap
+        self.ranking = ranking
         self.num_classes = num_classes
         self.box_loss = box_loss
         self.register_buffer("score_shift", score_shift, persistent=False)
@@ -179,15 +179,15 @@ class ObjectiveRoIHeads(RoIHeads):
                               ious: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """logits [R, K], labels [R] in 0..C -> the objective's loss terms plus `loss_gap`.
 
-        ious: [R] IoU targets, needed only by RSLoss.
+        ious: [R] IoU targets, read only by a ranking term with `needs_ious`.
         """
-        obj_in, gap_in = logits, logits
+        obj_in, ranking_in = logits, logits
         if self.grad_stats is not None:
-            obj_in, gap_in = self.grad_stats.tap(logits, labels)
+            obj_in, ranking_in = self.grad_stats.tap(logits, labels)
         losses = dict(self.objective.loss(obj_in, labels))
-        if self.gap is not None:
-            extra = (ious,) if isinstance(self.gap, RSLoss) else ()
-            losses["loss_gap"] = self.gap(gap_in, labels, *extra)
+        if self.ranking is not None:  # logged as loss_gap, whichever term it is (results/ read that key)
+            extra = (ious,) if self.ranking.needs_ious else ()
+            losses["loss_gap"] = self.ranking(ranking_in, labels, *extra)
         return losses
 
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
@@ -232,7 +232,7 @@ class ObjectiveRoIHeads(RoIHeads):
 
         labels = objective_labels(torch.cat(matched_labels), self.num_classes)
         ious = None
-        if isinstance(self.gap, RSLoss):
+        if self.ranking is not None and self.ranking.needs_ious:
             ious = predicted_box_ious(self.box_coder, box_regression, labels, proposals, matched_idxs,
                                       [t["boxes"] for t in targets], self.num_classes)
         losses = self.classification_losses(class_logits, labels, ious)

@@ -11,8 +11,10 @@ experiment@NAME) runs:
 then writes results/experiments/NAME/:
 
     metrics.json       rog.evaluation.metrics.evaluate_all's dict plus "run": name, profile, iterations,
-                       seed, objective, gap, sampler and the timings train_seconds (the summed
-                       per-iteration seconds of losses.jsonl: every start of a resumed run, no idle
+                       seed, objective, ranking (model.ranking; runs before it: gap), sampler,
+                       train_images, epochs, lr_drops (what the report reads instead of today's params)
+                       and the timings train_seconds (the summed per-iteration seconds of losses.jsonl:
+                       every start of a resumed run, no idle
                        time), eval_seconds, curve_seconds (rog evaluate's timing.json) and jobs ($ROG_JOBS,
                        the experiments side by side; read by rog.pipeline.projection)
     summary.json       the flat headline numbers: the DVC metric (no timings, so it is deterministic)
@@ -72,9 +74,13 @@ def jobs_from_env() -> int:
 
 
 def stage_overrides(name: str, profile: str, dataset_root: str | None, params_path: str | Path) -> list[str]:
-    """The stage's --set: the pipeline's rendered dataset as dataset.root (LT-Glyphs only; real LVIS is
-    read where the profile says)."""
-    if dataset_root is None or resolve_run(params_path, profile, name)["dataset"]["name"] != "lt_glyphs":
+    """The stage's --set: the pipeline's rendered dataset as dataset.root (a rendered dataset only,
+    rog.data.registry: LT-Glyphs; a real one is read where the profile says)."""
+    from rog.data.registry import dataset_spec
+
+    if dataset_root is None:
+        return []
+    if not dataset_spec(resolve_run(params_path, profile, name)["dataset"]["name"]).rendered:
         return []
     return [f"dataset.root={dataset_root}"]
 
@@ -255,7 +261,7 @@ def record(out: Path, name: str, profile: str, params: dict, metrics: dict, timi
     metrics = dict(metrics)
     metrics["run"] = {"name": name, "profile": profile,
                       "iterations": int(params["train"]["iterations"]), "seed": int(params["train"]["seed"]),
-                      "objective": params["model"]["objective"], "gap": params["model"]["gap"],
+                      "objective": params["model"]["objective"], "ranking": params["model"]["ranking"],
                       "sampler": params["dataset"]["sampler"]["kind"],
                       **{k: round(float(v), 2) for k, v in timing.items() if k.endswith("_seconds")},
                       "jobs": int(timing["jobs"]), **(extra or {})}

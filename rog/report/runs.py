@@ -181,6 +181,15 @@ def provenance_markdown(metrics: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ranking_name(run: dict) -> str:
+    """The ranking term of metrics.json's "run" record ('none' without one); runs recorded before model.ranking
+    hold the old `gap` mapping instead."""
+    from rog.losses.ranking_terms import from_gap_section
+
+    ranking = run.get("ranking") or from_gap_section(run.get("gap") or {})
+    return ranking.get("name") or "none"
+
+
 def render(name: str, root: str | Path = ".") -> list:
     """The page of run `name`, in order: markdown strings and figures. FileNotFoundError when it has no
     metrics."""
@@ -195,7 +204,7 @@ def render(name: str, root: str | Path = ".") -> list:
         "\n\n".join([f"# {name}", "Overlay of the defaults in params.yaml: "
                      + (f"\n\n```yaml\n{yaml.safe_dump(overlay, sort_keys=False)}```" if overlay else "none (the defaults)."),
                      f"Profile {run.get('profile')}, {run.get('iterations')} iterations, seed {run.get('seed')}, "
-                     f"objective {run.get('objective', {}).get('name')}, GAP {run.get('gap', {}).get('enabled')}, "
+                     f"objective {run.get('objective', {}).get('name')}, ranking term {ranking_name(run)}, "
                      f"sampler {run.get('sampler')}.", "## Metrics (percent)", metrics_markdown(metrics),
                      "### AP at each per-image detection budget K", sweep_markdown(metrics),
                      "### AP of five frequency groups (categories ranked by training images, rarest first)",
