@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from rog.pipeline.registry import pair_runs, question, read_params, run_names, sections
 from rog.report import claims, figures, markdown, stats, tables
-from rog.report.limits import learning_speed_markdown, regime_markdown
+from rog.report.limits import epochs_text, learning_speed_markdown, regime_markdown
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_diagnostics, load_metrics, paper_numbers, profiles_of, value
 
@@ -110,6 +110,12 @@ def omega_by_group(facts: dict, gamma: float = 1.0) -> dict[str, float]:
     return {r["group"]: r["mean"] for r in figures.omega_groups(counts, facts["frequency"], (gamma,))}
 
 
+def all_current(params: dict, root: str | Path, runs: list[str]) -> bool:
+    """Whether every one of `runs` was made with the params params.yaml gives now (results/freshness.json)."""
+    found = regime(params, root, runs)
+    return len(found["same"]) == len(found["runs"])
+
+
 def setup_markdown(params: dict, root: str | Path, paper: dict) -> str:
     """The two settings side by side: LVIS v1 with the paper's detector, LT-Glyphs with ours."""
     from rog.config import resolve_run
@@ -142,14 +148,16 @@ def setup_markdown(params: dict, root: str | Path, paper: dict) -> str:
              f"{facts['min_images']}-{facts['max_images']:,} (r/c/f as LVIS)" if facts else "-"],
             ["training / validation images", f"{spec['train_images']:,} / {spec['val_images']:,}",
              f"{glyphs['num_train']:,} / {glyphs['num_val']:,} + extra until each category has "
-             f"{glyphs['min_val_images']}"]]
+             f"{glyphs['min_val_images']}" + ("" if all_current(params, root, runs) else " (params.yaml now)")]]
     if theirs is not None:
         sizes = theirs["dataset"]["resize_min_size"]
         rows.append(["image size", f"shorter side {min(sizes)}-{max(sizes)}, longer <= {theirs['dataset']['resize_max_size']}",
                      f"{ours['model']['min_size']} x {ours['model']['max_size']} (rendered glyphs)"])
         rows.append(["detector", f"Mask R-CNN, {backbone(theirs)}", f"Mask R-CNN, {backbone(ours)}"])
+    one_x = [r for r in runs if (load_metrics(r, root) or {}).get("run", {}).get("iterations") == iterations[0]] \
+        if iterations else []
     rows.append(["schedule (1x)", f"{spec['epochs']} epochs, SGD, LR {spec['lr']:g}",
-                 f"{iterations[0]:,} iterations x {batch} images = {iterations[0] * batch / glyphs['num_train']:.1f} "
+                 f"{iterations[0]:,} iterations x {batch} images = {epochs_text(params, root, one_x)} "
                  f"epochs (results/), SGD" if iterations else "-"])
     text = _table(["", spec["dataset"] + " (the paper)", "LT-Glyphs (ours)"], rows)
     return ("## The setup\n\n" + text + "\nLT-Glyphs is rendered text, one category per character, with the "
