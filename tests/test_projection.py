@@ -88,8 +88,9 @@ def test_no_recorded_timing_is_a_clear_error(tmp_path, params_path, capsys):
         projection.projection(params_path, tmp_path)
 
 
-def test_a_ladder_regime_estimates_every_run(tmp_path):
+def test_a_ladder_regime_estimates_every_run(tmp_path, monkeypatch):
     """--ladder REGIME: the registry's cost at that regime's median rate and evaluation, results/ ignored."""
+    from rog.pipeline import projection as projection_module
     from rog.pipeline.projection import ProjectionError, ladder_reference, projection
 
     folder = tmp_path / "results" / "ladder" / "r"
@@ -109,5 +110,12 @@ def test_a_ladder_regime_estimates_every_run(tmp_path):
     assert rows["sigmoid_ce"]["train_seconds"] == pytest.approx(0.6 * 1200)
     assert rows["sigmoid_ce_2x"]["train_seconds"] == pytest.approx(0.6 * 2400)
     assert result["compute_seconds"] == pytest.approx(0.6 * 3600 + 2 * 140.0) and result["measured"] == 0
+    assert result["beyond_budget"] == []
+    # a budget of 0.3 h (1,080 s): sigmoid_ce (860 s) fits, sigmoid_ce_2x (1,580 s) comes after it in registry order
+    monkeypatch.setattr(projection_module, "BUDGET_HOURS", 0.3)
+    result = projection(params, tmp_path, jobs=2, reference=reference)
+    assert result["beyond_budget"] == ["sigmoid_ce_2x"]
+    assert "beyond the budget of 0.3 h of compute, in registry order: 1 runs: sigmoid_ce_2x" in \
+        projection_module.text(result)
     with pytest.raises(ProjectionError, match="no ladder run recorded for regime 'none'"):
         ladder_reference("none", tmp_path)

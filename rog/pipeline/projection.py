@@ -11,6 +11,9 @@ code that recorded no timings) is *estimated*: the median seconds per iteration 
 experiments times its iterations, and the median evaluation seconds of the measured runs. Post-hoc
 evaluations train nothing (0 iterations).
 
+The budget: the registry's runs, in registry order (its priority: the headline rows first), are summed
+until BUDGET_HOURS of compute; the runs after that point are named (`beyond_budget`).
+
 Wall time with J processes side by side = (sum of the runs' seconds) / J. Assumption: a run measured
 with jobs=j already includes the slowdown of sharing the machine with j - 1 others, so the sum is the
 busy time of J parallel slots, kept full. Measured at j = 1 and projected at J = 2 on 2 cores this
@@ -30,6 +33,7 @@ from rog.config import resolve_run
 from rog.pipeline.registry import metrics_path, read_params
 
 DEFAULT_JOBS = 2
+BUDGET_HOURS = 20.0  # the registry's compute budget (core-hours: one thread per run); runs beyond it are named
 ASSUMPTION = ("each run's seconds, measured with `jobs` processes side by side, already include that slowdown;\n"
               "wall = compute / J with J slots kept busy; dataset and notebook stages not counted")
 
@@ -80,7 +84,8 @@ def projection(params_path: str | Path | dict = "params.yaml", root: str | Path 
 
     Returns {rows: [{run, iterations, train_seconds, eval_seconds, jobs (None when estimated), measured}],
     sorted by cost (train + eval), most expensive first; jobs: J; compute_seconds: the rows' sum;
-    wall_seconds: compute_seconds / J; measured, estimated: run counts; seconds_per_iteration and
+    wall_seconds: compute_seconds / J; measured, estimated: run counts; beyond_budget: the runs (registry
+    order) after the first BUDGET_HOURS of compute; seconds_per_iteration and
     eval_seconds: the medians estimates use (None when nothing needed them)}.
     ProjectionError when no run has a recorded timing, or runs to estimate lack what estimates need.
     reference: {seconds_per_iteration, eval_seconds} estimating every run (`ladder_reference`).
@@ -118,12 +123,17 @@ def projection(params_path: str | Path | dict = "params.yaml", root: str | Path 
                                   "(only post-hoc evaluations are measured)")
         rows.append({"run": name, "iterations": iterations, "train_seconds": rate * iterations if iterations else 0.0,
                      "eval_seconds": eval_median, "jobs": None, "measured": False})
+    beyond, spent = [], 0.0
+    for row in rows:  # registry order
+        spent += row["train_seconds"] + row["eval_seconds"]
+        if spent > BUDGET_HOURS * 3600:
+            beyond.append(row["run"])
     rows.sort(key=lambda row: (-(row["train_seconds"] + row["eval_seconds"]), row["run"]))
     compute = sum(row["train_seconds"] + row["eval_seconds"] for row in rows)
     n_measured = sum(row["measured"] for row in rows)
     estimated = len(rows) - n_measured
     return {"rows": rows, "jobs": jobs, "compute_seconds": compute, "wall_seconds": compute / jobs,
-            "measured": n_measured, "estimated": estimated,
+            "measured": n_measured, "estimated": estimated, "beyond_budget": beyond,
             "seconds_per_iteration": rate if estimated else None, "eval_seconds": eval_median if estimated else None}
 
 
@@ -144,5 +154,8 @@ def text(result: dict) -> str:
                     "evaluation)" if result["estimated"] and result["seconds_per_iteration"] is not None else ""))
     lines.append(f"compute: {_hours(result['compute_seconds'])} summed over the runs")
     lines.append(f"projected wall time with {result['jobs']} side by side: {_hours(result['wall_seconds'])}")
+    beyond = result.get("beyond_budget") or []
+    lines.append(f"beyond the budget of {BUDGET_HOURS:g} h of compute, in registry order: "
+                 + (f"{len(beyond)} runs: {', '.join(beyond)}" if beyond else "none"))
     lines.append(f"assumes {ASSUMPTION}")
     return "\n".join(lines) + "\n"
