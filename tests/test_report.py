@@ -759,3 +759,20 @@ def test_each_pair_is_judged_on_its_own_runs_metric(tmp_path, params, paper):
     assert by_pair["random/sigmoid_ce"]["iou"] == "segm" and by_pair["random/ecm"]["iou"] == "bbox"
     assert by_pair["random/ecm"]["ours"] == pytest.approx(2.0)       # box AP 38 -> 40, not mask AP 2 -> 2
     assert found["basis"].startswith("per pair: mask AP where the pair's runs learned masks")
+
+
+def test_a_page_is_drawn_as_its_params_entry_declares_and_bad_names_are_refused(tmp_path, params, paper):
+    """Layout and extra sections come from params.yaml (tables.NAME.layout / extras), never from the page's name."""
+    renamed = {**params, "tables": {**params["tables"], "headline": dict(params["tables"]["table1"])}}
+    page = pages.render("headline", tmp_path, renamed, {**paper, "headline": paper["table1"]})
+    assert "## The headline rows, seed by seed" in page.markdown() and page.figure is not None
+    plain = {**params, "tables": {**params["tables"], "table1": {**params["tables"]["table1"], "extras": []}}}
+    assert "seed by seed" not in pages.render("table1", tmp_path, plain, paper).markdown()
+    bad = {**params, "tables": {**params["tables"], "table1": {**params["tables"]["table1"], "extras": ["nope"]}}}
+    with pytest.raises(ValueError, match=r"tables.table1.extras: unknown section 'nope'; valid: gradient_totals"):
+        pages.render("table1", tmp_path, bad, paper)
+    bad = {**params, "tables": {**params["tables"], "table1": {**params["tables"]["table1"], "layout": "pie"}}}
+    with pytest.raises(ValueError, match=r"table1.layout: unknown layout 'pie'; valid: table, k_sweep"):
+        pages.render("table1", tmp_path, bad, paper)
+    with pytest.raises(ValueError, match="no table or figure 'table9'"):
+        pages.render("table9", tmp_path, params, paper)

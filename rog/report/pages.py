@@ -6,9 +6,11 @@
 
 A page: the paper's source of the table, the profile its runs were made with, which regime they come
 from and what a 1x number means (rog.report.regime), ours beside the paper's,
-and the verdicts of rog.report.claims; some tables add a section (table2: gradient totals; sweeps: the
-best setting per knob; table6: where its numbers come from and real OpenImages runs, rog.report.openimages) and a figure (table1: the headline rows per seed, table3: AP against K, sweeps:
-AP against each knob; params.yaml marks them `figure: true`, so that dvc.yaml lists their PNG). Numbers come from results/experiments/*/ below `root` only.
+and the verdicts of rog.report.claims. What else a page shows is declared in its params.yaml entry, never
+chosen here by its name: `layout` (LAYOUTS: table, k_sweep, gradient_ratios, weight_norms, convergence),
+`extras` (EXTRAS: the sections a table adds, e.g. gradient totals, the best setting per knob, a figure),
+`drop_empty`, and `figure: true` for a page that draws one (so that dvc.yaml lists its PNG). Numbers
+come from results/experiments/*/ below `root` only.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from rog.pipeline.registry import question, read_params, table_runs
+from rog.pipeline.registry import question, read_params, sections, table_runs
 from rog.report import claims, figures, stats, tables
 from rog.report.openimages import openimages_section
 from rog.report.limits import learning_speed_markdown, regime_markdown
@@ -90,39 +92,71 @@ def _iou_sentence(iou: str, why: str) -> str:
 
 
 def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
-    """A table beside the paper's with its claims; table2 and sweeps with their extra section; table1
-    and sweeps with their figure (the headline rows per seed; AP and APr against each knob)."""
+    """A table beside the paper's with its claims, then the sections its params.yaml entry names in
+    `extras` (EXTRAS), in that order; `drop_empty: true` drops the columns without a number."""
+    section = sections(params)[name]
     table = tables.build(params, name, root, paper)
     found = claims.claims(params, root, paper, tables=[name])
     parts = [*_head(params, name, table.source, root), *table.notes, "## Ours beside the paper's",
-             tables.markdown(table, drop_empty=name == "sweeps"), "## What reproduced", claims.claims_markdown(found)]
+             tables.markdown(table, drop_empty=bool(section.get("drop_empty"))), "## What reproduced",
+             claims.claims_markdown(found)]
     figure = None
-    labels = {row.key: row.label for row in table.rows}
-    if name == "table2":
-        totals = figures.gradient_totals(params, name, root)
-        parts += [GRADIENT_TOTALS, figures.gradient_totals_markdown(totals, labels),
-                  claims.gradient_magnitude_verdict(totals, params, root, **magnitude_rows(params))]
-    if name == "sweeps":
-        parts += ["## Best setting per swept knob", best_per_knob(table, params, root)]
-        iou, why = figures.figure_iou(params, name, root)
-        series = figures.sweep_series(params, root, iou, name)
-        default = series["default"]
-        parts += ["## AP and APr against each knob", _iou_sentence(iou, why) + " Each point is one setting "
-                  "(the mean of its runs; one seed except the paper's setting); the shaded spans are the "
-                  f"paper's setting's spread over its seeds (min to max"
-                  + (f", {default['runs']} seeds): a one-seed setting inside them differs from the default by "
-                     "less than the seeds do." if default else "): none yet, the paper's setting has one run.")]
-        figure = figures.plot_sweeps(series, iou)
-    if name == "table6":  # which data each number comes from; real OpenImages runs when present
-        parts += openimages_section(params["tables"].get(name), paper.get(name) or {}, root)
-    if name == "table1":
-        iou, why = figures.figure_iou(params, name, root)
-        series = figures.seed_series(params, root, iou, name)
-        parts += ["## The headline rows, seed by seed", _iou_sentence(iou, why) + " Each dot is one seed, the "
-                  "bar their mean: how far apart seeds of the same setting land, beside the differences the "
-                  "claims judge." + ("" if series else " No row with several seeds has results yet.")]
-        figure = figures.plot_seed_strip(series, labels, iou)
+    for extra in section.get("extras") or []:
+        if extra not in EXTRAS:
+            raise ValueError(f"params.yaml tables.{name}.extras: unknown section '{extra}'; valid: {', '.join(EXTRAS)}")
+        more, drawn = EXTRAS[extra](params, name, root, paper, table)
+        parts += more
+        figure = drawn if drawn is not None else figure
     return Page(name, parts, figure)
+
+
+def _labels(table: tables.Table) -> dict[str, str]:
+    return {row.key: row.label for row in table.rows}
+
+
+def gradient_totals_section(params: dict, name: str, root: str | Path, paper: dict, table: tables.Table):
+    """How hard each loss pushed the classifier (the runs' diagnostics.json), and the magnitude verdict."""
+    totals = figures.gradient_totals(params, name, root)
+    return [GRADIENT_TOTALS, figures.gradient_totals_markdown(totals, _labels(table)),
+            claims.gradient_magnitude_verdict(totals, params, root, **magnitude_rows(params))], None
+
+
+def best_per_knob_section(params: dict, name: str, root: str | Path, paper: dict, table: tables.Table):
+    return ["## Best setting per swept knob", best_per_knob(table, params, root)], None
+
+
+def sweep_figure_section(params: dict, name: str, root: str | Path, paper: dict, table: tables.Table):
+    """AP and APr against each swept knob, the paper's setting's seed spread shaded."""
+    iou, why = figures.figure_iou(params, name, root)
+    series = figures.sweep_series(params, root, iou, name)
+    default = series["default"]
+    return ["## AP and APr against each knob", _iou_sentence(iou, why) + " Each point is one setting "
+            "(the mean of its runs; one seed except the paper's setting); the shaded spans are the "
+            f"paper's setting's spread over its seeds (min to max"
+            + (f", {default['runs']} seeds): a one-seed setting inside them differs from the default by "
+               "less than the seeds do." if default else "): none yet, the paper's setting has one run.")], \
+        figures.plot_sweeps(series, iou)
+
+
+def openimages_extra(params: dict, name: str, root: str | Path, paper: dict, table: tables.Table):
+    """Which data each number comes from; real OpenImages runs when present (rog.report.openimages)."""
+    return openimages_section(params["tables"].get(name), paper.get(name) or {}, root), None
+
+
+def seed_strip_section(params: dict, name: str, root: str | Path, paper: dict, table: tables.Table):
+    """The rows with several seeds, seed by seed."""
+    iou, why = figures.figure_iou(params, name, root)
+    series = figures.seed_series(params, root, iou, name)
+    return ["## The headline rows, seed by seed", _iou_sentence(iou, why) + " Each dot is one seed, the "
+            "bar their mean: how far apart seeds of the same setting land, beside the differences the "
+            "claims judge." + ("" if series else " No row with several seeds has results yet.")], \
+        figures.plot_seed_strip(series, _labels(table), iou)
+
+
+# the sections a table page may add after its claims (params.yaml tables.NAME.extras): name -> function of
+# (params, name, root, paper, table) returning (markdown blocks, figure or None)
+EXTRAS = {"gradient_totals": gradient_totals_section, "best_per_knob": best_per_knob_section,
+          "sweep_figure": sweep_figure_section, "openimages": openimages_extra, "seed_strip": seed_strip_section}
 
 
 def magnitude_rows(params: dict) -> dict[str, str]:
@@ -224,12 +258,19 @@ def convergence_page(params: dict, name: str, root: str | Path, paper: dict) -> 
                 figures.learning_curves(data["curves"], data["ends"], data["lr_drops"]))
 
 
-RENDERERS = {"table3": k_sweep_page, "figure4": figure4_page, "figure5": figure5_page,
-             "convergence": convergence_page}
+# a page's layout (params.yaml tables.NAME.layout or figures.NAME.layout; default: table)
+LAYOUTS = {"table": table_page, "k_sweep": k_sweep_page, "gradient_ratios": figure4_page,
+           "weight_norms": figure5_page, "convergence": convergence_page}
 
 
 def render(name: str, root: str | Path = ".", params: dict | None = None, paper: dict | None = None) -> Page:
-    """The page of table or figure `name` from the results below `root` (params: root/params.yaml)."""
+    """The page of table or figure `name` from the results below `root` (params: root/params.yaml), drawn by
+    the layout its entry names."""
     params = params if params is not None else read_params(Path(root) / "params.yaml")
     paper = paper if paper is not None else paper_numbers()
-    return RENDERERS.get(name, table_page)(params, name, root, paper)
+    if name not in sections(params):
+        raise ValueError(f"no table or figure '{name}' in params.yaml; valid: {', '.join(sections(params))}")
+    layout = sections(params)[name].get("layout", "table")
+    if layout not in LAYOUTS:
+        raise ValueError(f"params.yaml {name}.layout: unknown layout '{layout}'; valid: {', '.join(LAYOUTS)}")
+    return LAYOUTS[layout](params, name, root, paper)
