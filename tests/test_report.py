@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rog.pipeline import freshness, registry
-from rog.report import claims, figures, limits, markdown, pages, regime, tables, toy
+from rog.report import claims, figures, limits, markdown, pages, plots, regime, tables, toy
 from rog.report.results import aggregate, value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -343,7 +343,7 @@ def test_figure_series_read_diagnostics(tmp_path, params):
     series = figures.gradient_series(params, tmp_path)
     assert [s["run"] for s in series] == ["sigmoid_ce"]  # GAP never ran in it: no gap series
     assert series[0]["order"] == [2, 1, 0]               # frequent first
-    fig = figures.plot_gradient_ratios(series, {})
+    fig = plots.plot_gradient_ratios(series, {})
     assert len(fig.axes[0].lines) == 1
     norms = figures.weight_norm_series(params, tmp_path)
     assert norms[0]["norm"] == [0.5, 1.0, 2.0] and norms[0]["ap"][:2] == [pytest.approx(10.0), pytest.approx(20.0)]
@@ -370,7 +370,7 @@ def test_ap_against_k_draws_the_seed_mean_and_min_max_per_group(tmp_path, params
                                                                 1000: (2 * d, 0.2, 0.6 + d, 0.4)}))
     series = figures.k_sweep_series(params, tmp_path)
     assert [s["runs"] for s in series] == [list(seeds)[:3], list(seeds)[3:]] and series[0]["k"] == [20, 1000]
-    fig = figures.plot_ap_vs_k(series, {"rfs": "RFS", "rog": "ROG"})
+    fig = plots.plot_ap_vs_k(series, {"rfs": "RFS", "rog": "ROG"})
     assert [ax.get_title() for ax in fig.axes] == ["rare (APr)", "common (APc)", "frequent (APf)", "all (AP)"]
     rfs = [100 * d for d in list(seeds.values())[:3]]
     expect = {"rare (APr)": ([min(rfs), 2 * min(rfs)], [max(rfs), 2 * max(rfs)]),
@@ -411,7 +411,7 @@ def test_sweeps_plot_one_panel_per_knob_with_the_defaults_seed_band(tmp_path, pa
     write_run(tmp_path, "gap_gamma_2p0", fake_metrics(0.29, 0.09))
     series = figures.sweep_series(params, tmp_path)
     assert series["default"]["runs"] == 3 and [p["value"] for p in series["lambda"]] == [0.1, 1.0, 3.0]
-    fig = figures.plot_sweeps(series)
+    fig = plots.plot_sweeps(series)
     assert [ax.get_xlabel() for ax in fig.axes] == ["lambda", "delta", "gamma"]
     mean_ap, mean_apr = sum(a for a, _ in default) / 3 * 100, sum(r for _, r in default) / 3 * 100
     for ax in fig.axes:
@@ -438,7 +438,7 @@ def test_seed_strip_draws_each_seed_and_marks_the_mean(tmp_path, params):
         write_run(tmp_path, run, fake_metrics(ap, apr))
     series = figures.seed_series(params, tmp_path)
     assert [s["key"] for s in series] == ["random/sigmoid_ce", "random/sigmoid_ce+gap"]  # rows with several runs
-    fig = figures.plot_seed_strip(series, {"random/sigmoid_ce": "CE", "random/sigmoid_ce+gap": "CE + GAP"})
+    fig = plots.plot_seed_strip(series, {"random/sigmoid_ce": "CE", "random/sigmoid_ce+gap": "CE + GAP"})
     for ax, index in zip(fig.axes, (0, 1)):
         seeds, mean = ax.get_lines()[:2]
         expected = [100 * v[index] for v in list(aps.values())[:3]]
@@ -466,8 +466,8 @@ def test_figure4_and_5_draw_classes_as_markers_with_group_labels_clear_of_the_ti
         registry.diagnostics_path(run, tmp_path).write_text(json.dumps(diag))
     series = figures.weight_norm_series(params, tmp_path)
     assert [s["iou"] for s in series] == ["bbox", "bbox"] and series[0]["count"] == [3, 40, 900, 0]
-    fig5 = figures.plot_weight_norms_and_ap(series, {})
-    fig4 = figures.plot_gradient_ratios(figures.gradient_series(params, tmp_path), {})
+    fig5 = plots.plot_weight_norms_and_ap(series, {})
+    fig4 = plots.plot_gradient_ratios(figures.gradient_series(params, tmp_path), {})
     for ax in fig4.axes + fig5.axes:
         assert ax.get_lines() and all(line.get_linestyle() == "None" for line in ax.get_lines())
     norm_ax, ap_ax, count_ax = fig5.axes
@@ -604,7 +604,7 @@ def fake_curve(iterations: list[int], aps: list[float]) -> list[dict]:
 def test_learning_curves_draw_one_line_per_run_the_1x_ends_and_lr_drops():
     curves = {"CE": fake_curve([300, 600, 900], [0.1, 0.2, 0.25]), "GAP": fake_curve([300, 900], [0.15, 0.3])}
     ends = {"CE": fake_curve([450], [0.24])[0]}
-    fig = figures.learning_curves(curves, ends, lr_drops=[600, 800])
+    fig = plots.learning_curves(curves, ends, lr_drops=[600, 800])
     box, mask = fig.axes
     for ax, scale in ((box, 1.0), (mask, 0.5)):
         lines = {line.get_label(): line for line in ax.get_lines()}
@@ -614,7 +614,7 @@ def test_learning_curves_draw_one_line_per_run_the_1x_ends_and_lr_drops():
         assert list(lines["CE, 1x end"].get_ydata()) == pytest.approx([24 * scale])
         assert lines["CE, 1x end"].get_color() == lines["CE, 2x"].get_color() != lines["GAP, 2x"].get_color()
         assert sum(list(line.get_xdata()) in ([600, 600], [800, 800]) for line in ax.get_lines()) == 2
-    empty = figures.learning_curves({}, {})  # no results yet: empty axes, no error
+    empty = plots.learning_curves({}, {})  # no results yet: empty axes, no error
     assert len(empty.axes) == 2 and not empty.axes[0].get_lines()
 
 

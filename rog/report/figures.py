@@ -1,4 +1,5 @@
-"""Figures 4 and 5 from the runs' diagnostics.json and metrics.json (matplotlib Figures, no pyplot state).
+"""The series the figures draw, read from the runs' diagnostics.json, metrics.json and curve.json, and the
+small tables beside them (rog.report.plots draws them).
 
 Figure 4: per class, the ratio of accumulated positive to negative gradient magnitude that a loss
 sent to that class's logit during training (rog.engine.diagnostics), classes sorted by training
@@ -9,7 +10,6 @@ Convergence (not in the paper): box and segm AP against iteration from the runs'
 check that a 2x schedule ends within `tolerance` AP points of the 1x one (rows SETTING/1x, SETTING/2x).
 Seed spread: Table 3's AP against K per frequency group, the sweeps' AP against each knob and the
 per-seed strip of Table 1's headline rows draw every seed; bands are the min to max over seeds.
-Classes are categorical: per-class plots draw markers, never lines joining classes.
 """
 from __future__ import annotations
 
@@ -17,14 +17,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from rog.pipeline.registry import sections
 from rog.report import markdown
 from rog.report.results import load_curve, load_diagnostics, load_metrics, value
 
 GROUPS = ("r", "c", "f")
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 
 def _order(diag: dict) -> list[int]:
@@ -130,22 +128,6 @@ def omega_markdown(rows: list[dict]) -> str:
                           [[f"{r['gamma']:g}", r["group"], *(f"{r[k]:.3g}" for k in ("mean", "min", "max"))] for r in rows])
 
 
-def plot_gradient_ratios(series: list[dict], labels: dict[str, str]) -> Figure:
-    fig = Figure(figsize=(8, 3.2), layout="constrained")
-    ax = fig.add_subplot()
-    for colour, s in zip(COLOURS, series):
-        order = s["order"]
-        ax.plot(np.arange(len(order)), [s["ratio"][i] for i in order], color=colour, ls="none", marker=".",
-                label=f"{labels.get(s['key'], s['key'])} ({s['run']})")
-    _group_spans(ax, [series[0]["frequency"][i] for i in series[0]["order"]] if series else [])
-    ax.set_xlabel("classes, frequent -> rare")
-    ax.set_ylabel("positive / negative gradient")
-    ax.set_title("Figure 4: accumulated positive / negative gradient per class", pad=TITLE_PAD)
-    if series:
-        ax.legend(fontsize=8)
-    return fig
-
-
 def figure_iou(params: dict, name: str, root: str | Path = ".") -> tuple[str, str]:
     """("segm" or "bbox", why) for the per-class AP of figure `name`: the paper's mask AP where the
     figure's runs learned masks, else box AP (rog.report.claims.choose_iou, the claims' rule)."""
@@ -177,60 +159,6 @@ def weight_norm_series(params: dict, root: str | Path = ".", name: str = "figure
 
 
 IOU_NAMES = {"bbox": "box AP", "segm": "mask AP"}
-MARKERS = ("o", "s", "^", "D")
-
-
-def plot_weight_norms_and_ap(series: list[dict], labels: dict[str, str]) -> Figure:
-    """Figure 5 as three panels: (a) classifier weight norm and (b) AP per class, classes frequent -> rare
-    (markers, groups shaded); (c) AP per class against its training image count (log x), classes with
-    AP and a count > 0 only. The AP is each series' `iou` (named on the axes)."""
-    fig = Figure(figsize=(8, 8.5), layout="constrained")
-    grid = fig.add_gridspec(3, 1)
-    ax_norm = fig.add_subplot(grid[0])
-    ax_ap = fig.add_subplot(grid[1], sharex=ax_norm)
-    ax_count = fig.add_subplot(grid[2])
-    what = IOU_NAMES.get(series[0]["iou"], "AP") if series else "AP"
-    for colour, marker, s in zip(COLOURS, MARKERS, series):
-        order = s["order"]
-        x = np.arange(len(order))
-        label = f"{labels.get(s['key'], s['key'])} ({s['run']})"
-        style = {"color": colour, "marker": marker, "ms": 3.5, "ls": "none", "label": label, "alpha": 0.8}
-        ax_norm.plot(x, [s["norm"][i] for i in order], **style)
-        ax_ap.plot(x, [np.nan if s["ap"][i] is None else s["ap"][i] for i in order], **style)
-        points = [(c, a) for c, a in zip(s["count"], s["ap"]) if c and a is not None]
-        ax_count.plot([c for c, _ in points], [a for _, a in points], **style)
-    if series:
-        freq = [series[0]["frequency"][i] for i in series[0]["order"]]
-        _group_spans(ax_norm, freq)
-        _group_spans(ax_ap, freq)
-        ax_norm.legend(fontsize=8)
-        ax_count.legend(fontsize=8)
-    ax_norm.set_ylabel("classifier weight norm")
-    ax_norm.set_title("Figure 5(a): weight norms of the classifier", pad=TITLE_PAD)
-    ax_ap.set_ylabel(f"{what} (%)")
-    ax_ap.set_xlabel("classes, frequent -> rare")
-    ax_ap.set_title(f"Figure 5(b): {what} of each category", pad=TITLE_PAD)
-    ax_count.set_xscale("log")
-    ax_count.set_xlabel("training images holding the class (log)")
-    ax_count.set_ylabel(f"{what} (%)")
-    ax_count.set_title(f"(c) {what} of each category against its training images")
-    return fig
-
-
-TITLE_PAD = 16  # points: room for _group_spans' labels between the axes and the title
-
-
-def _group_spans(ax, frequency: list[str]) -> None:
-    """Shade the frequency groups along the x axis of an ordered class plot and name each just above
-    the axes (titles above them need pad=TITLE_PAD)."""
-    shades = {"f": "#ffffff", "c": "#f2f2f2", "r": "#e0e0e0"}
-    start = 0
-    for i in range(1, len(frequency) + 1):
-        if i == len(frequency) or frequency[i] != frequency[start]:
-            ax.axvspan(start - 0.5, i - 0.5, color=shades.get(frequency[start], "#ffffff"), zorder=0)
-            ax.text((start + i - 1) / 2, 1.0, frequency[start], transform=ax.get_xaxis_transform(),
-                    ha="center", va="bottom", fontsize=8)
-            start = i
 
 
 def balance_rows(series: list[dict], key: str) -> list[dict]:
@@ -288,7 +216,6 @@ def balance_markdown(rows: list[dict], labels: dict[str, str], what: str) -> str
 
 
 # ---- convergence: learning curves of the 2x runs ------------------------------------------------------
-IOU_TITLES = (("bbox", "box AP"), ("segm", "mask AP"))
 
 
 def convergence_pairs(params: dict, name: str = "convergence") -> list[dict]:
@@ -342,39 +269,6 @@ def recorded_lr_drops(params: dict, run: str, metrics: dict) -> list[int]:
     return step_iterations(int(metrics["run"]["iterations"]), resolved["train"]["lr_steps"])
 
 
-def _percent(raw: float | None) -> float:
-    return np.nan if raw is None or raw < 0 else 100.0 * raw
-
-
-def learning_curves(curves: dict[str, list[dict]], ends: dict[str, dict] | None = None,
-                    lr_drops: list[int] = ()) -> Figure:
-    """Box AP (left) and mask AP (right), in percent, against iteration: one line per entry of `curves`
-    (label -> curve.json points); `ends` (label -> a point): the 1x end point, a star in the colour of
-    the curve with the same label; `lr_drops`: iterations marked by dotted vertical lines."""
-    ends = ends or {}
-    fig = Figure(figsize=(9, 3.4), layout="constrained")
-    axes = fig.subplots(1, 2, sharex=True)
-    labels = list(dict.fromkeys([*curves, *ends]))
-    for ax, (iou, title) in zip(axes, IOU_TITLES):
-        for colour, label in zip(COLOURS, labels):
-            points = [p for p in curves.get(label) or [] if iou in p]
-            if points:
-                ax.plot([p["iteration"] for p in points], [_percent(p[iou]["AP"]) for p in points], color=colour,
-                        marker=".", lw=1.2, label=f"{label}, 2x")
-            end = ends.get(label)
-            if end is not None and iou in end:
-                ax.plot([end["iteration"]], [_percent(end[iou]["AP"])], color=colour, marker="*", ms=11, ls="none",
-                        label=f"{label}, 1x end")
-        for i, step in enumerate(lr_drops):
-            ax.axvline(step, color="grey", ls=":", lw=1, label="lr drop" if i == 0 else None)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(f"{title} (%)")
-        ax.set_title(f"{title} against iteration")
-    if labels:
-        axes[0].legend(fontsize=8)
-    return fig
-
-
 def convergence_rows(params: dict, name: str = "convergence", root: str | Path = ".") -> list[dict]:
     """Per setting: 1x and 2x box / mask AP (percent, from metrics.json), 2x - 1x, and whether both
     differences are within the figure's `tolerance` (None when a run is missing)."""
@@ -412,18 +306,6 @@ def convergence_markdown(rows: list[dict], labels: dict[str, str]) -> str:
 K_PANELS = (("APr", "rare"), ("APc", "common"), ("APf", "frequent"), ("AP", "all"))
 
 
-def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """values [seeds, X] (NaN = missing) -> (mean [X], min [X], max [X]) over seeds, NaN where none."""
-    values = np.asarray(values, dtype=float)
-    seen = ~np.isnan(values)
-    filled = np.where(seen, values, 0.0)
-    count = seen.sum(axis=0)
-    mean = np.where(count > 0, filled.sum(axis=0) / np.maximum(count, 1), np.nan)
-    low = np.where(count > 0, np.where(seen, values, np.inf).min(axis=0), np.nan)
-    high = np.where(count > 0, np.where(seen, values, -np.inf).max(axis=0), np.nan)
-    return mean, low, high
-
-
 def k_sweep_series(params: dict, root: str | Path = ".", iou: str = "bbox", name: str = "table3") -> list[dict]:
     """Per row of table `name` with results: {key, runs, k: [K...], values: {metric: [runs, K] array}},
     metric in APr, APc, APf, AP (percent, NaN where a run lacks that K). k: the K of any of its runs."""
@@ -438,39 +320,6 @@ def k_sweep_series(params: dict, root: str | Path = ".", iou: str = "bbox", name
                                     for m in found.values()]) for metric, _ in K_PANELS}
         out.append({"key": row["paper"], "runs": list(found), "k": ks, "values": values})
     return out
-
-
-def plot_ap_vs_k(series: list[dict], labels: dict[str, str], iou: str = "bbox") -> Figure:
-    """Table 3 as a figure: four panels (rare, common, frequent, all) of AP against K (log x); per row
-    of `series` (k_sweep_series) the mean over seeds as a line with markers and the min-max over seeds
-    as a band (rows with one run: no band)."""
-    fig = Figure(figsize=(10, 3.0), layout="constrained")
-    axes = fig.subplots(1, len(K_PANELS), sharex=True)
-    what = IOU_NAMES.get(iou, "AP")
-    for ax, (metric, title) in zip(axes, K_PANELS):
-        for colour, s in zip(COLOURS, series):
-            mean, low, high = _band(s["values"][metric])
-            seeds = len(s["runs"])
-            ax.plot(s["k"], mean, color=colour, marker="o", ms=3.5, lw=1.2,
-                    label=f"{labels.get(s['key'], s['key'])} ({seeds} seed{'s' if seeds > 1 else ''})")
-            if seeds > 1:
-                ax.fill_between(s["k"], low, high, color=colour, alpha=0.2, lw=0)
-        _log_ticks(ax, sorted({k for s in series for k in s["k"]}))
-        ax.set_xlabel("K, detections per image")
-        ax.set_title(f"{title} ({metric})")
-    axes[0].set_ylabel(f"{what} (%)")
-    if series:
-        axes[0].legend(fontsize=8)
-    fig.suptitle(f"Table 3: {what} against K; line: mean over seeds, band: min to max over seeds", fontsize=10)
-    return fig
-
-
-def _log_ticks(ax, values: list[float]) -> None:
-    """Log x with a plain tick at each of `values` (few, uneven values: 20, 50, 100, 300, 1000)."""
-    ax.set_xscale("log")
-    if values:
-        ax.set_xticks(values, [f"{v:g}" for v in values])
-    ax.minorticks_off()
 
 
 SWEEP_KNOBS = ("lambda", "delta", "gamma")
@@ -501,32 +350,6 @@ def sweep_series(params: dict, root: str | Path = ".", iou: str = "bbox", name: 
     return out
 
 
-def plot_sweeps(series: dict, iou: str = "bbox") -> Figure:
-    """Three panels (lambda, delta, gamma): AP and APr (mean over a setting's runs) against the knob's
-    value, log x; the default's seed band (min to max of its runs) as a horizontal span per metric."""
-    fig = Figure(figsize=(10, 3.2), layout="constrained")
-    axes = fig.subplots(1, len(SWEEP_KNOBS), sharey=True)
-    what = IOU_NAMES.get(iou, "AP")
-    default = series.get("default")
-    for ax, knob in zip(axes, SWEEP_KNOBS):
-        points = series.get(knob) or []
-        for colour, metric in zip(COLOURS, SWEEP_METRICS):
-            if default is not None and len(default[metric]) > 1:
-                ax.axhspan(min(default[metric]), max(default[metric]), color=colour, alpha=0.15, lw=0,
-                           label=f"{metric}: default's {default['runs']} seeds, min-max")
-            if points:
-                ax.plot([p["value"] for p in points], [float(np.mean(p[metric])) for p in points], color=colour,
-                        marker="o", ms=4, lw=1.2, label=metric)
-        if points and min(p["value"] for p in points) > 0:
-            _log_ticks(ax, [p["value"] for p in points])
-        ax.set_xlabel(knob)
-        ax.set_title(f"{knob} swept")
-    axes[0].set_ylabel(f"{what} (%)")
-    if any(series.get(k) for k in SWEEP_KNOBS):
-        axes[0].legend(fontsize=7)
-    return fig
-
-
 def seed_series(params: dict, root: str | Path = ".", iou: str = "bbox", name: str = "table1",
                 min_runs: int = 2) -> list[dict]:
     """Table `name`'s rows registered with at least `min_runs` runs (the headline rows, one run per seed):
@@ -542,26 +365,3 @@ def seed_series(params: dict, root: str | Path = ".", iou: str = "bbox", name: s
                         **{m: [value(loaded[r], f"{iou}.{m}") for r in found] for m in SWEEP_METRICS}})
     return out
 
-
-def plot_seed_strip(series: list[dict], labels: dict[str, str], iou: str = "bbox") -> Figure:
-    """One panel per metric (AP, APr): a row per headline row, each seed a dot, the mean a vertical bar."""
-    fig = Figure(figsize=(9, 0.5 + 0.45 * max(len(series), 2)), layout="constrained")
-    axes = fig.subplots(1, len(SWEEP_METRICS), sharey=True)
-    what = IOU_NAMES.get(iou, "AP")
-    y = np.arange(len(series))
-    for ax, metric in zip(axes, SWEEP_METRICS):
-        for i, s in enumerate(series):
-            vals = [v for v in s[metric] if v is not None]
-            ax.plot(vals, [i] * len(vals), ls="none", marker="o", ms=5, color=COLOURS[0], alpha=0.7,
-                    label="one seed" if i == 0 else None)
-            if vals:
-                ax.plot([float(np.mean(vals))], [i], ls="none", marker="|", ms=16, mew=2, color="black",
-                        label="mean" if i == 0 else None)
-        ax.set_xlabel(f"{metric} (%), {what}")
-        ax.set_title(f"{metric} per seed")
-        ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, [labels.get(s["key"], s["key"]) for s in series])
-    axes[0].set_ylim(max(len(series), 1) - 0.4, -0.6)  # the first row on top
-    if series:
-        axes[0].legend(fontsize=7, loc="best")
-    return fig

@@ -16,15 +16,13 @@ here is wider than MAX_COLUMNS.
 """
 from __future__ import annotations
 
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import pair_runs, question, read_params, run_names, sections
-from rog.report import claims, figures, markdown, stats, tables
+from rog.report import claims, figures, markdown, plots, stats, tables
 from rog.report.limits import epochs_text, learning_speed_markdown, regime_markdown
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_diagnostics, load_metrics, paper_numbers, profiles_of, value
@@ -203,29 +201,6 @@ def rare_ap_sentence(rows: list[dict], sd: float) -> str:
             f"multi-seed rows, x sqrt(1/n_a + 1/n_b)); the paper's is higher for {theirs} of {len(with_paper)}.")
 
 
-def plot_rare_ap(rows: list[dict], iou: str) -> Figure:
-    """Left: our APr per Table 1 row (every seed a dot, the mean a bar, +- sd); right: the paper's mask APr."""
-    fig = Figure(figsize=(10, 0.42 * max(len(rows), 4) + 1.4), layout="constrained")
-    ours, theirs = fig.subplots(1, 2, sharey=True, width_ratios=[3, 2])
-    y = np.arange(len(rows))[::-1]
-    colours = ["#d62728" if r["gap"] else "#7f7f7f" for r in rows]
-    ours.barh(y, [r["mean"] for r in rows], color=colours, alpha=0.35, height=0.7)
-    for yi, r, c in zip(y, rows, colours):
-        ours.plot(r["seeds"], [yi] * len(r["seeds"]), "o", color=c, ms=4)
-        if r["sd"] is not None:
-            ours.errorbar(r["mean"], yi, xerr=r["sd"], color="black", capsize=3, lw=1)
-    theirs.barh(y, [r["paper"] or 0 for r in rows], color=colours, alpha=0.35, height=0.7)
-    theirs.plot([r["paper"] for r in rows], y, "D", mfc="none", color="black", ms=4)
-    ours.set_yticks(y, [r["label"] for r in rows], fontsize=8)
-    ours.set_xlabel(f"our {claims.IOU_NAMES.get(iou, iou)} APr (LT-Glyphs): dots = seeds, bar = mean, line = ± sd")
-    theirs.set_xlabel("the paper's mask APr (LVIS v1)")
-    ours.set_title("Rare AP per Table 1 row (red: + GAP)", loc="left", fontsize=10)
-    for ax in (ours, theirs):
-        ax.grid(axis="x", alpha=0.3)
-        ax.set_xlim(left=0)
-    return fig
-
-
 # ---- the claims ----------------------------------------------------------------------------------------
 def claim_rows(found: list[dict], sweep_claim: dict | None) -> list[dict]:
     """One entry per judged pair (claims with several pairs give several), Table 3's as one more."""
@@ -261,31 +236,6 @@ def claims_markdown(rows: list[dict]) -> str:
             f"on LT-Glyphs, the paper's on LVIS v1. Every pair with its noise: the table notebooks, or "
             f"`python -m rog report claims`.")
     return "## The claims, checked\n\n" + rule + "\n\n" + _table(head, body)
-
-
-def plot_claims(rows: list[dict]) -> Figure:
-    """Each pair's difference, ours (dot, bar = NOISE_K x noise) beside the paper's (open diamond)."""
-    rows = [r for r in rows if r["ours"] is not None and r["id"] != "k_sweep"]  # Table 3: another unit
-    fig = Figure(figsize=(11, 0.42 * max(len(rows), 4) + 1.4), layout="constrained")
-    ax = fig.subplots()
-    y = np.arange(len(rows))[::-1]
-    colour = {"reproduced": "#2ca02c", "within noise": "#7f7f7f", "opposite": "#d62728"}
-    for yi, r in zip(y, rows):
-        ax.errorbar(r["ours"], yi, xerr=r["threshold"], fmt="o", color=colour.get(r["status"], "black"),
-                    capsize=3, ms=5)
-        if r["paper"] is not None:
-            ax.plot(r["paper"], yi, "D", mfc="none", color="black", ms=5)
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(y, [textwrap.fill(f"{r['pair']} ({r['metric']})", 60) for r in rows], fontsize=7)
-    ax.set_xlabel("difference, better - worse (AP points)")
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], marker="o", ls="", color=c, label=f"ours, {s} (bar: {K} x noise)") for s, c in colour.items()]
-    handles.append(Line2D([], [], marker="D", ls="", mfc="none", color="black", label="the paper's"))
-    ax.legend(handles=handles, fontsize=7, loc="best")
-    ax.set_title("Each claim's pair: our difference beside the paper's", loc="left", fontsize=10)
-    ax.grid(axis="x", alpha=0.3)
-    return fig
 
 
 # ---- disagreements, open questions, limits -------------------------------------------------------------
@@ -692,11 +642,11 @@ def build(root: str | Path = ".", params: dict | None = None, paper: dict | None
         f"Table 1's rows, our {claims.IOU_NAMES.get(iou, iou)} APr (each seed a dot) beside the paper's mask APr. "
         + rare_ap_sentence(rare, _sd(params, f"{iou}.APr", root)) if rare else "No Table 1 run has results yet."))
     if rare:
-        page.blocks.append(plot_rare_ap(rare, iou))
+        page.blocks.append(plots.plot_rare_ap(rare, iou))
     rows = judged_claims(params, root, paper)
     page.blocks.append(claims_markdown(rows))
     if any(r["ours"] is not None for r in rows):
-        page.blocks.append(plot_claims(rows))
+        page.blocks.append(plots.plot_claims(rows))
     page.blocks.append(lookalike_markdown(params, root))
     page.blocks.append(disagreements_markdown(rows, params, root))
     page.blocks.append(open_questions_markdown(params, root, paper))

@@ -20,7 +20,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import question, read_params, sections, table_runs
-from rog.report import claims, figures, stats, tables
+from rog.report import claims, figures, plots, stats, tables
 from rog.report.openimages import openimages_section
 from rog.report.limits import learning_speed_markdown, regime_markdown
 from rog.report.regime import regime
@@ -135,7 +135,7 @@ def sweep_figure_section(params: dict, name: str, root: str | Path, paper: dict,
             f"paper's setting's spread over its seeds (min to max"
             + (f", {default['runs']} seeds): a one-seed setting inside them differs from the default by "
                "less than the seeds do." if default else "): none yet, the paper's setting has one run.")], \
-        figures.plot_sweeps(series, iou)
+        plots.plot_sweeps(series, iou)
 
 
 def openimages_extra(params: dict, name: str, root: str | Path, paper: dict, table: tables.Table):
@@ -150,7 +150,7 @@ def seed_strip_section(params: dict, name: str, root: str | Path, paper: dict, t
     return ["## The headline rows, seed by seed", _iou_sentence(iou, why) + " Each dot is one seed, the "
             "bar their mean: how far apart seeds of the same setting land, beside the differences the "
             "claims judge." + ("" if series else " No row with several seeds has results yet.")], \
-        figures.plot_seed_strip(series, _labels(table), iou)
+        plots.plot_seed_strip(series, _labels(table), iou)
 
 
 # the sections a table page may add after its claims (params.yaml tables.NAME.extras): name -> function of
@@ -209,7 +209,7 @@ def k_sweep_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
                        "## AP against K", f"{_capitalized(figures.IOU_NAMES[sweep['iou']])} per frequency group and overall; "
                        "line: the mean over seeds, band: min to max over seeds.", *later,
                        "## What reproduced", claims.k_sweep_claim(sweep, root, paper)],
-                figures.plot_ap_vs_k(series, labels, sweep["iou"]))
+                plots.plot_ap_vs_k(series, labels, sweep["iou"]))
 
 
 def figure4_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
@@ -223,7 +223,7 @@ def figure4_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
                 for baseline in balance["baselines"]]
     return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""),
                        "## Balance: group means of the ratio", figures.balance_markdown(rows, labels, "gradient ratio"),
-                       "## What reproduced", *verdicts], figures.plot_gradient_ratios(series, labels))
+                       "## What reproduced", *verdicts], plots.plot_gradient_ratios(series, labels))
 
 
 def figure5_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
@@ -243,7 +243,7 @@ def figure5_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""), note,
                        "## Balance of weight norms and of AP", figures.balance_markdown(norms, labels, "weight norm"),
                        figures.balance_markdown(aps, labels, "AP"), "## What reproduced", *verdicts],
-                figures.plot_weight_norms_and_ap(series, labels))
+                plots.plot_weight_norms_and_ap(series, labels))
 
 
 def convergence_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
@@ -255,7 +255,7 @@ def convergence_page(params: dict, name: str, root: str | Path, paper: dict) -> 
     rows = figures.convergence_rows(params, name, root)
     return Page(name, [*_head(params, name, paper[name]["source"], root), *missing, "## 1x against 2x",
                        figures.convergence_markdown(rows, labels), "## Verdict", claims.convergence_verdict(rows)],
-                figures.learning_curves(data["curves"], data["ends"], data["lr_drops"]))
+                plots.learning_curves(data["curves"], data["ends"], data["lr_drops"]))
 
 
 # a page's layout (params.yaml tables.NAME.layout or figures.NAME.layout; default: table)
