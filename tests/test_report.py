@@ -776,3 +776,42 @@ def test_a_page_is_drawn_as_its_params_entry_declares_and_bad_names_are_refused(
         pages.render("table1", tmp_path, bad, paper)
     with pytest.raises(ValueError, match="no table or figure 'table9'"):
         pages.render("table9", tmp_path, params, paper)
+
+
+def test_what_gap_changes_gain_by_length_per_class_and_own_class_ranks(tmp_path, params):
+    """The overview's three series from fake results, checked against the numbers written."""
+    def metrics(apr_box, apr_mask, per_class):
+        m = fake_metrics(0.3, apr_box)
+        m["segm"]["metrics"]["APr"] = apr_mask
+        m["bbox"]["per_category"] = [{"id": cid, "AP": ap, "frequency": g, "train_image_count": n, "name": f"c{cid}"}
+                                     for cid, (ap, g, n) in per_class.items()]
+        return m
+    ce_classes = {1: (0.10, "r", 3), 2: (0.50, "f", 500)}
+    gap_classes = {1: (0.30, "r", 3), 2: (0.45, "f", 500)}
+    for seed, (box, mask) in enumerate([(0.10, 0.05), (0.12, 0.07), (0.08, 0.03)]):
+        write_run(tmp_path, "sigmoid_ce" + (f"_seed{seed}" if seed else ""), metrics(box, mask, ce_classes))
+        write_run(tmp_path, "sigmoid_ce_gap" + (f"_seed{seed}" if seed else ""),
+                  metrics(box + 0.2, mask + 0.1, gap_classes))
+    write_run(tmp_path, "sigmoid_ce_2x", metrics(0.2, 0.1, ce_classes))
+    write_run(tmp_path, "sigmoid_ce_gap_2x", metrics(0.3, 0.1, gap_classes))
+    series = figures.gain_by_length(params, tmp_path)
+    by = {(s["length"], s["metric"]): s for s in series}
+    assert by[(1.0, "bbox.APr")]["verdict"].difference == pytest.approx(20.0)
+    assert by[(1.0, "bbox.APr")]["verdict"].n == (3, 3) and by[(1.0, "bbox.APr")]["verdict"].status == "reproduced"
+    assert by[(1.0, "segm.APr")]["verdict"].difference == pytest.approx(10.0)
+    assert by[(2.0, "segm.APr")]["verdict"].difference == pytest.approx(0.0)
+    assert by[(2.0, "segm.APr")]["verdict"].status == "within noise" and by[(2.0, "bbox.APr")]["gap"] == [30.0]
+    per_class = {r["id"]: r for r in figures.per_class_gain(params, tmp_path, "bbox")}
+    assert per_class[1]["gain"] == pytest.approx(20.0) and per_class[2]["gain"] == pytest.approx(-5.0)
+    assert per_class[1]["train_images"] == 3 and per_class[1]["frequency"] == "r"
+    assert figures.own_rank_histogram(params, tmp_path) == {}  # no lookalike.json recorded its ranks
+    for run, ranks in (("sigmoid_ce", [[1, 1], [1, 7], [1, None]]), ("sigmoid_ce_gap", [[1, 1], [1, 1], [1, 250]])):
+        path = registry.metrics_path(run, tmp_path).with_name("lookalike.json")
+        path.write_text(json.dumps({"own_class_ranks": ranks, "max_dets": 300}))
+    histogram = figures.own_rank_histogram(params, tmp_path)
+    ce, gap = histogram.values()
+    assert ce == {"bins": [1, 0, 1, 0, 0, 0], "not_in_top_k": 1, "objects": 3, "k": 300}
+    assert gap["bins"] == [2, 0, 0, 0, 0, 1] and gap["not_in_top_k"] == 0
+    assert len(plots.plot_gain_by_length(series).axes) == 1 and plots.plot_per_class_gain(list(per_class.values()))
+    bars = plots.plot_own_rank_histogram(histogram, figures.RANK_BINS).axes[0].patches
+    assert [round(b.get_height(), 1) for b in bars[:7]] == [33.3, 0.0, 33.3, 0.0, 0.0, 0.0, 33.3]

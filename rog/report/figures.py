@@ -13,13 +13,15 @@ per-seed strip of Table 1's headline rows draw every seed; bands are the min to 
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from rog.pipeline.registry import sections
-from rog.report import markdown
+from rog.paths import RESULTS_DIR
+from rog.pipeline.registry import pair_runs, question, row_runs, sections
+from rog.report import claims, markdown, stats
 from rog.report.results import load_curve, load_diagnostics, load_metrics, value
 
 GROUPS = ("r", "c", "f")
@@ -365,3 +367,73 @@ def seed_series(params: dict, root: str | Path = ".", iou: str = "bbox", name: s
                         **{m: [value(loaded[r], f"{iou}.{m}") for r in found] for m in SWEEP_METRICS}})
     return out
 
+
+
+# ---- what GAP changes: gain against schedule length, per class, and where rare objects rank --------------
+RARE_METRICS = ("bbox.APr", "segm.APr")
+
+
+def gain_by_length(params: dict, root: str | Path = ".", metrics: tuple[str, ...] = RARE_METRICS) -> list[dict]:
+    """GAP's gain (gap - ce, AP points) at each schedule length of questions.gain.lengths, per metric:
+    [{length, metric, ce: [per seed], gap: [per seed], verdict: rog.report.stats.Verdict or None}]. The noise
+    is the registry's pooled seed sd of the metric (rog.report.claims.pooled_spread, floored), as every claim's."""
+    out = []
+    for entry in question(params, "gain").get("lengths") or []:
+        for path in metrics:
+            sides = {side: [v for v in (value(load_metrics(r, root), path) for r in row_runs(params, entry[side]))
+                            if v is not None] for side in ("ce", "gap")}
+            verdict = None
+            if sides["ce"] and sides["gap"]:
+                sd = stats.floor(claims.pooled_spread(params, path, root)["sd"])
+                diff = sum(sides["gap"]) / len(sides["gap"]) - sum(sides["ce"]) / len(sides["ce"])
+                verdict = stats.verdict(diff, sd, (len(sides["gap"]), len(sides["ce"])), metric=path)
+            out.append({"length": float(entry["length"]), "metric": path, **sides, "verdict": verdict})
+    return out
+
+
+def per_class_gain(params: dict, root: str | Path = ".", iou: str = "bbox") -> list[dict]:
+    """Per category of the look-alike pair's runs (questions.lookalike.pair: without, then with GAP): its
+    training image count, frequency group and mean AP over each side's seeds (AP points), and gap - ce:
+    [{id, name, frequency, train_images, ce, gap, gain}], categories without a number on either side left out."""
+    sides = list(pair_runs(params).values())
+    if len(sides) != 2:
+        return []
+    means, facts = [], {}
+    for runs in sides:
+        per: dict[int, list[float]] = {}
+        for m in (load_metrics(r, root) for r in runs):
+            for c in ((m or {}).get(iou) or {}).get("per_category") or []:
+                if c.get("AP", -1) >= 0:
+                    per.setdefault(int(c["id"]), []).append(100.0 * c["AP"])
+                    facts[int(c["id"])] = c
+        means.append({cid: sum(v) / len(v) for cid, v in per.items()})
+    out = []
+    for cid in sorted(set(means[0]) & set(means[1])):
+        c = facts[cid]
+        out.append({"id": cid, "name": c.get("name"), "frequency": c.get("frequency"),
+                    "train_images": c.get("train_image_count"), "ce": means[0][cid], "gap": means[1][cid],
+                    "gain": means[1][cid] - means[0][cid]})
+    return out
+
+
+RANK_BINS = ((1, 1), (2, 5), (6, 20), (21, 50), (51, 100), (101, 300))  # ranks within the top K = 300
+
+
+def own_rank_histogram(params: dict, root: str | Path = ".") -> dict[str, dict]:
+    """Where each rare object's own-class detection ranks within its image's top K (lookalike.json's
+    own_class_ranks, pooled over each side's seeds of the look-alike pair): {label: {bins: [count per
+    RANK_BINS], not_in_top_k: n, objects: n, k: max_dets}}; a side whose runs recorded no ranks is left out."""
+    out = {}
+    for label, runs in pair_runs(params).items():
+        ranks, k = [], None
+        for run in runs:
+            path = Path(root) / RESULTS_DIR / run / "lookalike.json"
+            found = json.loads(path.read_text()) if path.is_file() else {}
+            if "own_class_ranks" in found:
+                ranks += [rank for _, rank in found["own_class_ranks"]]
+                k = found.get("max_dets", k)
+        if not ranks:
+            continue
+        bins = [sum(1 for r in ranks if r is not None and lo <= r <= hi) for lo, hi in RANK_BINS]
+        out[label] = {"bins": bins, "not_in_top_k": sum(1 for r in ranks if r is None), "objects": len(ranks), "k": k}
+    return out

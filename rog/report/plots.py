@@ -18,6 +18,7 @@ from rog.report.figures import IOU_NAMES, K_PANELS, SWEEP_KNOBS, SWEEP_METRICS
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 MARKERS = ("o", "s", "^", "D")
 IOU_TITLES = (("bbox", "box AP"), ("segm", "mask AP"))
+BOX_OR_MASK = {"bbox": "box", "segm": "mask"}
 TITLE_PAD = 16  # points: room for _group_spans' labels between the axes and the title
 
 
@@ -258,4 +259,74 @@ def plot_claims(rows: list[dict]) -> Figure:
     ax.legend(handles=handles, fontsize=7, loc="best")
     ax.set_title("Each claim's pair: our difference beside the paper's", loc="left", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def plot_gain_by_length(series: list[dict]) -> Figure:
+    """GAP's rare-AP gain (gap - ce) against schedule length, box and mask APr side by side: a dot per length,
+    its bar NOISE_K x the noise of the difference (a bar that crosses 0 is within noise)."""
+    fig = Figure(figsize=(7, 3.2), layout="constrained")
+    ax = fig.subplots()
+    metrics = list(dict.fromkeys(s["metric"] for s in series))
+    for i, (metric, colour) in enumerate(zip(metrics, COLOURS)):
+        points = [s for s in series if s["metric"] == metric and s["verdict"] is not None]
+        x = [s["length"] * (1 + 0.04 * (i - (len(metrics) - 1) / 2)) for s in points]  # side by side
+        ax.errorbar(x, [s["verdict"].difference for s in points], yerr=[s["verdict"].threshold for s in points],
+                    fmt="o-", color=colour, capsize=4, label=f"{BOX_OR_MASK[metric.split('.')[0]]} {metric.split('.')[1]}")
+        for xi, s in zip(x, points):
+            ax.annotate(f"n={s['verdict'].n[0]}/{s['verdict'].n[1]}", (xi, s["verdict"].difference), fontsize=7,
+                        textcoords="offset points", xytext=(6, -3))
+    ax.axhline(0, color="black", lw=0.8)
+    lengths = sorted({s["length"] for s in series})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(lengths, [f"{v:g}x" for v in lengths])
+    ax.set_xlabel("schedule length")
+    ax.set_ylabel("GAP's gain (AP points)")
+    ax.set_title(f"Rare AP gained by GAP against schedule length (bar: {stats.NOISE_K:g} x noise; n = seeds GAP/CE)",
+                 loc="left", fontsize=9)
+    if metrics:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_per_class_gain(rows: list[dict], iou: str = "bbox") -> Figure:
+    """Per class, GAP's AP gain against the class's training images (log x), coloured by frequency group."""
+    fig = Figure(figsize=(7, 3.4), layout="constrained")
+    ax = fig.subplots()
+    colour = {"r": "#d62728", "c": "#ff7f0e", "f": "#1f77b4"}
+    for group, name in (("r", "rare"), ("c", "common"), ("f", "frequent")):
+        points = [r for r in rows if r["frequency"] == group and r["train_images"]]
+        ax.plot([r["train_images"] for r in points], [r["gain"] for r in points], "o", color=colour[group], ms=4,
+                alpha=0.8, label=f"{name} ({len(points)})")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("training images of the class (log)")
+    ax.set_ylabel(f"{IOU_NAMES.get(iou, iou)}: GAP - CE")
+    ax.set_title("Per-class gain of GAP against training images (mean over seeds)", loc="left", fontsize=9)
+    if rows:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_own_rank_histogram(histogram: dict[str, dict], bins: tuple[tuple[int, int], ...]) -> Figure:
+    """Share of rare objects whose own-class detection ranks in each bin of its image's top K, one bar per
+    model; the last bar: no own-class detection in the top K (lost to the cap, or never detected)."""
+    fig = Figure(figsize=(8, 3.2), layout="constrained")
+    ax = fig.subplots()
+    names = [f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in bins] + ["not in top K"]
+    x = np.arange(len(names))
+    width = 0.8 / max(len(histogram), 1)
+    for i, ((label, h), colour) in enumerate(zip(histogram.items(), ("#7f7f7f", "#d62728", *COLOURS))):
+        shares = [100.0 * c / h["objects"] for c in [*h["bins"], h["not_in_top_k"]]]
+        ax.bar(x + (i - (len(histogram) - 1) / 2) * width, shares, width, color=colour,
+               label=f"{label} ({h['objects']} rare objects, K = {h['k']})")
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_xlabel("rank of the object's own-class detection among its image's detections")
+    ax.set_ylabel("% of rare objects")
+    ax.set_title("Where rare objects' own class ranks in their image (Table 3's mechanism)", loc="left", fontsize=9)
+    if histogram:
+        ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     return fig
