@@ -11,7 +11,7 @@ import torch
 
 from rog.pipeline import freshness, registry
 from rog.report import claims, figures, limits, markdown, pages, plots, regime, tables, toy
-from rog.report.results import aggregate, value
+from rog.report.results import aggregate, paper_numbers, value
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -658,7 +658,8 @@ def test_every_page_renders_from_the_committed_results_as_the_old_tables_did(par
     for name in registry.sections(params):
         page = pages.render(name, ROOT, params)
         text = page.markdown()
-        assert text.startswith(f"# {name}\n") and "## " in text, name
+        title = paper_numbers()[name].get("title")
+        assert title and text.startswith(f"# {title}\n\nOur runs beside the paper's: ") and "## " in text, name
         drawn = registry.sections(params)[name].get("figure", name in params["figures"])
         assert (page.figure is not None) == drawn, name  # dvc.yaml lists the PNG of exactly these pages
         old = (ROOT / "results" / "tables" / f"{name}.md")
@@ -815,3 +816,20 @@ def test_what_gap_changes_gain_by_length_per_class_and_own_class_ranks(tmp_path,
     assert len(plots.plot_gain_by_length(series).axes) == 1 and plots.plot_per_class_gain(list(per_class.values()))
     bars = plots.plot_own_rank_histogram(histogram, figures.RANK_BINS).axes[0].patches
     assert [round(b.get_height(), 1) for b in bars[:7]] == [33.3, 0.0, 33.3, 0.0, 0.0, 0.0, 33.3]
+
+
+def test_signed_numbers_never_print_minus_zero_and_borderline_verdicts_print_apart():
+    assert markdown.signed(-0.04) == "+0.0" and markdown.signed(-0.06) == "-0.1" and markdown.signed(2.345, 2) == "+2.35"
+    assert markdown.digits_apart(5.12, 5.14) == 2 and markdown.digits_apart(-5.149, 5.146) == 3
+    assert markdown.digits_apart(4.0, 5.15) == 1 and markdown.digits_apart(5.15, 5.15) == 3  # at most 3
+
+
+def test_drawn_detections_keep_the_low_score_rare_ones():
+    """Confident detections (score >= 0.3, at most max_shown), then every recorded rare-class detection below 0.3."""
+    from rog.report.detections import shown_detections
+
+    image = {"detections": [{"category_id": c, "score": s, "bbox": [0, 0, 1, 1]}
+                            for c, s in ((1, 0.9), (2, 0.8), (3, 0.05), (2, 0.1), (3, 0.5), (1, 0.31))]}
+    shown = shown_detections(image, min_score=0.3, max_shown=2, rare=frozenset({3}))
+    assert [(d["category_id"], d["score"]) for d in shown] == [(1, 0.9), (2, 0.8), (3, 0.05)]
+    assert [d["score"] for d in shown_detections(image, 0.3, 5)] == [0.9, 0.8, 0.5, 0.31]  # no rare ids given

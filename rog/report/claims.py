@@ -33,6 +33,7 @@ import math
 from pathlib import Path
 
 from rog.pipeline.registry import sections
+from rog.report.markdown import signed
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
 from rog.report.stats import MIN_EFFECT, NOISE_K, VERDICTS, floor, judge, noise, pooled, verdict  # noqa: F401 (re-exported)
@@ -147,10 +148,10 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     pair_noise, how = _noise_text(spreads[judged], nb, nw)
     status = judge(diff, pair_noise, 1.0)  # the claim's direction: better > worse
     relation = ">" if abs(diff) > NOISE_K * pair_noise else "<="
-    paper_text = f"{paper_diff:+.1f} {metric_name(paper_path)}" if paper_diff is not None else "n/a"
+    paper_text = f"{signed(paper_diff)} {metric_name(paper_path)}" if paper_diff is not None else "n/a"
     ob, ow = mean(b, beside)[0], mean(w, beside)[0]
-    other = f"; {metric_name(beside)} beside: {ob - ow:+.1f}" if ob is not None and ow is not None else ""
-    return status, (f"{status}: {b.label} vs {w.label}: ours {diff:+.1f} {metric_name(judged)} ({mb:.1f} vs {mw:.1f}), "
+    other = f"; {metric_name(beside)} beside: {signed(ob - ow)}" if ob is not None and ow is not None else ""
+    return status, (f"{status}: {b.label} vs {w.label}: ours {signed(diff)} {metric_name(judged)} ({mb:.1f} vs {mw:.1f}), "
                     f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x noise = {NOISE_K * pair_noise:.2f}, {how}{other}"), {
         "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": diff,
         "paper": paper_diff,
@@ -298,14 +299,14 @@ def k_sweep_claim(sweep: dict, root: str | Path = ".", paper: dict | None = None
             f"otherwise")
     sentence = (f"{head['status']}: the baseline's rare AP depends more on K than ROG's. At K = {head['k']}, "
                 f"{base} misses {head['base']:.0f} % of the rare AP it reaches at K = {head['k_big']}, {rog} "
-                f"{head['rog']:.0f} % ({head['ours']:+.0f} points; {paper_text}, {head['paper']:+.0f}); {rule}.")
+                f"{head['rog']:.0f} % ({signed(head['ours'], 0)} points; {paper_text}, {signed(head['paper'], 0)}); {rule}.")
     lines = []
     for k, c in checks.items():
         if c["status"] == "not checked":
             lines.append(f"K = {k}: not checked (no run has rare AP at K = {c['k_big']})")
         else:
             lines.append(f"K = {k} against {c['k_big']}: {c['status']}; rare AP missed: {base} {c['base']:.0f} %, "
-                         f"{rog} {c['rog']:.0f} % ({c['ours']:+.0f} points, {NOISE_K:g} x noise = "
+                         f"{rog} {c['rog']:.0f} % ({signed(c['ours'], 0)} points, {NOISE_K:g} x noise = "
                          f"{c['threshold']:.1f})")
     return sentence + "\n" + "\n".join(f"- {line}" for line in lines)
 
@@ -342,7 +343,7 @@ def convergence_verdict(rows: list[dict]) -> str:
             why = f"no results for {', '.join(r['missing'])}" if r["missing"] else "a run has no box or mask AP"
             out.append(f"{r['setting']}: not checked, {why}.")
             continue
-        gains = f"2x - 1x = {r['bbox']['diff']:+.1f} box AP, {r['segm']['diff']:+.1f} mask AP"
+        gains = f"2x - 1x = {signed(r['bbox']['diff'])} box AP, {signed(r['segm']['diff'])} mask AP"
         out.append(f"{r['setting']}: {'converged' if r['converged'] else 'NOT converged'} ({gains}; "
                    f"criterion: at most +{r['tolerance']:g} each).")
     return "\n".join(out)

@@ -7,7 +7,8 @@
 Boxes are coloured by their class's frequency group (rare red, common orange, frequent blue) and
 labelled with the glyph (the category name off LT-Glyphs) and, for a detection, its score.
 Predictions shown: the detections with score >= min_score, at most max_shown per image, highest
-first. The image is read from the dataset's image root recorded in the sample (relative to the
+first, and every detection of a rare class among the recorded ones whatever its score, drawn dashed
+below min_score: the low-score rare detections are what a per-image cap K loses. The image is read from the dataset's image root recorded in the sample (relative to the
 project root); if it is not there the panel says which file is missing (render the dataset with
 `make data` / `dvc repro dataset`).
 """
@@ -56,10 +57,13 @@ def label(categories: dict, category_id: int) -> str:
     return entry.get("glyph") or entry.get("name") or str(category_id)
 
 
-def shown_detections(image: dict, min_score: float = MIN_SCORE, max_shown: int = MAX_SHOWN) -> list[dict]:
-    """The detections of a sample image drawn: score >= min_score, at most max_shown, highest first."""
-    kept = [d for d in image["detections"] if d["score"] >= min_score]
-    return sorted(kept, key=lambda d: -d["score"])[:max_shown]
+def shown_detections(image: dict, min_score: float = MIN_SCORE, max_shown: int = MAX_SHOWN,
+                     rare: frozenset[int] = frozenset()) -> list[dict]:
+    """The detections of a sample image drawn, highest first: score >= min_score, at most max_shown, then
+    the detections of `rare` category ids below min_score (all the sample recorded)."""
+    ranked = sorted(image["detections"], key=lambda d: -d["score"])
+    confident = [d for d in ranked if d["score"] >= min_score][:max_shown]
+    return confident + [d for d in ranked if d["score"] < min_score and int(d["category_id"]) in rare]
 
 
 def draw_boxes(ax, pixels: np.ndarray | None, path: Path, boxes: list[dict], categories: dict, title: str,
@@ -79,7 +83,9 @@ def draw_boxes(ax, pixels: np.ndarray | None, path: Path, boxes: list[dict], cat
         x, y, w, h = box["bbox"]
         entry = (categories.get(str(box["category_id"])) or {})
         colour = GROUP_COLOURS.get(entry.get("frequency"), "grey")
-        ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, lw=1.0, edgecolor=colour))
+        faint = "score" in box and box["score"] < MIN_SCORE  # a low-score detection: dashed
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, lw=1.0, edgecolor=colour,
+                               ls="--" if faint else "-"))
         text = label(categories, box["category_id"]) + (f" {box['score']:.2f}" if "score" in box else "")
         ax.text(x - 0.5, y - 1, text, fontsize=6, color="white", va="bottom", clip_on=True,
                 bbox={"facecolor": colour, "pad": 0.4, "lw": 0, "alpha": 0.85})
@@ -108,21 +114,23 @@ def comparison_figure(samples: dict[str, dict], root: str | Path = ".", image_ro
     categories = {}
     for sample in samples.values():
         categories.update(sample["categories"])
+    rare = frozenset(int(c) for c, entry in categories.items() if entry.get("frequency") == "r")
     fig = Figure(figsize=(size * (1 + len(labels)), size * len(ids) + 0.3), layout="constrained")
     axes = fig.subplots(len(ids), 1 + len(labels), squeeze=False)
     for row, image in enumerate(first["images"]):
         path = image_path(first, image, root, image_root)
         pixels = read_image(path)
-        rare = sum((categories.get(str(g["category_id"])) or {}).get("frequency") == "r" for g in image["ground_truth"])
+        rare_objects = sum(int(g["category_id"]) in rare for g in image["ground_truth"])
         size = (image["height"], image["width"])
         draw_boxes(axes[row, 0], pixels, path, image["ground_truth"], categories,
-                   f"image {image['id']}: ground truth ({len(image['ground_truth'])}, {rare} rare)", size)
+                   f"image {image['id']}: ground truth ({len(image['ground_truth'])}, {rare_objects} rare)", size)
         for col, name in enumerate(labels, start=1):
             mine = samples[name]["images"][row]
-            shown = shown_detections(mine, min_score, max_shown)
+            shown = shown_detections(mine, min_score, max_shown, rare)
             draw_boxes(axes[row, col], pixels, path, shown, categories, f"{name} ({len(shown)} shown)", size)
     fig.suptitle(f"boxes by frequency group: rare red, common orange, frequent blue\n"
-                 f"detections with score >= {min_score} (at most {max_shown} per image)", fontsize=8)
+                 f"detections with score >= {min_score} (at most {max_shown} per image), and every rare-class "
+                 f"detection among those recorded (detections.json), dashed below {min_score}", fontsize=8)
     return fig
 
 

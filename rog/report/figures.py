@@ -22,6 +22,7 @@ import numpy as np
 from rog.paths import RESULTS_DIR
 from rog.pipeline.registry import pair_runs, question, row_runs, sections
 from rog.report import claims, markdown, stats
+from rog.report.markdown import signed
 from rog.report.results import load_curve, load_diagnostics, load_metrics, value
 
 GROUPS = ("r", "c", "f")
@@ -297,7 +298,7 @@ def convergence_markdown(rows: list[dict], labels: dict[str, str]) -> str:
     head = ["setting", "1x run", "2x run", "box AP 1x", "2x", "2x - 1x", "mask AP 1x", "2x", "2x - 1x", "converged"]
     body = []
     for r in rows:
-        cells = [("-" if r[iou][k] is None else f"{r[iou][k]:+.1f}" if k == "diff" else f"{r[iou][k]:.1f}")
+        cells = [("-" if r[iou][k] is None else f"{signed(r[iou][k])}" if k == "diff" else f"{r[iou][k]:.1f}")
                  for iou in ("bbox", "segm") for k in ("1x", "2x", "diff")]
         verdict = {None: "not checked", True: "yes", False: "**no**"}[r["converged"]]
         body.append([setting_label(r["setting"], labels), r["short"] or "-", r["long"] or "-", *cells, verdict])

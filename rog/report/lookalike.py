@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 
 from rog.pipeline.registry import RESULTS, pair_runs, read_params
 from rog.report import markdown, stats
+from rog.report.markdown import signed
 from rog.report.results import aggregate
 
 NAME = "lookalike"
@@ -135,7 +136,7 @@ def rate_markdown(found: dict[str, list[dict]]) -> str:
     for key, text in OUTCOME_ROWS:
         means = [float(np.mean([f[key] for f in fractions[label]])) for label in labels]
         cells = [_cell([f[key] for f in fractions[label]]) for label in labels]
-        diff = f"{100 * (means[-1] - means[0]):+.1f}" if len(labels) > 1 else ""
+        diff = f"{signed(100 * (means[-1] - means[0]))}" if len(labels) > 1 else ""
         lines.append([text, *cells, diff])
     n = {label: found[label][0]["counts"]["instances"] for label in labels}
     lines.append(["rare objects per seed", *(n[label] for label in labels), ""])
@@ -269,9 +270,9 @@ def judged_difference(a: list[float], b: list[float]) -> str:
     diff = float(np.mean(b) - np.mean(a))
     spread = stats.pooled([a, b])
     if spread.sd is None:
-        return f"{diff:+.1f}, one seed each: noise unknown"
+        return f"{signed(diff)}, one seed each: noise unknown"
     found = stats.verdict(diff, stats.floor(spread.sd), (len(a), len(b)))   # the claims' rule, either direction
-    return f"{diff:+.1f}, {'beyond' if found.real else 'within'} {stats.NOISE_K:g} x noise = {found.threshold:.1f}"
+    return f"{signed(diff)}, {'beyond' if found.real else 'within'} {stats.NOISE_K:g} x noise = {found.threshold:.1f}"
 
 
 def verdict(found: dict[str, list[dict]]) -> str:

@@ -41,3 +41,17 @@ def table(head: Sequence, rows: Sequence[Sequence], keys: int = 1, max_columns: 
 def widths(text: str) -> list[int]:
     """The number of columns of each Markdown table in `text` (read from its separator lines)."""
     return [line.count("---|") for line in text.splitlines() if line.startswith("|---")]
+
+
+def signed(x: float, digits: int = 1) -> str:
+    """x with its sign and `digits` decimals; a value that rounds to zero is "+0.0", never "-0.0"."""
+    rounded = round(float(x), digits)
+    return f"{(rounded if rounded != 0 else 0.0):+.{digits}f}"
+
+
+def digits_apart(difference: float, threshold: float, digits: int = 1, most: int = 3) -> int:
+    """The decimals (from `digits`, at most `most`) at which |difference| and threshold print apart, so that a
+    borderline verdict never reads "+5.1 within noise of 5.1"."""
+    while digits < most and f"{abs(difference):.{digits}f}" == f"{threshold:.{digits}f}":
+        digits += 1
+    return digits

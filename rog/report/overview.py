@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from rog.pipeline.registry import pair_runs, question, read_params, run_names, sections
 from rog.report import claims, figures, markdown, plots, stats, tables
+from rog.report.markdown import signed
 from rog.report.limits import epochs_text, learning_speed_markdown, regime_markdown
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_diagnostics, load_metrics, paper_numbers, profiles_of, value
@@ -80,7 +81,7 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
 def _f(x: float | None, digits: int = 1, signed: bool = False) -> str:
     if x is None:
         return "-"
-    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+    return markdown.signed(x, digits) if signed else f"{x:.{digits}f}"
 
 
 def _mean(runs: list[str], path: str, root: str | Path) -> tuple[float | None, int]:
@@ -227,9 +228,14 @@ def claim_rows(found: list[dict], sweep_claim: dict | None) -> list[dict]:
 
 def claims_markdown(rows: list[dict]) -> str:
     head = ["claim", "pair (better vs worse)", "ours", "paper", f"{K} x noise", "verdict"]
-    body = [[r["claim"], r["pair"], f"{_f(r['ours'], signed=True)} {r['metric']}",
+    def apart(r: dict) -> int:  # decimals at which ours and the threshold print apart (borderline verdicts)
+        if r["ours"] is None or r["threshold"] is None:
+            return 1
+        return markdown.digits_apart(r["ours"], r["threshold"])
+
+    body = [[r["claim"], r["pair"], f"{_f(r['ours'], apart(r), signed=True)} {r['metric']}",
              f"{_f(r['paper'], signed=True)} {r['paper_metric']}" if r["paper"] is not None else "-",
-             _f(r["threshold"]), f"**{r['status']}**"] for r in rows]
+             _f(r["threshold"], apart(r)), f"**{r['status']}**"] for r in rows]
     rule = (f"Each pair's verdict: **reproduced** when our difference goes the claim's way (better > worse) and "
             f"exceeds {stats.NOISE_K:g} x its noise, **opposite** when it exceeds it the other way, **within noise** "
             f"otherwise. The noise of a difference is the seed sd pooled over the registry's multi-seed rows "
@@ -266,7 +272,7 @@ def _baseline_reasons(r: dict, params: dict, root: str | Path) -> list[str]:
                    "for GAP to add" + ("; less room explains a smaller gain, not this loss, which stays unexplained"
                                        if r["status"] == "opposite" else ""))
     if better is not None and worse is not None:
-        out.append(f"its rare AP ({claims.IOU_NAMES.get(r['iou'], r['iou'])} APr) moves {better - worse:+.1f} "
+        out.append(f"its rare AP ({claims.IOU_NAMES.get(r['iou'], r['iou'])} APr) moves {signed(better - worse)} "
                    f"({worse:.1f} -> {better:.1f})")
     return out
 
@@ -279,7 +285,7 @@ def disagreements_markdown(rows: list[dict], params: dict, root: str | Path) -> 
             continue
         why = []
         if r["paper"] is not None and r["threshold"] is not None and abs(r["paper"]) <= r["threshold"]:
-            why.append(f"the paper's own effect ({r['paper']:+.1f}) is smaller than our noise threshold "
+            why.append(f"the paper's own effect ({signed(r['paper'])}) is smaller than our noise threshold "
                        f"({r['threshold']:.1f}): our seeds cannot resolve it")
         if r["id"] == "gap_helps_every_objective" and r["keys"]:
             why += _baseline_reasons(r, params, root)
@@ -292,8 +298,8 @@ def disagreements_markdown(rows: list[dict], params: dict, root: str | Path) -> 
         if r["id"] == "k_sweep" and min(r["base"], r["rog"]) >= 95:
             why.append(f"both detectors rank (nearly) all their rare hits below the {r['pair'].split('K ')[1].split()[0]}-th "
                        "detection of their image, so this K cannot tell them apart")
-        lines.append(f"- **{r['status']}**: {r['pair']}: ours {r['ours']:+.1f} {r['metric']}, paper "
-                     + (f"{r['paper']:+.1f}" if r["paper"] is not None else "-") + (f"; {'; '.join(why)}." if why else "."))
+        lines.append(f"- **{r['status']}**: {r['pair']}: ours {signed(r['ours'])} {r['metric']}, paper "
+                     + (f"{signed(r['paper'])}" if r["paper"] is not None else "-") + (f"; {'; '.join(why)}." if why else "."))
     if not lines:
         return "## Where we disagree\n\nEvery pair that ran reproduced."
     return "## Where we disagree, and why\n\n" + "\n".join(lines)
@@ -364,7 +370,7 @@ def gap_alone_markdown(params: dict, root: str | Path) -> str:
     else:
         answer = "**starvation**: the gap between gamma 1 and gamma 0 does not shrink with the schedule"
     text.append(f"\nAt 2x: gamma 1 {ap['g1_2x']:.1f}, gamma 0 {ap['g0_2x']:.1f} {name}. gamma 0 - gamma 1: "
-                f"{gap1:+.1f} at 1x, {gap2:+.1f} at 2x. Answer: {answer} (rule: a difference of one-seed runs is "
+                f"{signed(gap1)} at 1x, {signed(gap2)} at 2x. Answer: {answer} (rule: a difference of one-seed runs is "
                 f"within noise below {single:.1f}, a change of such differences is real above {double:.1f}; "
                 f"seed sd {sd:.2f} {name} pooled over the multi-seed rows).")
     return "\n".join(text)
@@ -387,13 +393,13 @@ def _eqlv2_mechanism(params: dict, root: str | Path, iou: str, means: list[dict]
             f"{means[1]['f']:.2f}; diagnostics.json): EQLv2 {'moves' if towards else 'does not move'} it towards its "
             f"mu = {mu}; ")
     if rare.status == "reproduced":
-        text += f"rare AP follows ({er - sr:+.1f} {name}, beyond {K} x noise = {rare.threshold:.1f})."
+        text += f"rare AP follows ({signed(er - sr)} {name}, beyond {K} x noise = {rare.threshold:.1f})."
     else:
-        text += f"rare AP does not follow ({er - sr:+.1f} {name}: {rare.status}, {K} x noise = {rare.threshold:.1f})."
+        text += f"rare AP does not follow ({signed(er - sr)} {name}: {rare.status}, {K} x noise = {rare.threshold:.1f})."
         gap_r = _box(with_gap, root, "APr", iou) if with_gap else None
         if gap_r is not None:
             on_top = stats.verdict(gap_r - er, sd, (ne, 1))
-            text += (f" GAP on top of EQLv2 moves it {gap_r - er:+.1f} ({er:.1f} -> {gap_r:.1f} {name}: {on_top.status}, "
+            text += (f" GAP on top of EQLv2 moves it {signed(gap_r - er)} ({er:.1f} -> {gap_r:.1f} {name}: {on_top.status}, "
                      f"{K} x noise = {on_top.threshold:.1f})"
                      + ("; so balancing the gradients is not what the rare classes lack here, ranking is."
                         if on_top.status == "reproduced" else "."))
@@ -433,7 +439,7 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
                 f"{e:.1f} vs {s:.1f} {name} AP (EQLv2 {seeds(ne)}, sigmoid CE {seeds(ns)}; {name} APr {er:.1f} vs "
                 f"{sr:.1f}" + (f"; {other_name} AP {eo:.1f} vs {so:.1f})" if eo is not None and so is not None else ")")
                 + (f", softmax CE {x:.1f}" if x is not None else "")
-                + f". The paper's EQLv2 > CE: **{status}** ({e - s:+.1f}, {K} x noise = {first.threshold:.1f}).")
+                + f". The paper's EQLv2 > CE: **{status}** ({signed(e - s)}, {K} x noise = {first.threshold:.1f}).")
     de, ds = (load_diagnostics(diagnostics[k], root) if diagnostics.get(k) else None for k in ("method", "ce"))
     if de and ds and "objective" in (de.get("gradients") or {}) and "objective" in (ds.get("gradients") or {}):
         means = [figures.group_means(d["gradients"]["objective"]["ratio"], d["frequency"]) for d in (de, ds)]
@@ -462,8 +468,8 @@ def eqlv2_markdown(params: dict, root: str | Path, paper: dict) -> str:
                   "long enough to put it above")
     else:
         answer = "**not the schedule**: EQLv2's place against CE does not change beyond noise from 1x to 2x"
-    text.append(f"\nAt 2x (one seed each): EQLv2 {e2:.1f} vs sigmoid CE {s2:.1f} {name} AP ({d2:+.1f}: **{status2}**, "
-                f"{K} x noise = {second.threshold:.1f}); EQLv2 - CE {d1:+.1f} at 1x, {d2:+.1f} at 2x. Answer: "
+    text.append(f"\nAt 2x (one seed each): EQLv2 {e2:.1f} vs sigmoid CE {s2:.1f} {name} AP ({signed(d2)}: **{status2}**, "
+                f"{K} x noise = {second.threshold:.1f}); EQLv2 - CE {signed(d1)} at 1x, {signed(d2)} at 2x. Answer: "
                 f"{answer} (rule: a change of the difference is real above {change.threshold:.1f}; seed sd "
                 f"{sd:.2f} {name} AP pooled over the multi-seed rows).")
     return "\n".join(text)
@@ -491,7 +497,7 @@ def headline_gain(params: dict, root: str | Path) -> dict | None:
     found = stats.verdict(gap_apr - ce_apr, sd, (n_ce, n_gap), metric=name)
     return {"ce": ce, "gap": gap, "iou": iou, "name": name, "ce_apr": ce_apr, "n_ce": n_ce, "gap_apr": gap_apr,
             "n_gap": n_gap, "sd": sd, "noise": found.noise, "status": found.status, "verdict": found,
-            "sentence": f"GAP moves {name} {gap_apr - ce_apr:+.1f} ({ce_apr:.1f} -> {gap_apr:.1f}; {n_ce} and {n_gap} "
+            "sentence": f"GAP moves {name} {signed(gap_apr - ce_apr)} ({ce_apr:.1f} -> {gap_apr:.1f}; {n_ce} and {n_gap} "
                         f"seeds): **{found.status}** ({K} x noise = {found.threshold:.1f})."}
 
 
@@ -516,7 +522,7 @@ def optimizer_markdown(params: dict, root: str | Path) -> str:
     a_status = adamw.status
     lift_verdict = stats.verdict(a_ce - s_ce, sd, (gain["n_ce"], 1))  # AdamW's one seed against SGD's seeds
     lifted = lift_verdict.status == "reproduced"
-    lift = (f"AdamW alone moves sigmoid CE {s_ce:.1f} -> {a_ce:.1f} {name} ({a_ce - s_ce:+.1f}, {K} x noise = "
+    lift = (f"AdamW alone moves sigmoid CE {s_ce:.1f} -> {a_ce:.1f} {name} ({signed(a_ce - s_ce)}, {K} x noise = "
             f"{lift_verdict.threshold:.1f})")
     on_top = ("GAP adds nothing beyond noise on top" if a_status == "within noise" else
               "GAP even lowers it beyond noise on top")
@@ -532,7 +538,7 @@ def optimizer_markdown(params: dict, root: str | Path) -> str:
     else:
         answer = "**no gain to explain**: under SGD GAP does not lift rare AP beyond noise here"
     text.append(f"\nUnder AdamW (one seed each): sigmoid CE {a_ce:.1f}, + GAP {a_gap:.1f} {name} "
-                f"({a_gap - a_ce:+.1f}: {a_status}, {K} x noise = {adamw.threshold:.1f}). Answer: {answer} (rule: "
+                f"({signed(a_gap - a_ce)}: {a_status}, {K} x noise = {adamw.threshold:.1f}). Answer: {answer} (rule: "
                 f"a difference beyond {K} x its noise is real; seed sd {sd:.2f} {name} pooled over the multi-seed rows).")
     return "\n".join(text)
 
@@ -574,7 +580,7 @@ def schedule_markdown(params: dict, root: str | Path) -> str:
         answer = ("**inconclusive at 2x**: with one seed each, the 2x gain is within noise both of zero and of the "
                   "1x gain")
     text.append(f"\nAt 2x (one seed each: `{long['ce']}`, `{long['gap']}`): {c2:.1f} -> {g2:.1f} {name} "
-                f"({g2 - c2:+.1f}: {status2}, {K} x noise = {second.threshold:.1f}). Answer: {answer} (rule: a "
+                f"({signed(g2 - c2)}: {status2}, {K} x noise = {second.threshold:.1f}). Answer: {answer} (rule: a "
                 f"change of the gain from 1x to 2x is real beyond {change.threshold:.1f}; seed sd {sd:.2f} "
                 f"{name} pooled over the multi-seed rows). Convergence itself lies further out (the `convergence` "
                 "page).")
@@ -635,7 +641,7 @@ def what_gap_changes(params: dict, root: str | Path) -> list:
     blocks: list = ["## What GAP changes"]
     gains = [g for g in figures.gain_by_length(params, root) if g["verdict"] is not None]
     if gains:
-        lines = [f"- {g['length']:g}x, {claims.metric_name(g['metric'])}: {g['verdict'].difference:+.1f} "
+        lines = [f"- {g['length']:g}x, {claims.metric_name(g['metric'])}: {signed(g['verdict'].difference)} "
                  f"({stats.NOISE_K:g} x noise = {g['verdict'].threshold:.1f}; seeds {len(g['gap'])} with GAP, "
                  f"{len(g['ce'])} without): **{g['verdict'].status}**" for g in gains]
         blocks += ["GAP's rare-AP gain over sigmoid CE at each schedule length (questions.gain.lengths), on box and "
@@ -646,7 +652,7 @@ def what_gap_changes(params: dict, root: str | Path) -> list:
         medians = {g: median(r["gain"] for r in per_class if r["frequency"] == g)
                    for g in ("r", "c", "f") if any(r["frequency"] == g for r in per_class)}
         blocks += ["Per class (the look-alike pair, mean over seeds), the median gain in "
-                   f"{claims.metric_name(iou + '.AP')}: " + ", ".join(f"{GROUP_NAMES[g]} {m:+.1f}" for g, m in medians.items())
+                   f"{claims.metric_name(iou + '.AP')}: " + ", ".join(f"{GROUP_NAMES[g]} {signed(m)}" for g, m in medians.items())
                    + ".", plots.plot_per_class_gain(per_class, iou)]
     ranks = figures.own_rank_histogram(params, root)
     if ranks:

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 
 from rog.pipeline.registry import question, read_params, sections, table_runs
 from rog.report import claims, figures, plots, stats, tables
+from rog.report.markdown import signed
 from rog.report.openimages import openimages_section
 from rog.report.limits import learning_speed_markdown, regime_markdown
 from rog.report.regime import regime
@@ -72,11 +73,12 @@ class Page:
             display(self.figure)
 
 
-def _head(params: dict, name: str, source: str, root: str | Path) -> list[str]:
-    """Title, the paper's source, the runs' profile, which regime they come from and what a 1x number means."""
+def _head(params: dict, name: str, source: str, root: str | Path, title: str | None = None) -> list[str]:
+    """Title (paper_numbers' `title`; the page name without one), the paper's caption as the paper's, the runs'
+    profile, which regime they come from and what a 1x number means."""
     runs = table_runs(params, name)
     found = regime(params, root, runs)
-    head = [f"# {name}", source, tables.profile_note(profiles_of(runs, root)), regime_markdown(found, "of this page")]
+    head = [f"# {title or name}", f"Our runs beside the paper's: {source}", tables.profile_note(profiles_of(runs, root)), regime_markdown(found, "of this page")]
     if found["runs"]:
         head.append(learning_speed_markdown(params, root, found["runs"]))
     return head
@@ -97,7 +99,7 @@ def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
     section = sections(params)[name]
     table = tables.build(params, name, root, paper)
     found = claims.claims(params, root, paper, tables=[name])
-    parts = [*_head(params, name, table.source, root), *table.notes, "## Ours beside the paper's",
+    parts = [*_head(params, name, table.source, root, (paper.get(name) or {}).get("title")), *table.notes, "## Ours beside the paper's",
              tables.markdown(table, drop_empty=bool(section.get("drop_empty"))), "## What reproduced",
              claims.claims_markdown(found)]
     figure = None
@@ -190,8 +192,8 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
         found = stats.verdict(diff, sd, (len(rival.found), len(paper.found)))
         judged = (f"{'beyond' if found.real else 'within'} {stats.NOISE_K:g} x noise = "
                   f"{found.threshold:.1f} ({len(rival.found)} and {len(paper.found)} seeds)")
-        lines.append(f"{head}: the paper's setting; the runner-up, {rival.label}, {diff:+.1f}, {judged}"
-                     if best is paper else f"{head}: {diff:+.1f} over {paper.label}, {judged}")
+        lines.append(f"{head}: the paper's setting; the runner-up, {rival.label}, {signed(diff)}, {judged}"
+                     if best is paper else f"{head}: {signed(diff)} over {paper.label}, {judged}")
     return "\n".join(lines) + "\n"
 
 
@@ -204,7 +206,7 @@ def k_sweep_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     reached = max(sweep["k"], default=0)
     later = ([f"Our runs reach K = {reached}; today's evaluate.max_dets_sweep goes up to K = {wanted}."]
              if sweep["k"] and reached < wanted else [])
-    return Page(name, [*_head(params, name, sweep["source"], root), f"Note: {sweep['note']}",
+    return Page(name, [*_head(params, name, sweep["source"], root, paper[name].get("title")), f"Note: {sweep['note']}",
                        "## Ours beside the paper's", tables.k_sweep_markdown(sweep), tables.K_GAIN_NOTE,
                        "## AP against K", f"{_capitalized(figures.IOU_NAMES[sweep['iou']])} per frequency group and overall; "
                        "line: the mean over seeds, band: min to max over seeds.", *later,
@@ -221,7 +223,7 @@ def figure4_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     balance = paper[name]["balance"]  # the paper's claim: `method` more balanced than each of `baselines`
     verdicts = [claims.balance_verdict(rows, baseline, balance["method"], "positive/negative gradient ratio", spread)
                 for baseline in balance["baselines"]]
-    return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""),
+    return Page(name, [*_head(params, name, paper[name]["source"], root, paper[name].get("title")), paper[name].get("note", ""),
                        "## Balance: group means of the ratio", figures.balance_markdown(rows, labels, "gradient ratio"),
                        "## What reproduced", *verdicts], plots.plot_gradient_ratios(series, labels))
 
@@ -240,7 +242,7 @@ def figure5_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
                                figures.log_balance_spread(params, root, "ap", iou=iou)))]
     note = (f"Per-class AP here is {why}. Panel (c) plots it against the class's "
             "training image count (metrics.json's train_image_count, LVIS's frequency measure), log x.")
-    return Page(name, [*_head(params, name, paper[name]["source"], root), paper[name].get("note", ""), note,
+    return Page(name, [*_head(params, name, paper[name]["source"], root, paper[name].get("title")), paper[name].get("note", ""), note,
                        "## Balance of weight norms and of AP", figures.balance_markdown(norms, labels, "weight norm"),
                        figures.balance_markdown(aps, labels, "AP"), "## What reproduced", *verdicts],
                 plots.plot_weight_norms_and_ap(series, labels))
@@ -253,7 +255,7 @@ def convergence_page(params: dict, name: str, root: str | Path, paper: dict) -> 
     missing = ([f"No curve.json yet for {', '.join(data['missing'])}: the figure leaves them out "
                 "(make them with `dvc repro experiment@RUN`)."] if data["missing"] else [])
     rows = figures.convergence_rows(params, name, root)
-    return Page(name, [*_head(params, name, paper[name]["source"], root), *missing, "## 1x against 2x",
+    return Page(name, [*_head(params, name, paper[name]["source"], root, paper[name].get("title")), *missing, "## 1x against 2x",
                        figures.convergence_markdown(rows, labels), "## Verdict", claims.convergence_verdict(rows)],
                 plots.learning_curves(data["curves"], data["ends"], data["lr_drops"]))
 

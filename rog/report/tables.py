@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rog.pipeline.registry import sections
+from rog.report.markdown import signed
 from rog.report.markdown import table as markdown_table
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
 
@@ -153,8 +154,8 @@ K_GAIN_NOTE = ("In brackets: the change from the smallest K, in percent of the A
 
 def _gain_cell(value: float | None, gain: float | None, points: float | None) -> str:
     if gain is not None:
-        return f"{fmt(value)} ({gain:+.1f}%)"
-    return fmt(value) + (f" ({points:+.1f} pt)" if points is not None else "")
+        return f"{fmt(value)} ({signed(gain)}%)"
+    return fmt(value) + (f" ({signed(points)} pt)" if points is not None else "")
 
 
 def k_sweep_markdown(sweep: dict) -> str:
