@@ -67,7 +67,7 @@ def shown_detections(image: dict, min_score: float = MIN_SCORE, max_shown: int =
 
 
 def draw_boxes(ax, pixels: np.ndarray | None, path: Path, boxes: list[dict], categories: dict, title: str,
-               size: tuple[int, int] | None = None) -> None:
+               size: tuple[int, int] | None = None, min_score: float = MIN_SCORE) -> None:
     """One panel: the image (or a message naming the missing file) with boxes (xywh) and labels; a
     box with a "score" is labelled with it. size: (height, width) of the image, kept as the panel's
     extent when the pixels are missing."""
@@ -83,7 +83,7 @@ def draw_boxes(ax, pixels: np.ndarray | None, path: Path, boxes: list[dict], cat
         x, y, w, h = box["bbox"]
         entry = (categories.get(str(box["category_id"])) or {})
         colour = GROUP_COLOURS.get(entry.get("frequency"), "grey")
-        faint = "score" in box and box["score"] < MIN_SCORE  # a low-score detection: dashed
+        faint = "score" in box and box["score"] < min_score  # below the cut shown_detections applied: dashed
         ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, lw=1.0, edgecolor=colour,
                                ls="--" if faint else "-"))
         text = label(categories, box["category_id"]) + (f" {box['score']:.2f}" if "score" in box else "")
@@ -127,7 +127,7 @@ def comparison_figure(samples: dict[str, dict], root: str | Path = ".", image_ro
         for col, name in enumerate(labels, start=1):
             mine = samples[name]["images"][row]
             shown = shown_detections(mine, min_score, max_shown, rare)
-            draw_boxes(axes[row, col], pixels, path, shown, categories, f"{name} ({len(shown)} shown)", size)
+            draw_boxes(axes[row, col], pixels, path, shown, categories, f"{name} ({len(shown)} shown)", size, min_score)
     fig.suptitle(f"boxes by frequency group: rare red, common orange, frequent blue\n"
                  f"detections with score >= {min_score} (at most {max_shown} per image), and every rare-class "
                  f"detection among those recorded (detections.json), dashed below {min_score}", fontsize=8)

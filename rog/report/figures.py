@@ -13,17 +13,15 @@ per-seed strip of Table 1's headline rows draw every seed; bands are the min to 
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from rog.paths import RESULTS_DIR
 from rog.pipeline.registry import pair_runs, question, row_runs, sections
 from rog.report import claims, markdown, stats
 from rog.report.markdown import signed
-from rog.report.results import load_curve, load_diagnostics, load_metrics, value
+from rog.report.results import load_curve, load_diagnostics, load_lookalike, load_metrics, value
 
 GROUPS = ("r", "c", "f")
 
@@ -428,8 +426,7 @@ def own_rank_histogram(params: dict, root: str | Path = ".") -> dict[str, dict]:
     for label, runs in pair_runs(params).items():
         ranks, k = [], None
         for run in runs:
-            path = Path(root) / RESULTS_DIR / run / "lookalike.json"
-            found = json.loads(path.read_text()) if path.is_file() else {}
+            found = load_lookalike(run, root) or {}
             if "own_class_ranks" in found:
                 ranks += [rank for _, rank in found["own_class_ranks"]]
                 k = found.get("max_dets", k)

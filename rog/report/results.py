@@ -26,6 +26,12 @@ def load_metrics(run: str, root: str | Path = ".") -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def load_lookalike(run: str, root: str | Path = ".") -> dict | None:
+    """results/experiments/RUN/lookalike.json (rog.evaluation.lookalike's analysis), None when the run has none."""
+    path = metrics_path(run, root).with_name("lookalike.json")
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def load_diagnostics(run: str, root: str | Path = ".") -> dict | None:
     path = diagnostics_path(run, root)
     return json.loads(path.read_text()) if path.is_file() else None
