@@ -60,6 +60,7 @@ PRETRAIN = "out/pipeline/${profile}/pretrain"  # rog.paths.PRETRAIN_DIR
 RUNS = "out/pipeline/${profile}/runs"
 ROOT = Path(__file__).resolve().parents[2]  # the repository: stages' code paths are relative to it
 FIDELITY_BASELINES = Path("rog/report/lvis_v1_statistics.yaml")
+FIDELITY_TABLE = "results/tables/fidelity.md"  # the dataset page writes it, the overview shows it
 RUN_OUTPUTS = ("metrics.json", "diagnostics.json", "curve.json", "losses.json", "lookalike.json", "detections.json")
 
 
@@ -95,7 +96,7 @@ def stages(params: dict) -> dict:
         _notebook_cmd("dataset", "results/notebooks/dataset.ipynb", {"profile": "${profile}", "dataset_root": DATASET}),
         [DATASET, FRESHNESS_FILE, *[str(metrics_path(r)) for r in fidelity_runs(params)]],
         params=["profile", "dataset", "model", "train", "profiles", "tables.table1"],
-        outs=[{"results/notebooks/dataset.ipynb": {"cache": False}}])
+        outs=[{"results/notebooks/dataset.ipynb": {"cache": False}}, {FIDELITY_TABLE: {"cache": False}}])
     out["gap_loss"] = stage(_notebook_cmd("gap_loss", "results/notebooks/gap_loss.ipynb"),
                             outs=[{"results/notebooks/gap_loss.ipynb": {"cache": False}}])
     if params.get("experiments"):
@@ -153,7 +154,7 @@ def stages(params: dict) -> dict:
         # the look-alike result in one sentence (rog.report.lookalike.summary_sentence): its page's table,
         # written from the same lookalike.json files, orders the stages
         + (["results/tables/lookalike.md"] if pair else [])
-        + [f"results/tables/{name}.md" for name in sections(params)],
+        + [f"results/tables/{name}.md" for name in sections(params)] + [FIDELITY_TABLE],
         params=["profile", "questions"], outs=[{"results/notebooks/overview.ipynb": {"cache": False}}])
     return out
 

@@ -5,7 +5,7 @@ better / worse). Each pair gets exactly one of three verdicts, and its text stat
 
 - the noise: a row's seed spread is the pooled sample standard deviation of the registry's rows that
   have several seeds (pooled_spread: sum of squared deviations from each row's mean over the sum of
-  n - 1, per metric; today the 3-seed rows), also for rows run with one seed. The noise of a
+  n - 1, per metric; in the default registry the 3-seed rows), also for rows run with one seed. The noise of a
   difference of two row means with n_a and n_b seeds is sd x sqrt(1/n_a + 1/n_b). Without any
   multi-seed row (or with a spread below it) the sd is the floor MIN_EFFECT.
 - "reproduced" when |ours| > NOISE_K (2) x that noise in the claim's direction (better > worse, as the
@@ -19,7 +19,7 @@ better / worse). Each pair gets exactly one of three verdicts, and its text stat
 
 A claim's verdict is its pairs' verdict where they agree ("reproduced", "within noise", "opposite",
 with how many pairs ran), "mixed" with the counts where they do not, "not run" where none ran. A pair
-whose runs come from two regimes (some made with today's params.yaml, some with older parameters:
+whose runs come from two regimes (some made with params.yaml as it is, some with older parameters:
 rog.report.regime) is "not comparable" and counts as not run.
 k_sweep_claim: Table 3's (the baseline's rare AP depends more on K than ROG's), by the same noise
 rule on the share of rare AP a smaller K misses; balance_verdict: Figures 4 and 5 (GAP's rare/frequent
@@ -65,19 +65,21 @@ def pooled_spread(params: dict, path: str | None, root: str | Path = ".", read=N
     return {"sd": spread.sd, "rows": spread.groups, "seeds": list(spread.seeds), "df": spread.df}
 
 
-def choose_iou(runs: list[str], root: str | Path = ".") -> tuple[str, str]:
-    """("segm" or "bbox", why): mask AP where every run found has mask AP and their mean is >= MASK_SHARE x
-    their mean box AP; box AP otherwise."""
+def choose_iou(runs: list[str], root: str | Path = ".", metric: str = "AP") -> tuple[str, str]:
+    """("segm" or "bbox", why) for judging `metric` (AP, or a frequency group's: APr, APc, APf): mask AP where
+    every run found has mask `metric` and their mean is >= MASK_SHARE x their mean box `metric`; box
+    otherwise. Per group, because rare masks can stay unlearned while the frequent ones are learned."""
     loaded = [m for m in (load_metrics(r, root) for r in runs) if m is not None]
-    box = aggregate([value(m, "bbox.AP") for m in loaded])[0]
-    masks = [value(m, "segm.AP") for m in loaded]
+    box = aggregate([value(m, f"bbox.{metric}") for m in loaded])[0]
+    masks = [value(m, f"segm.{metric}") for m in loaded]
     if box is None or not masks or any(v is None for v in masks):
-        return "bbox", "box AP: " + ("some runs have no mask AP" if any(v is not None for v in masks)
-                                     else "the runs have no mask AP")
+        return "bbox", f"box {metric}: " + ("some runs have no mask AP" if any(v is not None for v in masks)
+                                            else "the runs have no mask AP")
     mask = aggregate(masks)[0]
     if mask >= MASK_SHARE * box:
-        return "segm", f"mask AP: the runs' mask AP {mask:.1f} >= {MASK_SHARE:g} x box AP {box:.1f}"
-    return "bbox", f"box AP: the runs' mask AP {mask:.1f} < {MASK_SHARE:g} x box AP {box:.1f}, masks not learned"
+        return "segm", f"mask {metric}: the runs' mask {metric} {mask:.1f} >= {MASK_SHARE:g} x box {metric} {box:.1f}"
+    return "bbox", (f"box {metric}: the runs' mask {metric} {mask:.1f} < {MASK_SHARE:g} x box {metric} {box:.1f}, "
+                    "masks not learned")
 
 
 def metric_name(path: str) -> str:
@@ -116,7 +118,7 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
                   iou: str, params: dict, root: str | Path, spreads: dict,
                   found_regime: dict | None = None) -> tuple[str, str, dict]:
     """One pair's verdict (VERDICTS, "not run", or "not comparable" when `found_regime` (regime.regime) puts
-    some of its runs in today's regime and others in an older one), its text and its numbers, on `metric` read with iou
+    some of its runs in the current regime and others in an older one), its text and its numbers, on `metric` read with iou
     type `iou`. The numbers: {better, worse (labels), keys (their rows), metric (judged), ours (diff or None), paper (diff or
     None), paper_metric, iou, threshold (NOISE_K x noise or None), status}."""
     b, w = table.row(better), table.row(worse)
@@ -155,7 +157,7 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
                     f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x noise = {NOISE_K * pair_noise:.2f}, {how}{other}"), {
         "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": diff,
         "paper": paper_diff,
-        "paper_metric": metric_name(paper_path), "threshold": NOISE_K * pair_noise, "status": status}
+        "paper_metric": metric_name(paper_path), "threshold": NOISE_K * pair_noise, "status": status, "n": (nb, nw)}
 
 
 def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tables: list[str] | None = None,
@@ -176,20 +178,22 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
         table = built.setdefault(name, build(params, name, root, paper))
         pairs = claim.get("pairs") or [[claim["better"], claim["worse"]]]
         runs = [r for pair in pairs for key in pair for r in table.row(key).found]
+        group = claim["metric"].split(".", 1)[1]   # AP, APr, ...: masks are judged learned per group
         if iou is not None:
             claim_iou, basis = iou, f"{IOU_NAMES.get(iou, iou)} AP: chosen by the caller"
         elif claim.get("iou"):
             claim_iou = claim["iou"]
             basis = f"{IOU_NAMES.get(claim_iou, claim_iou)} AP: {claim.get('iou_why') or 'set by the claim'}"
         else:
-            claim_iou, basis = choose_iou(runs, root)
+            claim_iou, basis = choose_iou(runs, root, group)
         # each pair on its own runs' metric (a pair of unlearned masks is not judged on mask AP because the
         # claim's other pairs learned them), unless the caller or the claim fixes one
         fixed = iou is not None or bool(claim.get("iou"))
-        pair_ious = [claim_iou if fixed else choose_iou(table.row(b).found + table.row(w).found, root)[0]
+        pair_ious = [claim_iou if fixed else choose_iou(table.row(b).found + table.row(w).found, root, group)[0]
                      for b, w in pairs]
         if not fixed and len(set(pair_ious)) > 1:
-            basis = (f"per pair: mask AP where the pair's runs learned masks (mask AP >= {MASK_SHARE:g} x box AP), "
+            basis = (f"per pair: mask {group} where the pair's runs learned masks (mask {group} >= {MASK_SHARE:g} x "
+                     f"box {group}), "
                      f"else box AP; {pair_ious.count('segm')} of {len(pairs)} pairs on mask AP")
         results = [_pair_verdict(table, b, w, claim["metric"], claim.get("paper_metric"), pair_iou, params,
                                  root, spreads, found_regime) for (b, w), pair_iou in zip(pairs, pair_ious)]
@@ -203,7 +207,7 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
         else:
             verdict = "mixed: " + ", ".join(f"{n} {v}" for v, n in counts.items())
             verdict += f" ({len(ran)} of {len(statuses)} pairs run)" if len(ran) < len(statuses) else ""
-        out.append({"id": claim["id"], "text": claim["text"], "table": name, "verdict": verdict, "iou": claim_iou,
+        out.append({"id": claim["id"], "text": claim["text"], "short": claim.get("short"), "table": name, "verdict": verdict, "iou": claim_iou,
                     "basis": basis, "statuses": statuses, "details": [d for _, d, _ in results],
                     "pairs": [p for _, _, p in results]})
     return out

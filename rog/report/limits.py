@@ -1,7 +1,7 @@
 """What a number on a page means, in words: the paragraphs that the overview, every table and figure page
 and README open their numbers with (which regime the runs come from, how far they trained).
 
-    regime_markdown(regime.regime(params, root))  # made with today's params.yaml, or an older regime
+    regime_markdown(regime.regime(params, root))  # made with params.yaml as it is, or an older regime
     learning_speed_markdown(params, root, runs)    # epochs trained and the convergence check's verdict
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from rog.report.results import load_metrics
 
 
 def regime_markdown(found: dict, where: str = "in results/") -> str:
-    """One paragraph: the runs made with today's params, or the warning that they are an older regime.
+    """One paragraph: the runs made with params.yaml as it is, or the warning that they are an older regime.
     `where` names the runs counted ("in results/", "of this page")."""
     total = len(found["runs"])
     if not total:
@@ -23,7 +23,7 @@ def regime_markdown(found: dict, where: str = "in results/") -> str:
         return (f"**Which regime.** All {total} runs {where} were made with the parameters params.yaml gives "
                 f"now.")
     unknown = (f", {len(found['unknown'])} cannot be checked (no params hash recorded, or the pretrained detector "
-               "today's params start from is not on this machine)" if found["unknown"] else "")
+               "params.yaml's profile starts from is not on this machine)" if found["unknown"] else "")
     if found["same"]:
         older = found["other"] + found["unknown"]
         named = ", ".join(older[:6]) + (f" and {len(older) - 6} more" if len(older) > 6 else "")
@@ -33,13 +33,13 @@ def regime_markdown(found: dict, where: str = "in results/") -> str:
                 "older ones.")
     return (f"**Which regime: results/ holds an older one.** {len(found['other'])} of {total} runs {where} were "
             f"made with other parameters than params.yaml gives now (their checkpoints' params hash differs)"
-            + unknown + ". Every number below is from that older regime (README, \"The training regime\"); `make "
-              "repro` remakes the runs with today's parameters.")
+            + unknown + ". Every number here is from that older regime (README, \"The training regime\"); `make "
+              "repro` remakes them with the current ones.")
 
 
 def epochs_text(params: dict, root: str | Path, runs: list[str]) -> str:
     """Epochs the runs trained, as their records state (run.epochs), e.g. "1.6 (the 2x runs 3.2)"; runs
-    recorded before run.epochs existed say so rather than borrow today's params."""
+    recorded before run.epochs existed say so rather than borrow params.yaml's."""
     recorded = [(m.get("run") or {}) for m in (load_metrics(r, root) for r in runs) if m]
     epochs = sorted({float(r["epochs"]) for r in recorded if r.get("epochs")})
     missing = sum(1 for r in recorded if not r.get("epochs"))

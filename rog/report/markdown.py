@@ -55,3 +55,16 @@ def digits_apart(difference: float, threshold: float, digits: int = 1, most: int
     while digits < most and f"{abs(difference):.{digits}f}" == f"{threshold:.{digits}f}":
         digits += 1
     return digits
+
+
+def table_heads(text: str) -> list[list[str]]:
+    """The header cells of every Markdown table in `text`."""
+    lines = text.splitlines()
+    return [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line, below in zip(lines, lines[1:]) if line.startswith("|") and below.startswith("|---")]
+
+
+def prose_words(text: str) -> int:
+    """Words of `text` outside Markdown tables, headings' hashes and image links."""
+    kept = [line for line in text.splitlines() if not line.lstrip().startswith("|") and not line.startswith("![")]
+    return sum(1 for word in " ".join(kept).split() if any(ch.isalnum() for ch in word))

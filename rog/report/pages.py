@@ -204,7 +204,7 @@ def k_sweep_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     series = figures.k_sweep_series(params, root, sweep["iou"], name)
     wanted = max(params["evaluate"]["max_dets_sweep"])
     reached = max(sweep["k"], default=0)
-    later = ([f"Our runs reach K = {reached}; today's evaluate.max_dets_sweep goes up to K = {wanted}."]
+    later = ([f"Our runs reach K = {reached}; params.yaml's evaluate.max_dets_sweep goes up to K = {wanted}."]
              if sweep["k"] and reached < wanted else [])
     return Page(name, [*_head(params, name, sweep["source"], root, paper[name].get("title")), f"Note: {sweep['note']}",
                        "## Ours beside the paper's", tables.k_sweep_markdown(sweep), tables.K_GAIN_NOTE,

@@ -216,24 +216,34 @@ def plot_seed_strip(series: list[dict], labels: dict[str, str], iou: str = "bbox
     return fig
 
 
-def plot_rare_ap(rows: list[dict], iou: str) -> Figure:
-    """Left: our APr per Table 1 row (every seed a dot, the mean a bar, +- sd); right: the paper's mask APr."""
-    fig = Figure(figsize=(10, 0.42 * max(len(rows), 4) + 1.4), layout="constrained")
-    ours, theirs = fig.subplots(1, 2, sharey=True, width_ratios=[3, 2])
+def plot_rare_ap(rows: list[dict]) -> Figure:
+    """Rare AP per Table 1 row: our box APr and mask APr (every seed a dot, the mean a bar, +- sd) and the
+    paper's mask APr, three panels sharing the rows. rows: [{label, gap, paper, bbox: {seeds, mean, sd},
+    segm: {...} or None}]."""
+    fig = Figure(figsize=(11, 0.42 * max(len(rows), 4) + 1.4), layout="constrained")
+    box, mask, theirs = fig.subplots(1, 3, sharey=True, width_ratios=[3, 3, 2])
     y = np.arange(len(rows))[::-1]
     colours = ["#d62728" if r["gap"] else "#7f7f7f" for r in rows]
-    ours.barh(y, [r["mean"] for r in rows], color=colours, alpha=0.35, height=0.7)
-    for yi, r, c in zip(y, rows, colours):
-        ours.plot(r["seeds"], [yi] * len(r["seeds"]), "o", color=c, ms=4)
-        if r["sd"] is not None:
-            ours.errorbar(r["mean"], yi, xerr=r["sd"], color="black", capsize=3, lw=1)
+    for ax, iou in ((box, "bbox"), (mask, "segm")):
+        for yi, r, c in zip(y, rows, colours):
+            found = r.get(iou)
+            if not found:
+                continue
+            ax.barh(yi, found["mean"], color=c, alpha=0.35, height=0.7)
+            ax.plot(found["seeds"], [yi] * len(found["seeds"]), "o", color=c, ms=4)
+            if found["sd"] is not None:
+                ax.errorbar(found["mean"], yi, xerr=found["sd"], color="black", capsize=3, lw=1)
+        ax.set_xlabel(f"our {claims.IOU_NAMES[iou]} APr (LT-Glyphs)")
     theirs.barh(y, [r["paper"] or 0 for r in rows], color=colours, alpha=0.35, height=0.7)
     theirs.plot([r["paper"] for r in rows], y, "D", mfc="none", color="black", ms=4)
-    ours.set_yticks(y, [r["label"] for r in rows], fontsize=8)
-    ours.set_xlabel(f"our {claims.IOU_NAMES.get(iou, iou)} APr (LT-Glyphs): dots = seeds, bar = mean, line = ± sd")
     theirs.set_xlabel("the paper's mask APr (LVIS v1)")
-    ours.set_title("Rare AP per Table 1 row (red: + GAP)", loc="left", fontsize=10)
-    for ax in (ours, theirs):
+    box.set_yticks(y, [r["label"] for r in rows], fontsize=8)
+    box.set_title("Rare AP per Table 1 row (red: + GAP; dots: seeds, bar: mean, line: ± sd)", loc="left",
+                  fontsize=10)
+    top = max([v for r in rows for iou in ("bbox", "segm") if r.get(iou) for v in r[iou]["seeds"]] + [1.0])
+    for ax in (box, mask):
+        ax.set_xlim(0, 1.08 * top)      # box and mask on one scale: their ratio is read by eye
+    for ax in (box, mask, theirs):
         ax.grid(axis="x", alpha=0.3)
         ax.set_xlim(left=0)
     return fig

@@ -177,7 +177,7 @@ def provenance_markdown(metrics: dict) -> str:
                      + (f"; {jobs} runs side by side" if jobs else "") + ".")
     if checkpoint.get("params_hash"):
         lines.append(f"- Checkpoint: iteration {checkpoint.get('iteration')}, params hash {checkpoint['params_hash']} "
-                     "(the regime check compares it with today's params.yaml).")
+                     "(the regime check compares it with params.yaml as it is).")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,49 @@
+"""The report's prose, kept apart from its numbers: templates in rog/report/prose.yaml, filled from records.
+
+    say("gap_alone.starvation", **answer.values)   # one template, its {fields} filled
+
+Fields use str.format's syntax ({x:.1f}, {verdict.threshold:.1f}) plus one spec of ours: {x:+.1f} prints a
+signed number that never reads -0.0 (rog.report.markdown.signed). A missing field raises KeyError naming
+the template, so a renamed value cannot print a stale sentence.
+"""
+from __future__ import annotations
+
+import string
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from rog.report import markdown
+
+PROSE = Path(__file__).with_name("prose.yaml")
+
+
+class _Formatter(string.Formatter):
+    def format_field(self, value, spec: str) -> str:
+        if spec.startswith("+") and isinstance(value, (int, float)) and spec.endswith("f"):
+            return markdown.signed(float(value), int(spec[2:-1]) if spec.startswith("+.") else 1)
+        return super().format_field(value, spec)
+
+
+@cache
+def templates(path: Path = PROSE) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def template(key: str) -> str:
+    """The template at dotted `key` (e.g. "gap_alone.starvation"), surrounding whitespace stripped."""
+    node = templates()
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(f"{PROSE.name}: no template '{key}'")
+        node = node[part]
+    return " ".join(str(node).split())
+
+
+def say(key: str, **values) -> str:
+    """Template `key` filled with `values`."""
+    try:
+        return _Formatter().format(template(key), **values)
+    except KeyError as err:
+        raise KeyError(f"{PROSE.name}: template '{key}' needs {err}") from None

@@ -1,0 +1,58 @@
+"""The committed narrative read as a reader gets it (results/notebooks, results/tables, README): the overview
+is an abstract under MAX_WORDS words of prose, no table anywhere is wider than MAX_COLUMNS, and no page
+speaks of how it was made (sittings, sessions, issues, "today's" parameters): that is provenance, kept in
+the footers, or git's history."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rog.report import markdown, overview
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "results" / "notebooks").rglob("*.ipynb"))
+HISTORY = re.compile(r"\b(sittings?|sessions?|issues? \d+|issue #?\d+|today's)\b", re.IGNORECASE)
+
+
+def shown_markdown(path: Path) -> str:
+    """What a reader sees as text of a notebook: its markdown cells and its Markdown outputs."""
+    notebook = json.loads(path.read_text())
+    parts = []
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown":
+            parts.append("".join(cell["source"]))
+        for output in cell.get("outputs", []):
+            text = (output.get("data") or {}).get("text/markdown")
+            if text:
+                parts.append("".join(text) if isinstance(text, list) else text)
+    return "\n\n".join(parts)
+
+
+def test_the_committed_overview_is_an_abstract_under_the_word_cap():
+    text = shown_markdown(ROOT / "results" / "notebooks" / "overview.ipynb")
+    words = markdown.prose_words(text)
+    assert 300 < words < overview.MAX_WORDS, f"{words} words of prose on the overview"
+    assert "**The question.**" in text and "**Reproduced**" in text          # the question, the verdict lines
+    assert "| claim | paper | pairs run | reproduced | within noise | opposite |" in text
+    assert "## Does LT-Glyphs pose LVIS's problem?" in text                  # the fidelity table
+    figures = sum(1 for cell in json.loads((ROOT / "results/notebooks/overview.ipynb").read_text())["cells"]
+                  for o in cell.get("outputs", []) if "image/png" in (o.get("data") or {}))
+    assert figures >= 4
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT / "results" / "notebooks")))
+def test_no_committed_table_is_wider_than_the_cap(path):
+    widths = markdown.widths(shown_markdown(path))
+    assert not widths or max(widths) <= markdown.MAX_COLUMNS, f"{path.name}: tables of {widths} columns"
+
+
+def test_no_page_or_readme_line_speaks_of_how_it_was_made():
+    found = []
+    for path in [*NOTEBOOKS, *sorted((ROOT / "results" / "tables").glob("*.md")), ROOT / "README.md"]:
+        text = shown_markdown(path) if path.suffix == ".ipynb" else path.read_text()
+        found += [f"{path.relative_to(ROOT)}: ...{m.string[max(0, m.start() - 40):m.end() + 20]}..."
+                  for m in HISTORY.finditer(text)]
+    assert not found, "\n".join(found[:20])
