@@ -19,6 +19,8 @@ from html_browser import check_site, chromium
 from rog.cli import main
 from rog.report import html
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def png_base64(width: int, height: int) -> str:
     buffer = io.BytesIO()
@@ -127,3 +129,31 @@ def test_chromium_shows_every_page_and_catches_a_broken_image(notebooks, tmp_pat
         problems = check_site(driver, out, pages)
     assert problems == ["broken_image.html: image not shown (naturalWidth 0): "
                         + (out / "nothing.png").resolve().as_uri()[:60]]
+
+
+FIRST_SCREEN = """
+const found = (text) => Array.from(document.querySelectorAll('p, li, strong'))
+  .filter(e => e.textContent.includes(text)).map(e => e.getBoundingClientRect().bottom + window.scrollY);
+return {height: window.innerHeight, width: window.innerWidth, question: found('The question.'),
+        verdicts: ['Reproduced', 'Opposite', 'Unresolved'].map(found)};
+"""
+
+
+def test_the_committed_overviews_first_screen_shows_the_question_and_the_three_line_verdict(tmp_path):
+    """results/notebooks/overview.ipynb as the HTML build renders it, at 1400 x 900 in headless Chromium: the
+    question and every verdict line the page has end above the fold. The screenshot is kept beside the test's
+    files (first_screen.png) for a person to look at."""
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    (source / "overview.ipynb").write_bytes((ROOT / "results" / "notebooks" / "overview.ipynb").read_bytes())
+    html.build(source, tmp_path / "html")
+    with chromium() as driver:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",      # the viewport itself, no window chrome
+                               {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+        driver.get((tmp_path / "html" / "overview.html").resolve().as_uri())
+        state = driver.execute_script(FIRST_SCREEN)
+        driver.save_screenshot(str(tmp_path / "first_screen.png"))
+    assert (state["width"], state["height"]) == (1400, 900), state
+    assert state["question"] and min(state["question"]) <= state["height"], state
+    lines = [min(bottoms) for bottoms in state["verdicts"] if bottoms]
+    assert len(lines) >= 2 and max(lines) <= state["height"], state      # at least Reproduced and one more

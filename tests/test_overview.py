@@ -315,3 +315,30 @@ def test_rare_ap_is_judged_on_masks_only_where_rare_masks_are_learned(tmp_path, 
     assert found["gap_lifts_apr"]["pairs"][0]["metric"] == "box APr"
     assert found["gap_lifts_apr"]["pairs"][0]["ours"] == pytest.approx(7.0)
     assert found["gap_helps_every_objective"]["pairs"][0]["metric"] == "mask AP"
+
+
+def test_a_declared_comparison_is_one_params_entry_and_one_template_group(tmp_path, params, paper, monkeypatch):
+    """questions.NAME with kind: compare and its words in prose.yaml: no code. Softmax CE + GAP against softmax CE
+    on APr, 12.0 vs 5.0 with one seed each (sd floor 0.1: beyond 2 x 0.1 x sqrt(2)), then not run."""
+    import yaml
+
+    params = {**params, "questions": {**params["questions"], "softmax_gap": {
+        "kind": "compare", "metric": "APr", "rows": {"better": "table1/random/softmax_ce+gap",
+                                                     "worse": "table1/random/softmax_ce"}}}}
+    registry.check_questions(params)                       # kind and metric are no runs
+    words = {**prose.templates(), "softmax_gap": {
+        "title": "Does GAP lift softmax CE's APr?", "not_run": "Not run.",
+        "reproduced": "Yes: {ours_worse:.1f} -> {ours_better:.1f} {name} ({difference.status}).",
+        "within_noise": "Within noise.", "opposite": "No."}}
+    path = tmp_path / "prose.yaml"
+    path.write_text(yaml.safe_dump(words))
+    monkeypatch.setattr(prose, "PROSE", path)
+    write(tmp_path, "softmax_ce", fake(0.30, apr=0.05))
+    write(tmp_path, "softmax_ce_gap", fake(0.32, apr=0.12))
+    found = questions.compare(params, tmp_path, "softmax_gap")
+    assert found.answer == "reproduced" and found.verdicts["difference"].difference == pytest.approx(7.0)
+    assert questions.declared(params) == ["softmax_gap"]
+    assert "**Does GAP lift softmax CE's APr?** Yes: 5.0 -> 12.0 mask APr (reproduced)." in \
+        overview.open_questions_markdown(params, tmp_path, paper)
+    (tmp_path / "results/experiments/softmax_ce_gap/metrics.json").unlink()
+    assert questions.compare(params, tmp_path, "softmax_gap").answer == "not_run"

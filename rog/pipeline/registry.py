@@ -188,11 +188,12 @@ def _leaves(node, key: str = ""):
 
 def check_questions(params: dict) -> None:
     """RegistryError unless every row a question names ('TABLE/ROW') is a row of that table and every run
-    it names is a run of the registry (values under `label`, `objective`, `paper_profile` are not runs)."""
+    it names is a run of the registry (values under `label`, `objective`, `paper_profile`, `kind`, `metric` are
+    not runs)."""
     runs = set(run_names(params)).union(*((s or {}).get("removed") or [] for s in (params.get("subsets") or {}).values()))
     for name, spec in (params.get("questions") or {}).items():
         for key, leaf in _leaves(spec):
-            if key in ("label", "objective", "paper_profile") or not isinstance(leaf, str):
+            if key in ("label", "objective", "paper_profile", "kind", "metric") or not isinstance(leaf, str):
                 continue
             if "/" in leaf:
                 table, _, row = leaf.partition("/")

@@ -36,7 +36,7 @@ from rog.pipeline.registry import sections
 from rog.report.markdown import signed
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
-from rog.report.stats import MIN_EFFECT, NOISE_K, VERDICTS, floor, judge, noise, pooled, verdict  # noqa: F401 (re-exported)
+from rog.report.stats import MIN_EFFECT, NOISE_K, VERDICTS, floor, judge, noise, pooled, threshold, verdict  # noqa: F401 (re-exported)
 from rog.report.tables import Table, build
 
 MASK_SHARE = 0.5  # judge on mask AP when the runs' mask AP is at least this share of their box AP
@@ -149,15 +149,15 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
         spreads[judged] = pooled_spread(params, judged, root)
     pair_noise, how = _noise_text(spreads[judged], nb, nw)
     status = judge(diff, pair_noise, 1.0)  # the claim's direction: better > worse
-    relation = ">" if abs(diff) > NOISE_K * pair_noise else "<="
+    relation = ">" if abs(diff) > threshold(pair_noise) else "<="
     paper_text = f"{signed(paper_diff)} {metric_name(paper_path)}" if paper_diff is not None else "n/a"
     ob, ow = mean(b, beside)[0], mean(w, beside)[0]
     other = f"; {metric_name(beside)} beside: {signed(ob - ow)}" if ob is not None and ow is not None else ""
     return status, (f"{status}: {b.label} vs {w.label}: ours {signed(diff)} {metric_name(judged)} ({mb:.1f} vs {mw:.1f}), "
-                    f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x noise = {NOISE_K * pair_noise:.2f}, {how}{other}"), {
+                    f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x noise = {threshold(pair_noise):.2f}, {how}{other}"), {
         "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": diff,
         "paper": paper_diff,
-        "paper_metric": metric_name(paper_path), "threshold": NOISE_K * pair_noise, "status": status, "n": (nb, nw)}
+        "paper_metric": metric_name(paper_path), "threshold": threshold(pair_noise), "status": status, "n": (nb, nw)}
 
 
 def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tables: list[str] | None = None,
@@ -372,10 +372,10 @@ def gradient_magnitude_verdict(totals: list[dict], params: dict, root: str | Pat
     g_gap, g_louder, g_ref = (by[k]["gap"] for k in (gap, louder, reference))
     numbers = (f"{runs[1]} sends {g_louder:.3g} of ranking gradient ({runs[0]}: {g_gap:.3g}; {runs[2]}: {g_ref:.3g}) "
                f"and reaches {ap[1]:.1f} {metric_name(iou + '.AP')} ({runs[0]}: {ap[0]:.1f}; {runs[2]}: {ap[2]:.1f})")
-    rule = f"rule: a change of AP beyond {NOISE_K:g} x noise = {NOISE_K * two_runs:.1f} (two one-seed runs) is real"
+    rule = f"rule: a change of AP beyond {NOISE_K:g} x noise = {threshold(two_runs):.1f} (two one-seed runs) is real"
     if g_louder < g_ref:
         return f"**Inconclusive**: {numbers}: it does not reach the reference's gradient ({rule})."
-    if ap[1] - ap[0] > NOISE_K * two_runs:
+    if ap[1] - ap[0] > threshold(two_runs):
         return f"**Magnitude is part of it**: {numbers} ({rule})."
     return (f"**Magnitude is not the cause**: {numbers}; with at least as much gradient as AP loss, GAP alone gains "
             f"no AP beyond noise ({rule}).")

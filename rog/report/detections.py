@@ -28,6 +28,12 @@ MIN_SCORE = 0.3
 MAX_SHOWN = 15
 
 
+def shown_rule(min_score: float = MIN_SCORE, max_shown: int = MAX_SHOWN) -> str:
+    """What shown_detections draws, as a sentence for the page beside the figure."""
+    return (f"Drawn of those: the detections with score >= {min_score:g}, at most {max_shown} per image, and every "
+            f"rare-class detection below {min_score:g} (dashed).")
+
+
 def load_sample(run: str, root: str | Path = ".") -> dict | None:
     """results/experiments/RUN/detections.json below root, None when the run has none."""
     path = Path(root) / RESULTS / run / "detections.json"

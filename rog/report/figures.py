@@ -323,31 +323,58 @@ def k_sweep_series(params: dict, root: str | Path = ".", iou: str = "bbox", name
     return out
 
 
-SWEEP_KNOBS = ("lambda", "delta", "gamma")
-SWEEP_METRICS = ("AP", "APr")
+SWEEP_KNOBS = ("delta", "gamma", "lambda")       # the sweeps table's order
+SWEEP_METRICS = ("AP", "APr")                    # the seed strip's panels
+SWEEP_PANELS = (("AP", "APc", "APf"), ("APr",))  # the sweeps figure's rows: each on its own scale
 
 
 def sweep_series(params: dict, root: str | Path = ".", iou: str = "bbox", name: str = "sweeps") -> dict:
-    """The sweeps' rows (paper key KNOB/VALUE) by knob: {knob: [{value, runs, AP: [per run], APr: [...]}]}
-    sorted by value (percent; rows without results left out), and "default": the same for the row with
-    the most runs (the paper's setting, run with several seeds) or None."""
+    """The sweeps' rows (paper key KNOB/VALUE) by knob: {knob: [{value, runs (names), paper (the paper's setting,
+    the section's `setting`), AP, APr, APc, APf: [per run]}]} sorted by value (percent; rows without results
+    left out); "default": the paper's setting's point (the one with the most runs) or None; "setting": the
+    section's `setting` ({knob: value}). A value of 0 is the knob switched off (lambda 0: no GAP)."""
+    section = sections(params)[name]
+    setting = {k: float(v) for k, v in (section.get("setting") or {}).items()}
     out: dict = {knob: [] for knob in SWEEP_KNOBS}
     default = None
-    for row in sections(params)[name].get("rows") or []:
+    for row in section.get("rows") or []:
         knob, _, text = row["paper"].partition("/")
         if knob not in out:
             raise ValueError(f"{name}: row '{row['paper']}' must be named KNOB/VALUE, KNOB one of {SWEEP_KNOBS}")
-        loaded = [m for m in (load_metrics(r, root) for r in row.get("runs") or []) if m is not None]
-        values = {m: [v for v in (value(x, f"{iou}.{m}") for x in loaded) if v is not None] for m in SWEEP_METRICS}
+        loaded = {r: m for r in row.get("runs") or [] if (m := load_metrics(r, root)) is not None}
+        metrics = [m for panel in SWEEP_PANELS for m in panel]
+        values = {m: [v for v in (value(x, f"{iou}.{m}") for x in loaded.values()) if v is not None] for m in metrics}
         if not values["AP"]:
             continue
-        point = {"value": float(text), "runs": len(loaded), **values}
+        point = {"value": float(text), "runs": list(loaded), "paper": setting.get(knob) == float(text), **values}
         out[knob].append(point)
-        if len(loaded) > 1 and (default is None or len(loaded) > default["runs"]):
+        if point["paper"] and (default is None or len(loaded) > len(default["runs"])):
             default = point
     for knob in SWEEP_KNOBS:
         out[knob].sort(key=lambda p: p["value"])
-    out["default"] = default
+    out["default"], out["setting"] = default, setting
+    return out
+
+
+def sweep_drops(series: dict, sds: dict[str, float]) -> list[dict]:
+    """Each swept setting's frequency-group AP against the paper's setting, by the noise rule (sds: the seed sd
+    per metric): [{knob, value, metric, ours, paper, verdict}] for the settings beyond noise below it."""
+    default = series.get("default")
+    if default is None:
+        return []
+    out = []
+    for knob in SWEEP_KNOBS:
+        for point in series.get(knob) or []:
+            if point["paper"] or point["value"] == 0:
+                continue
+            for metric in ("APr", "APc", "APf"):
+                if not point[metric] or not default[metric]:
+                    continue
+                ours, paper = float(np.mean(point[metric])), float(np.mean(default[metric]))
+                found = stats.verdict(ours - paper, sds[metric], (len(point[metric]), len(default[metric])))
+                if found.status == "opposite":
+                    out.append({"knob": knob, "value": point["value"], "metric": metric, "ours": ours,
+                                "paper": paper, "verdict": found})
     return out
 
 

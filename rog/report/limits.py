@@ -10,31 +10,25 @@ from pathlib import Path
 
 from rog.pipeline.registry import sections
 from rog.report import claims, figures
+from rog.report.prose import say
 from rog.report.results import load_metrics
 
 
 def regime_markdown(found: dict, where: str = "in results/") -> str:
     """One paragraph: the runs made with params.yaml as it is, or the warning that they are an older regime.
-    `where` names the runs counted ("in results/", "of this page")."""
+    `where` names the runs counted ("in results/", "of this page"). Words: prose.yaml `regime`."""
     total = len(found["runs"])
     if not total:
-        return "**Which regime.** No run has results yet: `make repro` makes them."
+        return say("regime.none")
     if len(found["same"]) == total:
-        return (f"**Which regime.** All {total} runs {where} were made with the parameters params.yaml gives "
-                f"now.")
-    unknown = (f", {len(found['unknown'])} cannot be checked (no params hash recorded, or the pretrained detector "
-               "params.yaml's profile starts from is not on this machine)" if found["unknown"] else "")
+        return say("regime.current", total=total, where=where)
+    unknown = say("regime.unknown", n=len(found["unknown"])) if found["unknown"] else ""
     if found["same"]:
         older = found["other"] + found["unknown"]
         named = ", ".join(older[:6]) + (f" and {len(older) - 6} more" if len(older) > 6 else "")
-        return (f"**Which regime: results/ mixes two.** {len(found['same'])} of {total} runs {where} were made with "
-                f"the parameters params.yaml gives now, {len(found['other'])} with others{unknown}: {named}. A "
-                "comparison between a current run and an older one is not like with like; `make repro` remakes the "
-                "older ones.")
-    return (f"**Which regime: results/ holds an older one.** {len(found['other'])} of {total} runs {where} were "
-            f"made with other parameters than params.yaml gives now (their checkpoints' params hash differs)"
-            + unknown + ". Every number here is from that older regime (README, \"The training regime\"); `make "
-              "repro` remakes them with the current ones.")
+        return say("regime.mixed", same=len(found["same"]), total=total, where=where, other=len(found["other"]),
+                   unknown=unknown, named=named)
+    return say("regime.older", other=len(found["other"]), total=total, where=where, unknown=unknown)
 
 
 def epochs_text(params: dict, root: str | Path, runs: list[str]) -> str:
@@ -51,22 +45,16 @@ def epochs_text(params: dict, root: str | Path, runs: list[str]) -> str:
 
 def learning_speed_markdown(params: dict, root: str | Path, runs: list[str]) -> str:
     """What a number of these runs means: epochs trained and the convergence check (the `convergence`
-    figure's 2x against 1x runs), as one bold-led sentence."""
+    figure's 2x against 1x runs), as one bold-led sentence. Words: prose.yaml `learning_speed`."""
     rows = figures.convergence_rows(params, "convergence", root) if "convergence" in sections(params) else []
     checked = [r for r in rows if r["converged"] is not None]
-    trained = f"The runs train for {epochs_text(params, root, runs)} epochs of LT-Glyphs (the paper: 12 of LVIS)"
+    trained = say("learning_speed.trained", epochs=epochs_text(params, root, runs))
     verdict = claims.convergence_verdict(checked).replace("\n", " ")
     if checked and all(r["converged"] for r in checked):
-        return f"**Converged by our check.** {trained}; {verdict}"
+        return say("learning_speed.converged", trained=trained, verdict=verdict)
     if any(r["converged"] for r in checked):
-        return (f"**Not every setting converged by our check.** {trained}; {verdict} Where a setting did not, "
-                f"its 1x numbers are statements about learning speed.")
+        return say("learning_speed.partly", trained=trained, verdict=verdict)
     if not checked:
         long = ", ".join(f"`{r['long']}`" for r in rows if r["long"]) or "none registered"
-        verdict = (f"none has been shown to converge: the 2x runs of the convergence check ({long}) are not in "
-                   "results/ yet (README, \"The training regime\": the schedules measured so far were far from "
-                   "converged)")
-    else:
-        verdict = "no model has converged: " + verdict.rstrip(".")
-    return (f"**A 1x number is a statement about learning speed.** {trained}, and {verdict}. An effect at 1x may "
-            f"shrink or vanish at convergence.")
+        return say("learning_speed.unchecked", trained=trained, long=long)
+    return say("learning_speed.not_converged", trained=trained, verdict=verdict.rstrip("."))

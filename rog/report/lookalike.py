@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from rog.pipeline.registry import RESULTS, pair_runs, read_params
 from rog.report import markdown, stats
@@ -204,12 +205,14 @@ def lookalike_figure(found: dict[str, list[dict]], pools: dict[str, dict]) -> Fi
             values = [100 * f[kind] for f in fractions]
             x = k + (m - (len(labels) - 1) / 2) * width
             ax.bar(x, np.mean(values), width * 0.9, color=colour, alpha=1.0 if m else 0.45,
-                   edgecolor="black", lw=0.5, label=label if k == 0 else None, hatch="" if m else "//")
+                   edgecolor="black", lw=0.5, hatch="" if m else "//")
             ax.plot([x] * len(values), values, "k_", ms=6)
     ax.set_xticks(range(len(BAR_OUTCOMES)), [text for _, text, _ in BAR_OUTCOMES], fontsize=8)
     ax.set_ylabel("rare objects (%)")
-    ax.set_title("best match on a rare glyph", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_title("best match on a rare glyph (colour: outcome)", fontsize=9)
+    # the models differ by fill, not colour: the legend shows the fill on a neutral swatch
+    ax.legend(handles=[Patch(facecolor="#bbbbbb", alpha=1.0 if m else 0.45, edgecolor="black", hatch="" if m else "//",
+                             label=label) for m, label in enumerate(labels)], fontsize=7)
     for m, label in enumerate(labels):
         ax = fig.add_subplot(grid[m, 1])
         matrix = np.zeros((len(rows), len(cols)))
@@ -218,16 +221,29 @@ def lookalike_figure(found: dict[str, list[dict]], pools: dict[str, dict]) -> Fi
             total = sum(row.values())
             for j, pred in enumerate(cols):
                 matrix[i, j] = row.get(pred, 0) / total if total else 0.0
-        ax.imshow(matrix, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        image = ax.imshow(matrix, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        fig.colorbar(image, ax=ax, shrink=0.9, pad=0.01, label="share of the row")
         for i, gt in enumerate(rows):  # look-alike cells outlined
             for o, _ in rare[gt]["lookalikes"]:
                 if str(o) in cols:
                     j = cols.index(str(o))
                     ax.add_patch(_outline(j, i))
         ax.set_yticks(range(len(rows)), [_glyph(categories, g) for g in rows], fontsize=7, family="monospace")
-        ax.set_xticks(range(len(cols)), [("∅" if c == "missed" else _glyph(categories, c)) for c in cols],
-                      fontsize=6, family="monospace")
-        ax.axvline(len(rows) - 0.5, color="C0", lw=0.8)
+        # rare columns by glyph (the diagonal); the other predicted classes by group, one label per span
+        ticks = list(range(len(rows))) + [len(cols) - 1]
+        names = [_glyph(categories, g) for g in rows] + ["∅"]
+        start = len(rows)
+        for group, name in (("f", "frequent"), ("c", "common"), ("r", "other rare")):
+            span = [j for j in range(len(rows), len(cols) - 1)
+                    if (categories.get(cols[j]) or {}).get("frequency") == group]
+            if span:
+                ticks.append((span[0] + span[-1]) / 2)
+                names.append(f"{name} ({len(span)})")
+                ax.axvline(span[-1] + 0.5, color="C0", lw=0.5, ls=":")
+        ax.set_xticks(ticks, names, fontsize=7, family="monospace")
+        for tick in ax.get_xticklabels()[len(rows) + 1:]:
+            tick.set_family("sans-serif")
+        ax.axvline(start - 0.5, color="C0", lw=0.8)
         ax.set_title(f"{label} ({pools[label]['seeds']} seed(s) pooled)", fontsize=8)
         ax.set_xlabel("class of the best match (∅: missed); red outline: a look-alike", fontsize=7)
     return fig

@@ -285,6 +285,10 @@ def _gain_text(found: questions.Answer) -> str:
     return " ".join(parts)
 
 
+def _compare_text(found: questions.Answer) -> str:
+    return say(f"{found.question}.{found.answer}", **found.values, **found.verdicts)
+
+
 def open_questions_markdown(params: dict, root: str | Path, paper: dict) -> str:
     """Each open question answered from its registry runs (rog.report.questions), in prose.yaml's words."""
     answers = ((questions.gap_alone(params, root, paper), _gap_alone_text),
@@ -294,6 +298,7 @@ def open_questions_markdown(params: dict, root: str | Path, paper: dict) -> str:
         words = say(found.question + ".title")
         return words if words[-1] in ".?!" else words + "."
 
+    answers += tuple((questions.compare(params, root, name), _compare_text) for name in questions.declared(params))
     return "## Open questions\n\n" + "\n\n".join(f"**{title(found)}** {text(found)}" for found, text in answers)
 
 

@@ -128,16 +128,25 @@ def best_per_knob_section(params: dict, name: str, root: str | Path, paper: dict
 
 
 def sweep_figure_section(params: dict, name: str, root: str | Path, paper: dict, table: tables.Table):
-    """AP and APr against each swept knob, the paper's setting's seed spread shaded."""
+    """AP and its frequency groups against each swept knob, the paper's setting marked and its seed spread
+    shaded, the knob switched off as a reference; the settings whose group AP falls beyond noise below the
+    paper's setting, named."""
     iou, why = figures.figure_iou(params, name, root)
     series = figures.sweep_series(params, root, iou, name)
     default = series["default"]
-    return ["## AP and APr against each knob", _iou_sentence(iou, why) + " Each point is one setting "
-            "(the mean of its runs; one seed except the paper's setting); the shaded spans are the "
-            f"paper's setting's spread over its seeds (min to max"
-            + (f", {default['runs']} seeds): a one-seed setting inside them differs from the default by "
-               "less than the seeds do." if default else "): none yet, the paper's setting has one run.")], \
-        plots.plot_sweeps(series, iou)
+    sds = {m: stats.floor(claims.pooled_spread(params, f"{iou}.{m}", root)["sd"]) for m in ("APr", "APc", "APf")}
+    drops = figures.sweep_drops(series, sds)
+    text = (_iou_sentence(iou, why) + " Each point is one setting (the mean of its runs; one seed except the "
+            "paper's setting, the star); the bands are the paper's setting's spread over its seeds (min to max"
+            + (f", {len(default['runs'])} seeds)" if default else "; none yet)") + "; a dashed line is the knob "
+            "switched off (lambda 0: sigmoid CE without GAP). AP, APc and APf share a scale, APr has its own.")
+    lines = [f"- {knob} {value:g}: {metric} {ours:.1f} against {paper_value:.1f} at the paper's setting "
+             f"({signed(found.difference)}, beyond {stats.NOISE_K:g} x noise = {found.threshold:.1f})"
+             for knob, value, metric, ours, paper_value, found in
+             ((d["knob"], d["value"], d["metric"], d["ours"], d["paper"], d["verdict"]) for d in drops)]
+    fallen = ("Settings whose frequency-group AP falls below the paper's setting beyond noise:\n\n" + "\n".join(lines)
+              if lines else "No swept setting's APr, APc or APf falls below the paper's setting beyond noise.")
+    return ["## AP against each knob", text, fallen], plots.plot_sweeps(series, iou)
 
 
 def openimages_extra(params: dict, name: str, root: str | Path, paper: dict, table: tables.Table):
@@ -181,7 +190,10 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
             lines.append(f"- {knob}: no run yet")
             continue
         best = max(rows, key=lambda r: r.ours[col])
-        paper = max(rows, key=lambda r: len(r.found))
+        setting = (sections(params)[table.name].get("setting") or {}).get(knob)
+        paper = next((r for r in rows if setting is not None and float(r.key.split("/")[1]) == float(setting)),
+                     max(rows, key=lambda r: len(r.found)))
+        rows = [r for r in rows if float(r.key.split("/")[1]) != 0 or r is paper]   # the knob off is no setting
         head = f"- {knob}: best {name} {best.ours[col]:.1f} at {best.label} (of {len(rows)} settings run)"
         others = [r for r in rows if r is not paper]
         if len(paper.found) < 2 or not others:

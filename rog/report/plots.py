@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from rog.report import claims, stats
-from rog.report.figures import IOU_NAMES, K_PANELS, SWEEP_KNOBS, SWEEP_METRICS
+from rog.report.figures import IOU_NAMES, K_PANELS, SWEEP_KNOBS, SWEEP_METRICS, SWEEP_PANELS
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 MARKERS = ("o", "s", "^", "D")
@@ -94,30 +94,36 @@ def _percent(raw: float | None) -> float:
 
 def learning_curves(curves: dict[str, list[dict]], ends: dict[str, dict] | None = None,
                     lr_drops: list[int] = ()) -> Figure:
-    """Box AP (left) and mask AP (right), in percent, against iteration: one line per entry of `curves`
-    (label -> curve.json points); `ends` (label -> a point): the 1x end point, a star in the colour of
-    the curve with the same label; `lr_drops`: iterations marked by dotted vertical lines."""
+    """AP (top row) and APr (bottom row), box (left) and mask (right), in percent, against iteration: one line
+    per entry of `curves` (label -> curve.json points); `ends` (label -> a point): the 1x end point, a star in
+    the colour of the curve with the same label; `lr_drops`: iterations marked by dotted vertical lines. The
+    legend sits below the panels, where it hides no point. An APr of -1 (no rare ground truth) is left out."""
     ends = ends or {}
-    fig = Figure(figsize=(9, 3.4), layout="constrained")
-    axes = fig.subplots(1, 2, sharex=True)
+    fig = Figure(figsize=(9, 6.2), layout="constrained")
+    axes = fig.subplots(2, 2, sharex=True)
     labels = list(dict.fromkeys([*curves, *ends]))
-    for ax, (iou, title) in zip(axes, IOU_TITLES):
-        for colour, label in zip(COLOURS, labels):
-            points = [p for p in curves.get(label) or [] if iou in p]
-            if points:
-                ax.plot([p["iteration"] for p in points], [_percent(p[iou]["AP"]) for p in points], color=colour,
-                        marker=".", lw=1.2, label=f"{label}, 2x")
-            end = ends.get(label)
-            if end is not None and iou in end:
-                ax.plot([end["iteration"]], [_percent(end[iou]["AP"])], color=colour, marker="*", ms=11, ls="none",
-                        label=f"{label}, 1x end")
-        for i, step in enumerate(lr_drops):
-            ax.axvline(step, color="grey", ls=":", lw=1, label="lr drop" if i == 0 else None)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(f"{title} (%)")
-        ax.set_title(f"{title} against iteration")
-    if labels:
-        axes[0].legend(fontsize=8)
+    for row, metric in zip(axes, ("AP", "APr")):
+        for ax, (iou, title) in zip(row, IOU_TITLES):
+            for colour, label in zip(COLOURS, labels):
+                points = [p for p in curves.get(label) or [] if iou in p and p[iou][metric] >= 0]
+                if points:
+                    ax.plot([p["iteration"] for p in points], [_percent(p[iou][metric]) for p in points],
+                            color=colour, marker=".", lw=1.2, label=f"{label}, 2x")
+                end = ends.get(label)
+                if end is not None and iou in end and end[iou][metric] >= 0:
+                    ax.plot([end["iteration"]], [_percent(end[iou][metric])], color=colour, marker="*", ms=11,
+                            ls="none", label=f"{label}, 1x end")
+            for i, step in enumerate(lr_drops):
+                ax.axvline(step, color="grey", ls=":", lw=1, label="lr drop" if i == 0 else None)
+            name = f"{title}{'' if metric == 'AP' else 'r'}"
+            ax.set_ylabel(f"{name} (%)")
+            ax.set_title(f"{name} against iteration", fontsize=10)
+            ax.grid(alpha=0.3)
+        for ax in row:
+            ax.set_xlabel("iteration" if metric == "APr" else "")
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, fontsize=8, loc="outside lower center", ncol=min(len(names), 5))
     return fig
 
 
@@ -167,28 +173,46 @@ def _log_ticks(ax, values: list[float]) -> None:
 
 
 def plot_sweeps(series: dict, iou: str = "bbox") -> Figure:
-    """Three panels (lambda, delta, gamma): AP and APr (mean over a setting's runs) against the knob's
-    value, log x; the default's seed band (min to max of its runs) as a horizontal span per metric."""
-    fig = Figure(figsize=(10, 3.2), layout="constrained")
-    axes = fig.subplots(1, len(SWEEP_KNOBS), sharey=True)
+    """One column per knob (the table's order), one row per SWEEP_PANELS entry (AP with APc and APf; APr on its
+    own scale): each metric's mean over a setting's runs against the knob's value (log x); the paper's setting
+    a star, its seed spread (min to max) a band; a knob's value 0 (lambda 0: no GAP) a dashed line."""
+    fig = Figure(figsize=(11, 5.4), layout="constrained")
+    axes = fig.subplots(len(SWEEP_PANELS), len(SWEEP_KNOBS), sharey="row", squeeze=False)
     what = IOU_NAMES.get(iou, "AP")
     default = series.get("default")
-    for ax, knob in zip(axes, SWEEP_KNOBS):
-        points = series.get(knob) or []
-        for colour, metric in zip(COLOURS, SWEEP_METRICS):
-            if default is not None and len(default[metric]) > 1:
-                ax.axhspan(min(default[metric]), max(default[metric]), color=colour, alpha=0.15, lw=0,
-                           label=f"{metric}: default's {default['runs']} seeds, min-max")
-            if points:
-                ax.plot([p["value"] for p in points], [float(np.mean(p[metric])) for p in points], color=colour,
-                        marker="o", ms=4, lw=1.2, label=metric)
-        if points and min(p["value"] for p in points) > 0:
-            _log_ticks(ax, [p["value"] for p in points])
-        ax.set_xlabel(knob)
-        ax.set_title(f"{knob} swept")
-    axes[0].set_ylabel(f"{what} (%)")
-    if any(series.get(k) for k in SWEEP_KNOBS):
-        axes[0].legend(fontsize=7)
+    colours = dict(zip([m for panel in SWEEP_PANELS for m in panel], COLOURS))
+    for row, metrics in zip(axes, SWEEP_PANELS):
+        for ax, knob in zip(row, SWEEP_KNOBS):
+            points = [p for p in series.get(knob) or [] if p["value"] > 0]
+            off = next((p for p in series.get(knob) or [] if p["value"] == 0), None)
+            for metric in metrics:
+                colour = colours[metric]
+                if default is not None and len(default[metric]) > 1:
+                    ax.axhspan(min(default[metric]), max(default[metric]), color=colour, alpha=0.12, lw=0)
+                if off is not None and off[metric]:
+                    ax.axhline(float(np.mean(off[metric])), color=colour, ls="--", lw=1,
+                               label=f"{metric}, {knob} 0 (no GAP)")
+                if points:
+                    ax.plot([p["value"] for p in points], [float(np.mean(p[metric])) for p in points], color=colour,
+                            marker="o", ms=4, lw=1.2, label=metric)
+                    ax.plot([p["value"] for p in points if p["paper"]],
+                            [float(np.mean(p[metric])) for p in points if p["paper"]], "*", color=colour, ms=12)
+            if points and min(p["value"] for p in points) > 0:
+                _log_ticks(ax, [p["value"] for p in points])
+            ax.set_xlabel(knob)
+            ax.grid(alpha=0.3)
+            setting = (series.get("setting") or {}).get(knob)
+            ax.set_title(f"{knob} swept" + (f" (paper's: {setting:g}, star)" if setting is not None else ""),
+                         fontsize=9)
+        row[0].set_ylabel(f"{what} {'/'.join(metrics)} (%)")
+        if any(line.get_label()[0] != "_" for ax in row for line in ax.get_lines()):
+            handles, labels = [], []
+            for ax in row:
+                for h, l in zip(*ax.get_legend_handles_labels()):
+                    if l not in labels:
+                        handles.append(h)
+                        labels.append(l)
+            row[-1].legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))
     return fig
 
 

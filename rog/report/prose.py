@@ -26,8 +26,13 @@ class _Formatter(string.Formatter):
         return super().format_field(value, spec)
 
 
+def templates() -> dict:
+    """prose.yaml's templates (PROSE, read once per path)."""
+    return _load(PROSE)
+
+
 @cache
-def templates(path: Path = PROSE) -> dict:
+def _load(path: Path) -> dict:
     return yaml.safe_load(path.read_text())
 
 

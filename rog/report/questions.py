@@ -5,16 +5,19 @@ holds one template per question and answer, and the overview fills it (prose.say
     found = gap_alone(params, root)        # Answer(question="gap_alone", answer="starvation", values, verdicts)
     found = eqlv2_below_ce(params, root, paper)
     found = gain(params, root)             # GAP's rare-AP gain: under SGD at 1x and 2x, and under AdamW
+    found = compare(params, root, NAME)    # a comparison declared in params.yaml (kind: compare)
 
 Each question's runs are declared in params.yaml `questions:`; a question whose runs are not in results/
-answers "not_run" (or "pending" when only its longer runs are missing), naming the runs it waits for.
+answers "not_run" (or "pending" when only its longer runs are missing), naming the runs it waits for. A new
+question that compares two rows on one metric needs no code: `kind: compare` in params.yaml and its words
+in prose.yaml (a group of the same name: title, not_run, reproduced, within_noise, opposite).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rog.pipeline.registry import question, run_names, sections
+from rog.pipeline.registry import question, row_runs, run_names, sections
 from rog.report import claims, figures, stats, tables
 from rog.report.results import aggregate, load_diagnostics, load_metrics, value
 
@@ -51,12 +54,42 @@ def seed_sd(params: dict, path: str, root: str | Path) -> float:
     return stats.floor(claims.pooled_spread(params, path, root)["sd"])
 
 
-def row_runs(params: dict, ref: str, root: str | Path) -> list[str]:
-    """The runs with results of row `ref` ('TABLE/ROW'); [] when the table is not in the registry."""
-    name, key = _key(ref)
-    if name not in sections(params):
-        return []
-    return tables.build(params, name, root).row(key).found
+def found_runs(params: dict, ref: str, root: str | Path) -> list[str]:
+    """The runs with results of row `ref` ('TABLE/ROW'), or of run `ref`; [] when none has results."""
+    runs = row_runs(params, ref) if "/" in ref else [ref]
+    return [r for r in runs if load_metrics(r, root) is not None]
+
+
+# ---- a comparison, declared: one params.yaml entry and one prose.yaml group -----------------------------
+COMPARE = "compare"  # questions.NAME.kind of a declared comparison
+
+
+def declared(params: dict) -> list[str]:
+    """The questions of params.yaml declared as comparisons (kind: compare), in order."""
+    return [name for name, spec in (params.get("questions") or {}).items() if (spec or {}).get("kind") == COMPARE]
+
+
+def compare(params: dict, root: str | Path, name: str) -> Answer:
+    """questions.NAME = {kind: compare, rows: {better: REF, worse: REF}, metric: AP | APr | APc | APf}, each REF
+    a 'TABLE/ROW' or a run: does `better` beat `worse` on the metric (mask or box by the claims' per-group rule),
+    beyond noise? Answers: not_run, or the verdict's status with '_' for ' ' (reproduced, within_noise,
+    opposite). Values: better, worse (the refs), ours_better, ours_worse, n_better, n_worse, name (metric in
+    words); verdicts: difference."""
+    spec = question(params, name)
+    metric = spec.get("metric", "AP")
+    refs = spec["rows"]
+    sides = {role: found_runs(params, refs[role], root) for role in ("better", "worse")}
+    values = {"better": refs["better"], "worse": refs["worse"]}
+    if not all(sides.values()):
+        return Answer(name, "not_run", values)
+    iou = claims.choose_iou(sides["better"] + sides["worse"], root, metric)[0]
+    path = f"{iou}.{metric}"
+    (b, n_b), (w, n_w) = _mean(sides["better"], path, root), _mean(sides["worse"], path, root)
+    if not n_b or not n_w:
+        return Answer(name, "not_run", values)
+    found = stats.verdict(b - w, seed_sd(params, path, root), (n_b, n_w), metric=claims.metric_name(path))
+    values.update(ours_better=b, ours_worse=w, n_better=n_b, n_worse=n_w, name=claims.metric_name(path))
+    return Answer(name, found.status.replace(" ", "_"), values, {"difference": found})
 
 
 # ---- GAP alone -----------------------------------------------------------------------------------------
@@ -189,7 +222,7 @@ def gain(params: dict, root: str | Path) -> Answer:
     each side: schedule_state and adamw_state."""
     spec = question(params, "gain")
     rows = spec.get("rows") or {}
-    ce, gap = (row_runs(params, rows[k], root) if rows.get(k) else [] for k in ("ce", "gap"))
+    ce, gap = (found_runs(params, rows[k], root) if rows.get(k) else [] for k in ("ce", "gap"))
     adamw = spec.get("adamw") or {}
     longer = [entry for entry in spec.get("lengths") or [] if float(entry["length"]) > 1]
     values = {"adamw_ce_run": adamw.get("ce"), "adamw_gap_run": adamw.get("gap")}
@@ -204,7 +237,7 @@ def gain(params: dict, root: str | Path) -> Answer:
     values.update(name=name, ce=c1, gap=g1, n_ce=n_ce, n_gap=n_gap, sd=sd)
     verdicts = {"sgd_1x": stats.verdict(g1 - c1, sd, (n_ce, n_gap), metric=name)}
     if longer:
-        ce2, gap2 = (row_runs(params, longer[-1][k], root) for k in ("ce", "gap"))
+        ce2, gap2 = (found_runs(params, longer[-1][k], root) for k in ("ce", "gap"))
         (c2, m_ce), (g2, m_gap) = _mean(ce2, f"{iou}.APr", root), _mean(gap2, f"{iou}.APr", root)
         if m_ce and m_gap:
             values.update(length=float(longer[-1]["length"]), ce_long=c2, gap_long=g2, n_ce_long=m_ce,
@@ -252,5 +285,6 @@ def _gain_answer(v: dict) -> str:
     return "unsettled"
 
 
-__all__ = ["Answer", "gap_alone", "eqlv2_below_ce", "gain", "omega_by_group", "dataset_facts", "seed_sd", "row_runs",
+__all__ = ["Answer", "gap_alone", "eqlv2_below_ce", "gain", "omega_by_group", "dataset_facts", "seed_sd", "found_runs",
+           "COMPARE", "declared", "compare",
            "schedule_state", "adamw_state"]

@@ -193,7 +193,7 @@ def ranking_name(run: dict) -> str:
 def render(name: str, root: str | Path = ".") -> list:
     """The page of run `name`, in order: markdown strings and figures. FileNotFoundError when it has no
     metrics."""
-    from rog.report.detections import detections_figure
+    from rog.report.detections import detections_figure, shown_rule
 
     metrics = _read(name, "metrics.json", root)
     if metrics is None:
@@ -224,7 +224,7 @@ def render(name: str, root: str | Path = ".") -> list:
     parts.append("## Detections on four validation images that hold rare glyphs")
     sample = _read(name, "detections.json", root)
     if sample:
-        parts += [sample["rule"] + ".", detections_figure(sample, name, root)]
+        parts += [sample["rule"] + ". " + shown_rule(), detections_figure(sample, name, root)]
     else:
         parts.append(RERUN.format(file="detections.json"))
     return parts
