@@ -243,9 +243,12 @@ def test_k_sweep_relative_gains_and_claim(tmp_path, params, paper):
     assert sweep["rows"][1]["gain"][300][0] == pytest.approx(10.0)
     assert sweep["rows"][0]["paper_gain"][0] == pytest.approx(100 * (6.7 - 3.9) / 3.9)
     # rare AP missed at K 100: RFS 50 %, ROG 9 %; identical seeds, so the share's sd is the floor 1.0 point
-    claim = claims.k_sweep_claim(sweep, tmp_path, paper)
-    assert claim.startswith("reproduced: ") and "RFS misses 50 %" in claim and "ROG 9 % (+41 points" in claim
-    assert "(1.6 points: the share's seed sd 1.0" in claim and "RFS misses 42 % of its rare AP at K 100, ROG 15 %" in claim
+    found = claims.k_sweep_verdict(sweep, 100, tmp_path, paper)
+    assert (found["status"], found["base"], round(found["rog"], 4)) == ("reproduced", 50.0, round(100 / 11, 4))
+    assert found["sd"] == claims.MIN_SHARE and found["threshold"] == pytest.approx(2 * 1.0 * (2 / 3) ** 0.5)
+    # the paper's: 42 % of RFS's rare AP at K 100 missed at K 50, 15 % of ROG's
+    assert (round(found["paper_base"]), round(found["paper_rog"])) == (42, 15)
+    assert claims.k_sweep_claim(sweep, tmp_path, paper).startswith("reproduced: ")   # the page's sentence leads with it
     text = tables.k_sweep_markdown(sweep)
     assert "+100.0%" in text
     # the paper's numbers only in the rows of the K it reports (here 100), its K 50 -> 100 gain beside them
@@ -257,8 +260,8 @@ def test_k_sweep_relative_gains_and_claim(tmp_path, params, paper):
     # a baseline with no rare AP at the smaller K: every rare hit it has needs the larger K
     for name in ("rfs_sigmoid_ce", "rfs_sigmoid_ce_seed1", "rfs_sigmoid_ce_seed2"):
         write_run(tmp_path, name, fake_metrics(0.2, 0.0, sweep={100: (0.0, 0.1, 0.2), 300: (0.02, 0.12, 0.2)}))
-    claim = claims.k_sweep_claim(tables.build_k_sweep(params, tmp_path, paper), tmp_path, paper)
-    assert claim.startswith("reproduced") and "RFS misses 100 %" in claim
+    found = claims.k_sweep_verdict(tables.build_k_sweep(params, tmp_path, paper), 100, tmp_path, paper)
+    assert (found["status"], found["base"]) == ("reproduced", 100.0)
     # both rows miss (nearly) all their rare AP at the smaller K: the difference is within the noise
     for name in ("rfs_sigmoid_ce_gap", "rfs_sigmoid_ce_gap_seed1", "rfs_sigmoid_ce_gap_seed2"):
         write_run(tmp_path, name, fake_metrics(0.2, 0.1, sweep={100: (0.0001, 0.1, 0.2), 300: (0.05, 0.1, 0.2)}))
