@@ -314,6 +314,8 @@ def test_rare_ap_is_judged_on_masks_only_where_rare_masks_are_learned(tmp_path, 
     found = {c["id"]: c for c in claims.claims(params, tmp_path, paper)}
     assert found["gap_lifts_apr"]["pairs"][0]["metric"] == "box APr"
     assert found["gap_lifts_apr"]["pairs"][0]["ours"] == pytest.approx(7.0)
+    metric, beside = found["gap_lifts_apr"]["pairs"][0]["beside"]       # the other metric, shown unjudged
+    assert metric == "mask APr" and beside == pytest.approx(0.3 * 7.0)
     assert found["gap_helps_every_objective"]["pairs"][0]["metric"] == "mask AP"
 
 

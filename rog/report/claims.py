@@ -157,7 +157,8 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
                     f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x noise = {threshold(pair_noise):.2f}, {how}{other}"), {
         "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": diff,
         "paper": paper_diff,
-        "paper_metric": metric_name(paper_path), "threshold": threshold(pair_noise), "status": status, "n": (nb, nw)}
+        "paper_metric": metric_name(paper_path), "threshold": threshold(pair_noise), "status": status, "n": (nb, nw),
+        "beside": (metric_name(beside), ob - ow) if ob is not None and ow is not None else None}
 
 
 def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tables: list[str] | None = None,

@@ -86,7 +86,7 @@ def claim_rows(found: list[dict], sweep_claim: dict | None) -> list[dict]:
                         "pair": f"{p['better']} vs {p['worse']}", "better": p["better"], "worse": p["worse"],
                         "metric": p["metric"], "paper_metric": p["paper_metric"], "ours": p["ours"],
                         "paper": p["paper"], "threshold": p["threshold"], "status": p["status"],
-                        "one_seed": tuple(p.get("n") or ()) == (1, 1)})
+                        "one_seed": tuple(p.get("n") or ()) == (1, 1), "beside": p.get("beside")})
     if sweep_claim is not None and sweep_claim["status"] != "not checked":
         iou = claims.IOU_NAMES[sweep_claim["iou"]]
         out.append({"claim": "The baseline's rare AP depends more on K than ROG's (Table 3)", "short":
@@ -96,7 +96,7 @@ def claim_rows(found: list[dict], sweep_claim: dict | None) -> list[dict]:
                     "metric": f"pp of {iou} APr lost at K {sweep_claim['k']} (of {sweep_claim['k_big']:,})",
                     "paper_metric": f"pp of APr lost at K 50 (of 100; box or mask unstated)",
                     "ours": sweep_claim["ours"], "paper": sweep_claim["paper"], "threshold": sweep_claim["threshold"],
-                    "status": sweep_claim["status"]})
+                    "status": sweep_claim["status"], "beside": None})
     return out
 
 
@@ -160,8 +160,10 @@ def claims_markdown(rows: list[dict]) -> str:
             return 1
         return markdown.digits_apart(r["ours"], r["threshold"])
 
-    head = ["claim", "pair (better vs worse)", "ours", "paper", f"{stats.NOISE_K:g} x noise", "verdict"]
+    head = ["claim", "pair (better vs worse)", "ours", "ours, the other metric", "paper", f"{stats.NOISE_K:g} x noise",
+            "verdict"]
     body = [[r["claim"], r["pair"], f"{_f(r['ours'], apart(r), signed=True)} {r['metric']}",
+             f"{_f(r['beside'][1], signed=True)} {r['beside'][0]}" if r.get("beside") else "-",
              f"{_f(r['paper'], signed=True)} {r['paper_metric']}" if r["paper"] is not None else "-",
              _f(r["threshold"], apart(r)), f"**{r['status']}**" + (" *(1 seed)*" if r["one_seed"] else "")]
             for r in rows]
