@@ -80,7 +80,7 @@ def test_verdict_lines_and_counts_follow_the_pairs_and_mark_one_seed_verdicts(tm
     assert up["status"] == "reproduced" and not up["one_seed"]
     lines = overview.verdict_lines(rows)
     assert [line.split("**")[1] for line in lines] == ["Reproduced", "Opposite"]
-    assert "Random, Softmax CE + GAP *(1 seed)*" in lines[1] and "Softmax" not in lines[0]
+    assert f"Random, Softmax CE{overview.ONE_SEED}" in lines[1] and "Softmax" not in lines[0]
     counts = overview.counts_markdown(rows).splitlines()
     assert counts[-1].split("|")[4:7] == [" **" + str(sum(r["status"] == s for r in rows)) + "** " for s in claims.VERDICTS]
 

@@ -29,6 +29,7 @@ from rog.report.results import aggregate, load_metrics, paper_numbers, value
 
 MAX_COLUMNS = markdown.MAX_COLUMNS
 MAX_WORDS = 1200  # words of prose on the page, tables and code left out
+ONE_SEED = "†"  # marks a verdict resting on one seed per arm in the verdict lines (the claims table spells it out)
 STATUS_LINES = (("reproduced", "Reproduced"), ("opposite", "Opposite"), ("within noise", "Unresolved (within noise)"))
 FIDELITY_TABLE = "fidelity"  # results/tables/fidelity.md, written by the dataset page
 
@@ -130,7 +131,7 @@ def verdict_lines(rows: list[dict]) -> list[str]:
         named = []
         for short, pairs in by_claim.items():
             same = len({p["better"] for p in pairs}) < len(pairs)   # one row against several: name those
-            marks = [(f"vs {p['worse']}" if same else p["better"]) + (" *(1 seed)*" if p["one_seed"] else "")
+            marks = [(f"vs {p['worse']}" if same else p["better"].removesuffix(" + GAP")) + (ONE_SEED if p["one_seed"] else "")
                      for p in pairs]
             named.append(short if whole[short] == 1 and not pairs[0]["one_seed"] else f"{short} ({'; '.join(marks)})")
         lines.append(say("overview.verdict_line", status=word, pairs=len(mine), total=len(judged),
