@@ -34,6 +34,7 @@ from pathlib import Path
 
 from rog.pipeline.registry import sections
 from rog.report.markdown import signed
+from rog.report.prose import say
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
 from rog.report.stats import MIN_EFFECT, NOISE_K, VERDICTS, floor, judge, noise, pooled, threshold, verdict  # noqa: F401 (re-exported)
@@ -217,10 +218,7 @@ def claims(params: dict, root: str | Path = ".", paper: dict | None = None, tabl
 def claims_markdown(found: list[dict]) -> str:
     if not found:
         return "No claim of the paper is checked on this table.\n"
-    lines = [f"Rule: a pair is *reproduced* when our difference goes the claim's way (better > worse) and exceeds "
-             f"{NOISE_K:g} x its noise, *opposite* when it exceeds it the other way, *within noise* otherwise; the noise of "
-             f"a difference is the pooled seed sd of the multi-seed rows x sqrt(1/n_a + 1/n_b). Judged on mask AP "
-             f"where the runs' mask AP >= {MASK_SHARE:g} x their box AP, else on box AP.", ""]
+    lines = [say("claims.rule", k=f"{NOISE_K:g}", share=f"{MASK_SHARE:g}"), ""]
     for c in found:
         lines.append(f"- **{c['verdict']}** — {c['text']} (judged on {c['basis']})")
         lines.extend(f"  - {d}" for d in c["details"])
