@@ -320,22 +320,17 @@ def balance_verdict(rows: list[dict], baseline: str, method: str, what: str, spr
     (None or sd None: no seed noise known, and the verdict says so)."""
     by = {r["key"]: r for r in rows}
     if baseline not in by or method not in by or by[baseline]["balance"] is None or by[method]["balance"] is None:
-        return f"Not checked ({what}): a run is missing or has an empty rare/frequent group."
+        return say("balance.missing", what=what)
     b, m = by[baseline]["balance"], by[method]["balance"]
     if b <= 0 or m <= 0:
-        return f"Not checked ({what}): a rare/frequent balance is not positive ({m:.3g}, {b:.3g})."
+        return say("balance.not_positive", what=what, m=m, b=b)
     closer = abs(math.log(b)) - abs(math.log(m))          # > 0: the method is nearer 1 (balanced)
-    numbers = (f"rare/frequent {m:.3g} with {method} vs {b:.3g} with {baseline} (1 = balanced; the paper: GAP is "
-               f"more balanced)")
+    numbers = say("balance.numbers", m=m, b=b, method=method, baseline=baseline)
     if not spread or spread.get("sd") is None:
-        status = "reproduced" if closer > 0 else "opposite"
-        return (f"{status} ({what}): {numbers}; rule: nearer 1 in log terms, with no seed noise known for this "
-                "quantity (no multi-seed row has it), so a small difference may be noise.")
+        return say("balance.no_noise", status="reproduced" if closer > 0 else "opposite", what=what, numbers=numbers)
     found = verdict(closer, max(spread["sd"], 1e-6), (1, 1))       # two one-seed runs
-    return (f"{found.status} ({what}): {numbers}; rule: {method}'s |log(rare/frequent)| below {baseline}'s by more "
-            f"than {NOISE_K:g} x noise = {found.threshold:.2f} (seed sd of the log balance {spread['sd']:.2f}, pooled "
-            f"over {spread['rows']} rows of several seeds, x sqrt(2)) is reproduced, above it by as much opposite, "
-            "within noise otherwise.")
+    return say("balance.judged", status=found.status, what=what, numbers=numbers, method=method, baseline=baseline,
+               k=f"{NOISE_K:g}", threshold=found.threshold, sd=spread["sd"], rows=spread["rows"])
 
 
 def convergence_verdict(rows: list[dict]) -> str:
@@ -343,12 +338,13 @@ def convergence_verdict(rows: list[dict]) -> str:
     out = []
     for r in rows:
         if r["converged"] is None:
-            why = f"no results for {', '.join(r['missing'])}" if r["missing"] else "a run has no box or mask AP"
-            out.append(f"{r['setting']}: not checked, {why}.")
+            why = (say("convergence.no_results", runs=", ".join(r["missing"])) if r["missing"]
+                   else say("convergence.no_ap"))
+            out.append(say("convergence.not_checked", setting=r["setting"], why=why))
             continue
-        gains = f"2x - 1x = {signed(r['bbox']['diff'])} box AP, {signed(r['segm']['diff'])} mask AP"
-        out.append(f"{r['setting']}: {'converged' if r['converged'] else 'NOT converged'} ({gains}; "
-                   f"criterion: at most +{r['tolerance']:g} each).")
+        out.append(say("convergence.checked", setting=r["setting"],
+                       state="converged" if r["converged"] else "NOT converged", box=r["bbox"]["diff"],
+                       mask=r["segm"]["diff"], tolerance=r["tolerance"]))
     return "\n".join(out)
 
 
@@ -360,21 +356,21 @@ def gradient_magnitude_verdict(totals: list[dict], params: dict, root: str | Pat
     beyond 2 x the noise of two one-seed runs."""
     by = {r["key"]: r for r in totals}
     if any(k not in by or by[k]["gap"] is None for k in (gap, louder, reference)):
-        return "Not checked: needs the rows " + ", ".join((gap, louder, reference)) + " with diagnostics."
+        return say("magnitude.missing_rows", rows=", ".join((gap, louder, reference)))
     runs = [by[k]["run"] for k in (gap, louder, reference)]
     iou = choose_iou(runs, root)[0]
     ap = [value(load_metrics(r, root), f"{iou}.AP") for r in runs]
     if any(a is None for a in ap):
-        return "Not checked: a run has no AP."
+        return say("magnitude.missing_ap")
     spread = pooled_spread(params, f"{iou}.AP", root)["sd"]
     two_runs = noise(floor(spread), 1, 1)  # two one-seed runs
     g_gap, g_louder, g_ref = (by[k]["gap"] for k in (gap, louder, reference))
-    numbers = (f"{runs[1]} sends {g_louder:.3g} of ranking gradient ({runs[0]}: {g_gap:.3g}; {runs[2]}: {g_ref:.3g}) "
-               f"and reaches {ap[1]:.1f} {metric_name(iou + '.AP')} ({runs[0]}: {ap[0]:.1f}; {runs[2]}: {ap[2]:.1f})")
-    rule = f"rule: a change of AP beyond {NOISE_K:g} x noise = {threshold(two_runs):.1f} (two one-seed runs) is real"
+    numbers = say("magnitude.numbers", gap_run=runs[0], louder_run=runs[1], reference_run=runs[2], g_gap=g_gap,
+                  g_louder=g_louder, g_ref=g_ref, ap_gap=ap[0], ap_louder=ap[1], ap_ref=ap[2],
+                  name=metric_name(iou + ".AP"))
+    rule = say("magnitude.rule", k=f"{NOISE_K:g}", threshold=threshold(two_runs))
     if g_louder < g_ref:
-        return f"**Inconclusive**: {numbers}: it does not reach the reference's gradient ({rule})."
+        return say("magnitude.inconclusive", numbers=numbers, rule=rule)
     if ap[1] - ap[0] > threshold(two_runs):
-        return f"**Magnitude is part of it**: {numbers} ({rule})."
-    return (f"**Magnitude is not the cause**: {numbers}; with at least as much gradient as AP loss, GAP alone gains "
-            f"no AP beyond noise ({rule}).")
+        return say("magnitude.part", numbers=numbers, rule=rule)
+    return say("magnitude.not_the_cause", numbers=numbers, rule=rule)
