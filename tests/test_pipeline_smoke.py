@@ -102,7 +102,8 @@ def test_overview_finds_every_smoke_run_made_with_todays_params(pipeline):
     assert found["same"] == found["runs"], found
     page = overview.build(pipeline, params)
     assert len(page.figures) >= 2 and max(len(head) for head in page.tables()) <= overview.MAX_COLUMNS
-    assert "On rare glyphs, sigmoid CE + GAP ranks the own class first" in page.markdown()  # the look-alike result
+    assert "**Out-ranked by look-alikes? " in page.markdown()  # the look-alike result, answered
+    assert page.prose_words() < overview.MAX_WORDS and page.markdown().startswith("**The question.**")
 
 
 def test_nothing_to_do_right_after(pipeline):
