@@ -93,15 +93,13 @@ def _noise_text(spread: dict, n_b: int, n_w: int) -> tuple[float, str]:
     """(noise of the difference, how it was computed)."""
     sd = spread["sd"]
     if sd is None or sd < MIN_EFFECT:
-        source = (f"sd floor {MIN_EFFECT:g}" + (f" (pooled seed sd {sd:.2f} below it)" if sd is not None
-                                                 else " (no row has several seeds)"))
+        source = say("pair.floor_below" if sd is not None else "pair.floor_no_rows", floor=MIN_EFFECT, sd=sd)
         sd = MIN_EFFECT
     else:
-        shape = (f"{spread['rows']} rows of {spread['seeds'][0]} seeds" if len(set(spread["seeds"])) == 1
-                 else f"{spread['rows']} rows of {'/'.join(map(str, spread['seeds']))} seeds")
-        source = f"seed sd {sd:.2f} (pooled over {shape})"
+        seeds = str(spread["seeds"][0]) if len(set(spread["seeds"])) == 1 else "/".join(map(str, spread["seeds"]))
+        source = say("pair.pooled", sd=sd, rows=spread["rows"], seeds=seeds)
     found = noise(sd, n_b, n_w)
-    return found, f"noise {found:.2f} = {source} x sqrt(1/{n_b} + 1/{n_w})"
+    return found, say("pair.noise", noise=found, source=source, n_b=n_b, n_w=n_w)
 
 
 def paper_difference(table: Table, better, worse, judged: str, fallback: str) -> tuple[str, float | None]:
@@ -132,7 +130,8 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     (mb, _, nb), (mw, _, nw) = mean(b, judged), mean(w, judged)
     if mb is None or mw is None:
         missing = [r.label for r, m in ((b, mb), (w, mw)) if m is None]
-        return "not run", f"{b.label} vs {w.label}: no {metric_name(judged)} for {', '.join(missing)}", {
+        return "not run", say("pair.not_run", better=b.label, worse=w.label, metric=metric_name(judged),
+                              missing=", ".join(missing)), {
             "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": None,
             "paper": None,
             "paper_metric": metric_name(paper_metric or metric), "threshold": None, "status": "not run"}
@@ -140,8 +139,7 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     runs = b.found + w.found
     if found_regime and any(r in found_regime["same"] for r in runs) and any(r in found_regime["other"] for r in runs):
         older = [r for r in runs if r in found_regime["other"]]
-        return "not comparable", (f"not comparable: {b.label} vs {w.label}: {', '.join(older)} made with older "
-                                  f"parameters than the other runs of the pair (`make repro` remakes them)"), {
+        return "not comparable", say("pair.not_comparable", better=b.label, worse=w.label, older=", ".join(older)), {
             "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": None,
             "paper": paper_diff, "paper_metric": metric_name(paper_path), "threshold": None,
             "status": "not comparable"}
@@ -153,9 +151,10 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
     relation = ">" if abs(diff) > threshold(pair_noise) else "<="
     paper_text = f"{signed(paper_diff)} {metric_name(paper_path)}" if paper_diff is not None else "n/a"
     ob, ow = mean(b, beside)[0], mean(w, beside)[0]
-    other = f"; {metric_name(beside)} beside: {signed(ob - ow)}" if ob is not None and ow is not None else ""
-    return status, (f"{status}: {b.label} vs {w.label}: ours {signed(diff)} {metric_name(judged)} ({mb:.1f} vs {mw:.1f}), "
-                    f"paper {paper_text}; |diff| {relation} {NOISE_K:g} x noise = {threshold(pair_noise):.2f}, {how}{other}"), {
+    other = say("pair.beside", metric=metric_name(beside), diff=ob - ow) if ob is not None and ow is not None else ""
+    return status, say("pair.judged", status=status, better=b.label, worse=w.label, diff=diff,
+                       metric=metric_name(judged), mb=mb, mw=mw, paper=paper_text, relation=relation,
+                       k=f"{NOISE_K:g}", threshold=threshold(pair_noise), how=how) + other, {
         "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": diff,
         "paper": paper_diff,
         "paper_metric": metric_name(paper_path), "threshold": threshold(pair_noise), "status": status, "n": (nb, nw),
@@ -286,31 +285,19 @@ def k_sweep_claim(sweep: dict, root: str | Path = ".", paper: dict | None = None
     small K already bind).
     """
     if len(sweep["rows"]) < 2 or any(not r["ours"] for r in sweep["rows"]) or len(sweep["k_common"]) < 2:
-        return "not checked: Table 3 needs both rows run with at least two K values common to all their runs."
+        return say("k_sweep.needs_rows")
     smaller = sorted(sweep["k_common"])[:-1]
     checks = {k: k_sweep_verdict(sweep, k, root, paper) for k in smaller}
     head = checks[PAPER_K if PAPER_K in checks else smaller[0]]
     base, rog = sweep["rows"][0]["label"], sweep["rows"][1]["label"]
-    paper_text = (f"paper, K 50 -> 100: {base} misses {head['paper_base']:.0f} % of its rare AP at K 100, "
-                  f"{rog} {head['paper_rog']:.0f} %")
+    paper_text = say("k_sweep.paper", base_label=base, rog_label=rog, **head)
     if head["status"] == "not checked":
-        return (f"not checked: no run has rare AP at K = {head['k_big']}, so the share of it that K = "
-                f"{head['k']} misses is undefined ({paper_text}).")
-    rule = (f"rule: reproduced / opposite when the difference exceeds {NOISE_K:g} x its noise "
-            f"({head['threshold']:.1f} points: the share's seed sd {head['sd']:.1f}, pooled over both rows, x "
-            f"sqrt(1/{head['seeds'][0]} + 1/{head['seeds'][1]})) with / against the paper's sign, within noise "
-            f"otherwise")
-    sentence = (f"{head['status']}: the baseline's rare AP depends more on K than ROG's. At K = {head['k']}, "
-                f"{base} misses {head['base']:.0f} % of the rare AP it reaches at K = {head['k_big']}, {rog} "
-                f"{head['rog']:.0f} % ({signed(head['ours'], 0)} points; {paper_text}, {signed(head['paper'], 0)}); {rule}.")
-    lines = []
-    for k, c in checks.items():
-        if c["status"] == "not checked":
-            lines.append(f"K = {k}: not checked (no run has rare AP at K = {c['k_big']})")
-        else:
-            lines.append(f"K = {k} against {c['k_big']}: {c['status']}; rare AP missed: {base} {c['base']:.0f} %, "
-                         f"{rog} {c['rog']:.0f} % ({signed(c['ours'], 0)} points, {NOISE_K:g} x noise = "
-                         f"{c['threshold']:.1f})")
+        return say("k_sweep.not_checked", paper_text=paper_text, **head)
+    rule = say("k_sweep.rule", k_noise=f"{NOISE_K:g}", n_a=head["seeds"][0], n_b=head["seeds"][1], **head)
+    sentence = say("k_sweep.sentence", base_label=base, rog_label=rog, paper_text=paper_text, rule=rule, **head)
+    lines = [say("k_sweep.line_not_checked", **c) if c["status"] == "not checked" else
+             say("k_sweep.line", base_label=base, rog_label=rog, k_noise=f"{NOISE_K:g}", **c)
+             for c in checks.values()]
     return sentence + "\n" + "\n".join(f"- {line}" for line in lines)
 
 

@@ -20,6 +20,7 @@ from matplotlib.patches import Patch
 from rog.pipeline.registry import RESULTS, pair_runs, read_params
 from rog.report import markdown, stats
 from rog.report.markdown import signed
+from rog.report.prose import say
 from rog.report.results import aggregate, load_lookalike
 
 NAME = "lookalike"
@@ -286,9 +287,10 @@ def judged_difference(a: list[float], b: list[float]) -> str:
     diff = float(np.mean(b) - np.mean(a))
     spread = stats.pooled([a, b])
     if spread.sd is None:
-        return f"{signed(diff)}, one seed each: noise unknown"
+        return say("lookalike.one_seed", diff=diff)
     found = stats.verdict(diff, stats.floor(spread.sd), (len(a), len(b)))   # the claims' rule, either direction
-    return f"{signed(diff)}, {'beyond' if found.real else 'within'} {stats.NOISE_K:g} x noise = {found.threshold:.1f}"
+    return say("lookalike.judged", diff=diff, where="beyond" if found.real else "within", k=f"{stats.NOISE_K:g}",
+               threshold=found.threshold)
 
 
 def verdict(found: dict[str, list[dict]]) -> str:
@@ -308,14 +310,7 @@ def verdict(found: dict[str, list[dict]]) -> str:
     seeds = {label: {name: per_seed(label, k) for name, k in keys.items()} for label in (a, b)}
     share = {label: {name: float(np.mean(v)) for name, v in seeds[label].items()} for label in (a, b)}
     judged = {name: judged_difference(seeds[a][name], seeds[b][name]) for name in keys}
-    return (f"On rare glyphs, {b} ranks the own class first on {share[b]['correct']:.1f} % "
-            f"({a}: {share[a]['correct']:.1f} %; {judged['correct']}) and a frequent class, look-alike or not, on "
-            f"{share[b]['frequent']:.1f} % ({a}: {share[a]['frequent']:.1f} %; {judged['frequent']}); a look-alike "
-            f"of any frequency on {share[b]['lookalike']:.1f} % ({a}: {share[a]['lookalike']:.1f} %; "
-            f"{judged['lookalike']}). The own class is among the covering detections on {share[b]['covered']:.1f} % "
-            f"vs {share[a]['covered']:.1f} % ({judged['covered']}): where it is there but not first, it was "
-            f"out-ranked. Rule: a difference of seed means beyond {stats.NOISE_K:g} x its noise (the two models' seed sd "
-            "pooled, x sqrt(1/n_a + 1/n_b)) is real.")
+    return say("lookalike.verdict", first=a, second=b, a=share[a], b=share[b], judged=judged, k=f"{stats.NOISE_K:g}")
 
 
 def shares(found: dict[str, list[dict]]) -> dict[str, dict[str, float]]:

@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 
 from rog.pipeline.registry import question, read_params, sections, table_runs
 from rog.report import claims, figures, plots, stats, tables
-from rog.report.markdown import signed
 from rog.report.openimages import openimages_section
+from rog.report.prose import say
 from rog.report.limits import learning_speed_markdown, regime_markdown
 from rog.report.regime import regime
 from rog.report.results import paper_numbers, profiles_of
@@ -90,7 +90,7 @@ def _capitalized(text: str) -> str:
 
 
 def _iou_sentence(iou: str, why: str) -> str:
-    return f"The figure plots {why}."
+    return say("pages.figure_plots", why=why)
 
 
 def table_page(params: dict, name: str, root: str | Path, paper: dict) -> Page:
@@ -136,16 +136,10 @@ def sweep_figure_section(params: dict, name: str, root: str | Path, paper: dict,
     default = series["default"]
     sds = {m: stats.floor(claims.pooled_spread(params, f"{iou}.{m}", root)["sd"]) for m in ("APr", "APc", "APf")}
     drops = figures.sweep_drops(series, sds)
-    text = (_iou_sentence(iou, why) + " Each point is one setting (the mean of its runs; one seed except the "
-            "paper's setting, the star); the bands are the paper's setting's spread over its seeds (min to max"
-            + (f", {len(default['runs'])} seeds)" if default else "; none yet)") + "; a dashed line is the knob "
-            "switched off (lambda 0: sigmoid CE without GAP). AP, APc and APf share a scale, APr has its own.")
-    lines = [f"- {knob} {value:g}: {metric} {ours:.1f} against {paper_value:.1f} at the paper's setting "
-             f"({signed(found.difference)}, beyond {stats.NOISE_K:g} x noise = {found.threshold:.1f})"
-             for knob, value, metric, ours, paper_value, found in
-             ((d["knob"], d["value"], d["metric"], d["ours"], d["paper"], d["verdict"]) for d in drops)]
-    fallen = ("Settings whose frequency-group AP falls below the paper's setting beyond noise:\n\n" + "\n".join(lines)
-              if lines else "No swept setting's APr, APc or APf falls below the paper's setting beyond noise.")
+    seeds = say("sweeps.seeds", n=len(default["runs"])) if default else say("sweeps.no_seeds")
+    text = _iou_sentence(iou, why) + " " + say("sweeps.figure", seeds=seeds)
+    lines = [say("sweeps.drop", k=f"{stats.NOISE_K:g}", **d) for d in drops]
+    fallen = (say("sweeps.drops") + "\n\n" + "\n".join(lines) if lines else say("sweeps.no_drops"))
     return ["## AP against each knob", text, fallen], plots.plot_sweeps(series, iou)
 
 
@@ -187,14 +181,14 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
     for knob in knobs:
         rows = [r for r in table.rows if r.key.startswith(knob + "/") and r.ours[col] is not None]
         if not rows:
-            lines.append(f"- {knob}: no run yet")
+            lines.append(say("knobs.none", knob=knob))
             continue
-        best = max(rows, key=lambda r: r.ours[col])
         setting = (sections(params)[table.name].get("setting") or {}).get(knob)
         paper = next((r for r in rows if setting is not None and float(r.key.split("/")[1]) == float(setting)),
                      max(rows, key=lambda r: len(r.found)))
         rows = [r for r in rows if float(r.key.split("/")[1]) != 0 or r is paper]   # the knob off is no setting
-        head = f"- {knob}: best {name} {best.ours[col]:.1f} at {best.label} (of {len(rows)} settings run)"
+        best = max(rows, key=lambda r: r.ours[col])
+        head = say("knobs.best", knob=knob, name=name, ap=best.ours[col], label=best.label, settings=len(rows))
         others = [r for r in rows if r is not paper]
         if len(paper.found) < 2 or not others:
             lines.append(head)
@@ -202,10 +196,10 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
         rival = best if best is not paper else max(others, key=lambda r: r.ours[col])
         diff = rival.ours[col] - paper.ours[col]
         found = stats.verdict(diff, sd, (len(rival.found), len(paper.found)))
-        judged = (f"{'beyond' if found.real else 'within'} {stats.NOISE_K:g} x noise = "
-                  f"{found.threshold:.1f} ({len(rival.found)} and {len(paper.found)} seeds)")
-        lines.append(f"{head}: the paper's setting; the runner-up, {rival.label}, {signed(diff)}, {judged}"
-                     if best is paper else f"{head}: {signed(diff)} over {paper.label}, {judged}")
+        judged = say("knobs.judged", where="beyond" if found.real else "within", k=f"{stats.NOISE_K:g}",
+                     threshold=found.threshold, n_rival=len(rival.found), n_paper=len(paper.found))
+        lines.append(say("knobs.paper_best", head=head, rival=rival.label, diff=diff, judged=judged) if best is paper
+                     else say("knobs.other_best", head=head, diff=diff, paper=paper.label, judged=judged))
     return "\n".join(lines) + "\n"
 
 
