@@ -336,11 +336,8 @@ def lookalike_markdown(params: dict, root: str | Path) -> str | None:
     if found is None:
         return None
     first, second = found["labels"]
-    a, b = found["shares"][first], found["shares"][second]
-    sentence = (f"The first-ranked detection on a rare glyph is a look-alike's on {a['lookalike']:.0f} %, another "
-                f"class's on {a['other']:.0f} %, its own on {a['correct']:.0f} % under {first} ({second}: "
-                f"{b['lookalike']:.0f}, {b['other']:.0f}, {b['correct']:.0f} %).")
-    return say("overview.lookalike", answer="Yes" if found["answer"] == "yes" else "Mostly not", sentence=sentence)
+    return say("overview.lookalike", answer=say(f"overview.lookalike_{found['answer']}"), first=first,
+               second=second, a=found["shares"][first], b=found["shares"][second])
 
 
 # ---- provenance and cost -------------------------------------------------------------------------------
