@@ -12,7 +12,7 @@ import pytest
 from rog.config import resolve_run
 from rog.engine.rundir import params_hash
 from rog.pipeline import freshness, registry
-from rog.report import claims, limits, markdown, overview, prose, questions, regime
+from rog.report import claims, limits, markdown, overview, prose, questions, regime, stats
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,6 +112,10 @@ def test_prose_words_leave_tables_and_images_out():
 
 def test_a_template_fills_signed_numbers_without_minus_zero_and_names_a_missing_field():
     assert prose._Formatter().format("{x:+.1f} {y:+.2f} {z:.1f}", x=-0.04, y=1.234, z=2.0) == "+0.0 +1.23 2.0"
+    borderline = stats.verdict(2.71, 0.955, (1, 1))        # threshold 2 x 0.955 x sqrt(2) = 2.70
+    assert prose._Formatter().format("{v:+apart}, real above {v:apart}", v=borderline) == "+2.71, real above 2.70"
+    clear = stats.verdict(5.0, 0.955, (1, 1))
+    assert prose._Formatter().format("{v:+apart} / {v:apart}", v=clear) == "+5.0 / 2.7"
     with pytest.raises(KeyError, match="gap_alone.starvation"):
         prose.say("gap_alone.starvation", g1_2x=1.0)
     with pytest.raises(KeyError, match="no template 'gap_alone.nothing'"):

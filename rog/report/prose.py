@@ -2,8 +2,10 @@
 
     say("gap_alone.starvation", **answer.values)   # one template, its {fields} filled
 
-Fields use str.format's syntax ({x:.1f}, {verdict.threshold:.1f}) plus one spec of ours: {x:+.1f} prints a
-signed number that never reads -0.0 (rog.report.markdown.signed). A missing field raises KeyError naming
+Fields use str.format's syntax ({x:.1f}, {verdict.threshold:.1f}) plus specs of ours: {x:+.1f} prints a
+signed number that never reads -0.0 (rog.report.markdown.signed); for a stats.Verdict v, {v:+apart} and
+{v:apart} print its difference and its threshold at the decimals that tell them apart (a borderline verdict
+never reads "+2.7, real above 2.7"). A missing field raises KeyError naming
 the template, so a renamed value cannot print a stale sentence.
 """
 from __future__ import annotations
@@ -21,6 +23,9 @@ PROSE = Path(__file__).with_name("prose.yaml")
 
 class _Formatter(string.Formatter):
     def format_field(self, value, spec: str) -> str:
+        if spec in ("apart", "+apart") and hasattr(value, "threshold"):   # a stats.Verdict: "+2.71 (> 2.70)"
+            digits = markdown.digits_apart(value.difference, value.threshold)
+            return markdown.signed(value.difference, digits) if spec == "+apart" else f"{value.threshold:.{digits}f}"
         if spec.startswith("+") and isinstance(value, (int, float)) and spec.endswith("f"):
             return markdown.signed(float(value), int(spec[2:-1]) if spec.startswith("+.") else 1)
         return super().format_field(value, spec)
