@@ -155,3 +155,13 @@ def test_cli_fidelity_needs_the_rendered_set(tmp_path, capsys):
     assert main(["report", "fidelity", "--params", str(ROOT / "params.yaml"), "--profile", "smoke",
                  "--dataset-root", str(tmp_path / "none")]) == 2
     assert f"{tmp_path / 'none' / 'train.json'}: no training set" in capsys.readouterr().err
+
+
+def test_the_fidelity_table_the_dataset_page_writes_is_the_one_the_overview_reads_and_dvc_tracks(tmp_path):
+    from rog.pipeline import dvcyaml
+    from rog.report import overview
+
+    assert dvcyaml.FIDELITY_TABLE == fidelity.TABLE.as_posix()   # the out of one stage, the dep of the other
+    assert fidelity.read_table(tmp_path) is None and overview.fidelity_markdown(tmp_path) is None
+    fidelity.write_table("|  | LT-Glyphs | LVIS v1 |\n|---|---|---|\n", tmp_path)
+    assert overview.fidelity_markdown(tmp_path).endswith("|  | LT-Glyphs | LVIS v1 |\n|---|---|---|")

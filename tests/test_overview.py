@@ -178,6 +178,7 @@ def test_gap_alone_answer_follows_the_2x_runs(tmp_path, params, paper, at_2x, an
     assert found.verdicts["at_2x"].difference == pytest.approx(at_2x[1] - at_2x[0])
     assert found.verdicts["change"].threshold == pytest.approx(2 * 0.1 * 2)       # sqrt(1 + 1 + 1 + 1) = 2
     assert "**" in overview._gap_alone_text(found)       # its template fills from the record
+    assert prose.say(f"gap_alone.{answer}", **found.values, **found.verdicts) in overview._gap_alone_text(found)
 
 
 def test_eqlv2_answer_reads_its_1x_runs_and_its_gradient_balance_on_the_claims_metric(tmp_path, params, paper):
@@ -253,6 +254,7 @@ def test_gain_answer_joins_the_schedule_and_the_optimizer(tmp_path, params, adam
     assert found.answer == answer
     assert found.verdicts["change"].threshold == pytest.approx(2 * 0.1 * (2 / 3 + 2) ** 0.5)
     assert "**" in overview._gain_text(found)
+    assert overview._gain_text(found).endswith(prose.say(f"gain.{answer}", **found.values, **found.verdicts))
     for name in ("sigmoid_ce_gap", "sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"):
         write(tmp_path, name, fake(0.28, apr=0.03))
     assert questions.gain(params, tmp_path).answer == "no_gain"

@@ -163,10 +163,10 @@ def test_run_page_names_the_ranking_term_of_new_and_old_records():
     assert runs.ranking_name({}) == "none"
 
 
-def test_lookalike_page_says_it_appears_with_the_rerun(project):
+def test_lookalike_page_says_so_when_no_run_has_the_analysis(project):
     page = lookalike.render(project)
     assert "these results have none" in page.markdown() and not page.figures
-    assert lookalike.summary_sentence(project) is None
+    assert lookalike.answer(project) is None
 
 
 def test_lookalike_page_pools_the_seeds_of_each_model(project):
@@ -186,7 +186,7 @@ def test_lookalike_page_pools_the_seeds_of_each_model(project):
     assert "| `V` | `v` | 4 | 12 % | `v` (62 %) | 75 % | `V` (75 %) |" in text
     assert set(page.figures) == {"lookalike", "lookalike_detections"}
     assert len(page.figures["lookalike_detections"].axes) == 2 * 3
-    sentence = lookalike.summary_sentence(project)
+    sentence = lookalike.verdict(lookalike.load_pair(project))
     # own class: CE 0 and 25 %, GAP 50 and 100 %: pooled sd sqrt((312.5 + 1250) / 2) = 27.95, x sqrt(1/2 + 1/2)
     assert "own class first on 75.0 % (sigmoid CE: 12.5 %; +62.5, beyond 2 x noise = 55.9)" in sentence
     # the overview's record: seed-mean shares; CE's best matches are look-alikes (62.5 %) more than other

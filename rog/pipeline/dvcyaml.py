@@ -151,7 +151,7 @@ def stages(params: dict) -> dict:
         # the gradient balance the EQLv2 question compares (questions.eqlv2.diagnostics)
         + [str(diagnostics_path(run)) for run in question(params, "eqlv2_below_ce").get("diagnostics", {}).values()
            if run in (params.get("experiments") or {})]
-        # the look-alike result in one sentence (rog.report.lookalike.summary_sentence): its page's table,
+        # the look-alike result in one sentence (rog.report.lookalike.answer): its page's table,
         # written from the same lookalike.json files, orders the stages
         + (["results/tables/lookalike.md"] if pair else [])
         + [f"results/tables/{name}.md" for name in sections(params)] + [FIDELITY_TABLE],

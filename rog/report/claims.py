@@ -66,6 +66,11 @@ def pooled_spread(params: dict, path: str | None, root: str | Path = ".", read=N
     return {"sd": spread.sd, "rows": spread.groups, "seeds": list(spread.seeds), "df": spread.df}
 
 
+def seed_sd(params: dict, path: str, root: str | Path = ".") -> float:
+    """pooled_spread's sd of metric `path`, floored (stats.floor): the sd every verdict's noise rests on."""
+    return floor(pooled_spread(params, path, root)["sd"])
+
+
 def choose_iou(runs: list[str], root: str | Path = ".", metric: str = "AP") -> tuple[str, str]:
     """("segm" or "bbox", why) for judging `metric` (AP, or a frequency group's: APr, APc, APf): mask AP where
     every run found has mask `metric` and their mean is >= MASK_SHARE x their mean box `metric`; box

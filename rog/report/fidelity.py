@@ -171,3 +171,20 @@ def markdown(table: list[Row]) -> str:
             body.append([f"**{section}**", "", ""])
         body.append([row.label, row.ours, row.lvis])
     return md.table(["", "LT-Glyphs", "LVIS v1"], body)
+
+
+TABLE = Path("results/tables/fidelity.md")  # the dataset page writes it, the overview shows it (dvc.yaml: both)
+
+
+def write_table(markdown_table: str, root: str | Path = ".") -> Path:
+    """The fidelity table's Markdown as TABLE below `root`; returns its path."""
+    path = Path(root) / TABLE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown_table)
+    return path
+
+
+def read_table(root: str | Path = ".") -> str | None:
+    """TABLE below `root`, None while the dataset page has not written it."""
+    path = Path(root) / TABLE
+    return path.read_text() if path.is_file() else None

@@ -410,7 +410,7 @@ def gain_by_length(params: dict, root: str | Path = ".", metrics: tuple[str, ...
                             if v is not None] for side in ("ce", "gap")}
             verdict = None
             if sides["ce"] and sides["gap"]:
-                sd = stats.floor(claims.pooled_spread(params, path, root)["sd"])
+                sd = claims.seed_sd(params, path, root)
                 diff = sum(sides["gap"]) / len(sides["gap"]) - sum(sides["ce"]) / len(sides["ce"])
                 verdict = stats.verdict(diff, sd, (len(sides["gap"]), len(sides["ce"])), metric=path)
             out.append({"length": float(entry["length"]), "metric": path, **sides, "verdict": verdict})

@@ -43,11 +43,23 @@ def epochs_text(params: dict, root: str | Path, runs: list[str]) -> str:
     return text + (f" ({missing} runs' epochs unrecorded)" if missing else "")
 
 
-def learning_speed_markdown(params: dict, root: str | Path, runs: list[str]) -> str:
+def shortest_runs(runs: list[str], root: str | Path) -> list[str]:
+    """The runs of the shortest recorded schedule (run.iterations) among `runs`: the 1x runs."""
+    iterations = {r: ((load_metrics(r, root) or {}).get("run") or {}).get("iterations") for r in runs}
+    least = min((i for i in iterations.values() if i), default=None)
+    return [r for r, i in iterations.items() if i == least]
+
+
+def learning_speed_markdown(params: dict, root: str | Path, runs: list[str], brief: bool = False) -> str:
     """What a number of these runs means: epochs trained and the convergence check (the `convergence`
-    figure's 2x against 1x runs), as one bold-led sentence. Words: prose.yaml `learning_speed`."""
+    figure's 2x against 1x runs), as one bold-led sentence. `brief` (the overview's footer): where a setting
+    did not converge, the 1x epochs and the count of converged settings only. Words: prose.yaml
+    `learning_speed`."""
     rows = figures.convergence_rows(params, "convergence", root) if "convergence" in sections(params) else []
     checked = [r for r in rows if r["converged"] is not None]
+    if brief and not (checked and all(r["converged"] for r in checked)):
+        return say("learning_speed.brief", epochs=epochs_text(params, root, shortest_runs(runs, root)),
+                   checked=f"{sum(bool(r['converged']) for r in checked)} of {len(checked)}")
     trained = say("learning_speed.trained", epochs=epochs_text(params, root, runs))
     verdict = claims.convergence_verdict(checked).replace("\n", " ")
     if checked and all(r["converged"] for r in checked):

@@ -5,7 +5,7 @@ headline pair, random sampling), pooled over their seeds, from each run's lookal
 
     page = render(".")    # .parts: markdown and (stem, figure); page.write() -> results/tables/lookalike.md,
                           # results/figures/lookalike.png and lookalike_detections.png
-    summary_sentence(".") # one sentence for the overview, None while a run has no lookalike.json
+    answer(".")           # the overview's record (shares, yes / mostly_not), None while a run has no lookalike.json
 """
 from __future__ import annotations
 
@@ -256,6 +256,12 @@ def _outline(j: int, i: int):
     return Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", lw=0.8)
 
 
+def load_pair(root: str | Path = ".", params: dict | None = None) -> dict[str, list[dict]]:
+    """{label: [lookalike.json of each of its runs that has one]} for the pair (questions.lookalike.pair)."""
+    params = params if params is not None else read_params(Path(root) / "params.yaml")
+    return {label: [a for a in (load_analysis(r, root) for r in names) if a] for label, names in pair_runs(params).items()}
+
+
 def render(root: str | Path = ".", params: dict | None = None) -> Page:
     """The page from results/ below root; one sentence instead of tables and figures while no run of the
     pair has a lookalike.json."""
@@ -263,7 +269,7 @@ def render(root: str | Path = ".", params: dict | None = None) -> Page:
 
     params = params if params is not None else read_params(Path(root) / "params.yaml")
     runs = pair_runs(params)
-    found = {label: [a for a in (load_analysis(r, root) for r in names) if a] for label, names in runs.items()}
+    found = load_pair(root, params)
     parts = ["# Rare glyphs and their look-alikes: sigmoid CE vs sigmoid CE + GAP", INTRO]
     if not all(found.values()):
         absent = [r for names in runs.values() for r in names if load_analysis(r, root) is None]
@@ -326,20 +332,10 @@ def answer(root: str | Path = ".", params: dict | None = None) -> dict | None:
     """The look-alike question as a record: {answer: "yes" when look-alikes take the first place on rare
     objects more often than other classes under the pair's first model (sigmoid CE), else "mostly_not";
     labels: (first, second); shares: shares()}; None while the pair has no lookalike.json."""
-    params = params if params is not None else read_params(Path(root) / "params.yaml")
-    found = {label: [a for a in (load_analysis(r, root) for r in names) if a]
-             for label, names in pair_runs(params).items()}
+    found = load_pair(root, params)
     if len(found) < 2 or not all(found.values()):
         return None
     share = shares(found)
     first, second = list(found)[0], list(found)[-1]
     return {"answer": "yes" if share[first]["lookalike"] > share[first]["other"] else "mostly_not",
             "labels": (first, second), "shares": share}
-
-
-def summary_sentence(root: str | Path = ".", params: dict | None = None) -> str | None:
-    """The verdict sentence for the overview, None while the pair has no lookalike.json."""
-    params = params if params is not None else read_params(Path(root) / "params.yaml")
-    found = {label: [a for a in (load_analysis(r, root) for r in names) if a]
-             for label, names in pair_runs(params).items()}
-    return verdict(found) if all(found.values()) else None

@@ -6,7 +6,7 @@
     page.prose_words()       # words outside tables (tests: under MAX_WORDS)
 
 In order: the question; the three-line verdict and the verdict counts per claim; the fidelity table
-(results/tables/fidelity.md, written by the dataset page); rare AP per Table 1 row, box and mask, with
+(fidelity.TABLE, written by the dataset page); rare AP per Table 1 row, box and mask, with
 links to the run pages; the claims (table and dot plot); what GAP changes (its gain against schedule
 length, per class, own-class ranks); the look-alike answer; where we disagree (opposite verdicts only);
 the open questions (rog.report.questions' records in prose.yaml's words); provenance and cost. The
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from rog.pipeline.registry import question, read_params, run_names, sections
-from rog.report import claims, figures, lookalike, markdown, plots, questions, stats, tables
-from rog.report.limits import epochs_text, learning_speed_markdown, regime_markdown
+from rog.pipeline.registry import pair_runs, question, read_params, run_names, sections
+from rog.report import claims, fidelity, figures, lookalike, markdown, plots, questions, stats, tables
+from rog.report.limits import learning_speed_markdown, regime_markdown
 from rog.report.prose import say
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
@@ -31,7 +31,6 @@ MAX_COLUMNS = markdown.MAX_COLUMNS
 MAX_WORDS = 1200  # words of prose on the page, tables and code left out
 ONE_SEED = "†"  # marks a verdict resting on one seed per arm in the verdict lines (the claims table spells it out)
 STATUS_LINES = (("reproduced", "Reproduced"), ("opposite", "Opposite"), ("within noise", "Unresolved (within noise)"))
-FIDELITY_TABLE = "fidelity"  # results/tables/fidelity.md, written by the dataset page
 
 
 @dataclass
@@ -119,6 +118,7 @@ def verdict_lines(rows: list[dict]) -> list[str]:
     """The three-line verdict: per status, the claims whose pairs reached it (a claim of several pairs names
     the pairs' better rows), one-seed verdicts marked."""
     judged = [r for r in rows if r["status"] in stats.VERDICTS]
+    whole = {r["short"]: sum(x["short"] == r["short"] for x in judged) for r in judged}   # pairs per claim
     lines = []
     for status, word in STATUS_LINES:
         mine = [r for r in judged if r["status"] == status]
@@ -127,7 +127,6 @@ def verdict_lines(rows: list[dict]) -> list[str]:
         by_claim: dict[str, list[dict]] = {}
         for r in mine:
             by_claim.setdefault(r["short"], []).append(r)
-        whole = {r["short"]: sum(x["short"] == r["short"] for x in judged) for r in judged}
         named = []
         for short, pairs in by_claim.items():
             same = len({p["better"] for p in pairs}) < len(pairs)   # one row against several: name those
@@ -199,7 +198,7 @@ def rare_ap_counts(rows: list[dict], params: dict, root: str | Path) -> dict:
     pairs = [(r, by_label[r["label"] + " + GAP"]) for r in rows if not r["gap"] and r["label"] + " + GAP" in by_label]
     iou = claims.choose_iou([x for b, g in pairs for x in b["runs"] + g["runs"]], root, "APr")[0] if pairs else "bbox"
     iou = iou if all(b.get(iou) and g.get(iou) for b, g in pairs) else "bbox"
-    sd = questions.seed_sd(params, f"{iou}.APr", root)
+    sd = claims.seed_sd(params, f"{iou}.APr", root)
     found = [stats.verdict(g[iou]["mean"] - b[iou]["mean"], sd, (len(b[iou]["seeds"]), len(g[iou]["seeds"])))
              for b, g in pairs]
     with_paper = [(b, g) for b, g in pairs if b["paper"] is not None and g["paper"] is not None]
@@ -313,10 +312,11 @@ def what_gap_changes(params: dict, root: str | Path) -> list:
     gains = [g for g in figures.gain_by_length(params, root) if g["verdict"] is not None]
     if gains:
         blocks.append(plots.plot_gain_by_length(gains))
-    runs = [r for runs in lookalike_pair(params) for r in runs]
-    per_class = figures.per_class_gain(params, root, claims.choose_iou(runs, root)[0]) if runs else []
+    runs = [r for runs in pair_runs(params).values() for r in runs]
+    iou = claims.choose_iou(runs, root)[0]
+    per_class = figures.per_class_gain(params, root, iou) if runs else []
     if per_class:
-        blocks.append(plots.plot_per_class_gain(per_class, claims.choose_iou(runs, root)[0]))
+        blocks.append(plots.plot_per_class_gain(per_class, iou))
     ranks = figures.own_rank_histogram(params, root)
     if ranks:
         blocks.append(plots.plot_own_rank_histogram(ranks, figures.RANK_BINS))
@@ -325,14 +325,9 @@ def what_gap_changes(params: dict, root: str | Path) -> list:
     return blocks
 
 
-def lookalike_pair(params: dict) -> list[list[str]]:
-    from rog.pipeline.registry import pair_runs
-
-    return list(pair_runs(params).values())
-
-
 def lookalike_markdown(params: dict, root: str | Path) -> str | None:
-    found = lookalike.answer(root, params) if lookalike_pair(params) else None
+    """The look-alike answer in one paragraph; None while the pair has no lookalike.json."""
+    found = lookalike.answer(root, params)
     if found is None:
         return None
     first, second = found["labels"]
@@ -347,26 +342,17 @@ def footer_markdown(params: dict, root: str | Path, runs: list[str], found_regim
                   for k in ("train_seconds", "eval_seconds", "curve_seconds"))
     commits = sorted({str((m.get("train_provenance") or {}).get("commit", ""))[:7] for m in recorded} - {""})
     spread = claims.pooled_spread(params, "bbox.AP", root)
-    seeds = (f"{spread['rows']} rows have {'/'.join(map(str, sorted(set(spread['seeds']))))} seeds; every other "
-             "row one, its noise taken from them." if spread["sd"] is not None else "Every row has one seed.")
-    convergence = figures.convergence_rows(params, "convergence", root) if "convergence" in sections(params) else []
-    checked = [r for r in convergence if r["converged"] is not None]
-    if checked and all(r["converged"] for r in checked):
-        speed = learning_speed_markdown(params, root, runs)
-    else:
-        one_x = [r for r in runs if (load_metrics(r, root) or {}).get("run", {}).get("iterations")
-                 == min((load_metrics(x, root) or {}).get("run", {}).get("iterations") or 0 for x in runs)]
-        speed = say("overview.not_converged", epochs=epochs_text(params, root, one_x),
-                    checked=f"{sum(bool(r['converged']) for r in checked)} of {len(checked)}")
+    seeds = (say("overview.seeds", rows=spread["rows"], seeds="/".join(map(str, sorted(set(spread["seeds"])))))
+             if spread["sd"] is not None else say("overview.one_seed"))
     return "---\n\n" + say("overview.footer", regime=regime_markdown(found_regime, "on this page"),
                            runs=len(recorded), core_hours=seconds / 3600, commits=", ".join(commits) or "unrecorded",
-                           speed=speed, seeds=seeds)
+                           speed=learning_speed_markdown(params, root, runs, brief=True), seeds=seeds)
 
 
 def fidelity_markdown(root: str | Path) -> str | None:
-    path = Path(root) / "results" / "tables" / f"{FIDELITY_TABLE}.md"
-    return "## Does LT-Glyphs pose LVIS's problem?\n\n" + say("overview.fidelity") + "\n\n" + path.read_text().strip() \
-        if path.is_file() else None
+    table = fidelity.read_table(root)
+    return None if table is None else \
+        "## Does LT-Glyphs pose LVIS's problem?\n\n" + say("overview.fidelity") + "\n\n" + table.strip()
 
 
 # ---- the page ------------------------------------------------------------------------------------------

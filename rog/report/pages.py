@@ -134,7 +134,7 @@ def sweep_figure_section(params: dict, name: str, root: str | Path, paper: dict,
     iou, why = figures.figure_iou(params, name, root)
     series = figures.sweep_series(params, root, iou, name)
     default = series["default"]
-    sds = {m: stats.floor(claims.pooled_spread(params, f"{iou}.{m}", root)["sd"]) for m in ("APr", "APc", "APf")}
+    sds = {m: claims.seed_sd(params, f"{iou}.{m}", root) for m in ("APr", "APc", "APf")}
     drops = figures.sweep_drops(series, sds)
     seeds = say("sweeps.seeds", n=len(default["runs"])) if default else say("sweeps.no_seeds")
     text = _iou_sentence(iou, why) + " " + say("sweeps.figure", seeds=seeds)
@@ -176,7 +176,7 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
     iou, _ = claims.choose_iou([r for row in table.rows for r in row.found], root)
     path = f"{iou}.AP"
     col, name = table.metrics.index(path), claims.metric_name(path)
-    sd = stats.floor(claims.pooled_spread(params, path, root)["sd"])
+    sd = claims.seed_sd(params, path, root)
     lines = []
     for knob in knobs:
         rows = [r for r in table.rows if r.key.startswith(knob + "/") and r.ours[col] is not None]

@@ -49,11 +49,6 @@ def _mean(runs: list[str], path: str, root: str | Path) -> tuple[float | None, i
     return mean, n
 
 
-def seed_sd(params: dict, path: str, root: str | Path) -> float:
-    """The pooled seed sd of `path` over the registry's multi-seed rows, floored (stats.floor)."""
-    return stats.floor(claims.pooled_spread(params, path, root)["sd"])
-
-
 def found_runs(params: dict, ref: str, root: str | Path) -> list[str]:
     """The runs with results of row `ref` ('TABLE/ROW'), or of run `ref`; [] when none has results."""
     runs = row_runs(params, ref) if "/" in ref else [ref]
@@ -87,7 +82,7 @@ def compare(params: dict, root: str | Path, name: str) -> Answer:
     (b, n_b), (w, n_w) = _mean(sides["better"], path, root), _mean(sides["worse"], path, root)
     if not n_b or not n_w:
         return Answer(name, "not_run", values)
-    found = stats.verdict(b - w, seed_sd(params, path, root), (n_b, n_w), metric=claims.metric_name(path))
+    found = stats.verdict(b - w, claims.seed_sd(params, path, root), (n_b, n_w), metric=claims.metric_name(path))
     values.update(ours_better=b, ours_worse=w, n_better=n_b, n_worse=n_w, name=claims.metric_name(path))
     return Answer(name, found.status.replace(" ", "_"), values, {"difference": found})
 
@@ -103,13 +98,12 @@ def omega_by_group(image_counts: list[int], frequency: list[str], gamma: float =
 
 
 def dataset_facts(runs: list[str], root: str | Path) -> dict | None:
-    """Categories per frequency group and training image counts, from a run's per-category metrics."""
+    """{image_counts, frequency}: each category's training images and frequency group, from the first of `runs`
+    whose per-category metrics record them; None when none does."""
     for run in runs:
         per_cat = ((load_metrics(run, root) or {}).get("bbox") or {}).get("per_category") or []
         if per_cat and all("frequency" in c and "train_image_count" in c for c in per_cat):
-            images = [int(c["train_image_count"]) for c in per_cat]
-            return {"categories": {g: sum(c["frequency"] == g for c in per_cat) for g in "rcf"},
-                    "min_images": min(images), "max_images": max(images), "image_counts": images,
+            return {"image_counts": [int(c["train_image_count"]) for c in per_cat],
                     "frequency": [c["frequency"] for c in per_cat]}
     return None
 
@@ -133,13 +127,13 @@ def gap_alone(params: dict, root: str | Path, paper: dict) -> Answer:
     paper_apf = spec["rows"][paper_row]["values"][list(spec["columns"]).index("APf")]
     values.update(g1=ap["g1"], g0=ap["g0"], ap_loss=ap.get("ap"), apf_g1=apf["g1"], apf_g0=apf["g0"],
                   omega_f=omega.get("f"), omega_r=omega.get("r"), paper_apf=paper_apf)
-    sd = seed_sd(params, f"{iou}.AP", root)
+    sd = claims.seed_sd(params, f"{iou}.AP", root)
     at_1x = stats.verdict(ap["g0"] - ap["g1"], sd, (1, 1), metric=values["name"])
     if ap.get("g1_2x") is None or ap.get("g0_2x") is None:
         return Answer("gap_alone", "pending", values, {"at_1x": at_1x})
     at_2x = stats.verdict(ap["g0_2x"] - ap["g1_2x"], sd, (1, 1), metric=values["name"])
     change = stats.change_verdict(at_1x.difference, at_2x.difference, sd, (1, 1), (1, 1), metric=values["name"])
-    values.update(g1_2x=ap["g1_2x"], g0_2x=ap["g0_2x"], sd=sd)
+    values.update(g1_2x=ap["g1_2x"], g0_2x=ap["g0_2x"])
     if at_2x.difference < -at_2x.threshold:
         answer = "schedule_ahead"
     elif not at_2x.real:
@@ -174,7 +168,7 @@ def eqlv2_below_ce(params: dict, root: str | Path, paper: dict) -> Answer:
     er, sr = _mean(eqlv2_runs, f"{rare_iou}.APr", root)[0], _mean(ce_runs, f"{rare_iou}.APr", root)[0]
     paper_path, p_diff = claims.paper_difference(table, table.row(method_key), table.row(ce_key), f"{iou}.AP", "bbox.AP")
     col = table.metrics.index(paper_path)
-    sd, sd_r = seed_sd(params, f"{iou}.AP", root), seed_sd(params, f"{rare_iou}.APr", root)
+    sd, sd_r = claims.seed_sd(params, f"{iou}.AP", root), claims.seed_sd(params, f"{rare_iou}.APr", root)
     name, rare_name = claims.metric_name(f"{iou}.AP"), claims.metric_name(f"{rare_iou}.APr")
     values.update(name=name, rare_name=rare_name, paper_name=claims.metric_name(paper_path),
                   paper_eqlv2=table.row(method_key).paper[col], paper_ce=table.row(ce_key).paper[col],
@@ -213,37 +207,39 @@ def eqlv2_below_ce(params: dict, root: str | Path, paper: dict) -> Answer:
 
 # ---- GAP's gain: optimizer and schedule ----------------------------------------------------------------
 def gain(params: dict, root: str | Path) -> Answer:
-    """GAP's rare-AP gain over sigmoid CE (questions.gain): under SGD at 1x (rows, several seeds) and 2x
-    (lengths), and under AdamW at 1x (adamw, one seed each). Verdicts: sgd_1x, sgd_2x, change (2x gain - 1x
+    """GAP's rare-AP gain over sigmoid CE (questions.gain): under SGD at the shortest and the longest of its
+    `lengths` (figures.gain_by_length, the same numbers as the overview's figure), and under AdamW at 1x
+    (adamw, one seed each). Verdicts: sgd_1x, sgd_2x, change (2x gain - 1x
     gain), adamw (GAP's gain under AdamW), adamw_lift (AdamW's CE - SGD's CE). Answers: not_run; no_gain (none
     under SGD at 1x); then by what the longer and the AdamW runs show: holds_both (a gain at 2x and under
     AdamW), speed_kept (AdamW gives CE the rare AP by itself and GAP adds none there, yet under SGD the lead
     holds at 2x), speed (AdamW as before, the 2x gain shrunk, gone or turned), unsettled (any other combination), pending (the 2x or AdamW runs not in results/). The states of
     each side: schedule_state and adamw_state."""
     spec = question(params, "gain")
-    rows = spec.get("rows") or {}
-    ce, gap = (found_runs(params, rows[k], root) if rows.get(k) else [] for k in ("ce", "gap"))
+    lengths = sorted(spec.get("lengths") or [], key=lambda e: float(e["length"]))
     adamw = spec.get("adamw") or {}
-    longer = [entry for entry in spec.get("lengths") or [] if float(entry["length"]) > 1]
     values = {"adamw_ce_run": adamw.get("ce"), "adamw_gap_run": adamw.get("gap")}
-    if not ce or not gap:
+    runs = [r for k in ("ce", "gap") for r in found_runs(params, lengths[0][k], root)] if lengths else []
+    if not runs:
         return Answer("gain", "not_run", values)
-    iou = claims.choose_iou(ce + gap, root, "APr")[0]
+    iou = claims.choose_iou(runs, root, "APr")[0]
     name = claims.metric_name(f"{iou}.APr")
-    (c1, n_ce), (g1, n_gap) = _mean(ce, f"{iou}.APr", root), _mean(gap, f"{iou}.APr", root)
-    if not n_ce or not n_gap:                  # no rare ground truth (LVIS gives APr -1)
+    gains = [g for g in figures.gain_by_length(params, root, (f"{iou}.APr",)) if g["verdict"] is not None]
+    if not gains or gains[0]["length"] != float(lengths[0]["length"]):   # no rare ground truth (LVIS: APr -1)
         return Answer("gain", "not_run", values)
-    sd = seed_sd(params, f"{iou}.APr", root)
-    values.update(name=name, ce=c1, gap=g1, n_ce=n_ce, n_gap=n_gap, sd=sd)
-    verdicts = {"sgd_1x": stats.verdict(g1 - c1, sd, (n_ce, n_gap), metric=name)}
-    if longer:
-        ce2, gap2 = (found_runs(params, longer[-1][k], root) for k in ("ce", "gap"))
-        (c2, m_ce), (g2, m_gap) = _mean(ce2, f"{iou}.APr", root), _mean(gap2, f"{iou}.APr", root)
-        if m_ce and m_gap:
-            values.update(length=float(longer[-1]["length"]), ce_long=c2, gap_long=g2, n_ce_long=m_ce,
-                          n_gap_long=m_gap)
-            verdicts["sgd_2x"] = stats.verdict(g2 - c2, sd, (m_ce, m_gap), metric=name)
-            verdicts["change"] = stats.change_verdict(g1 - c1, g2 - c2, sd, (n_ce, n_gap), (m_ce, m_gap), metric=name)
+    first, last = gains[0], gains[-1]
+    mean = lambda xs: sum(xs) / len(xs)                                     # noqa: E731
+    c1, n_ce, g1, n_gap = mean(first["ce"]), len(first["ce"]), mean(first["gap"]), len(first["gap"])
+    sd = claims.seed_sd(params, f"{iou}.APr", root)
+    values.update(name=name, ce=c1, gap=g1, n_ce=n_ce, n_gap=n_gap)
+    verdicts = {"sgd_1x": first["verdict"]}
+    if last is not first:
+        c2, g2 = mean(last["ce"]), mean(last["gap"])
+        values.update(length=last["length"], ce_long=c2, gap_long=g2, n_ce_long=len(last["ce"]),
+                      n_gap_long=len(last["gap"]))
+        verdicts["sgd_2x"] = last["verdict"]
+        verdicts["change"] = stats.change_verdict(g1 - c1, g2 - c2, sd, (n_ce, n_gap),
+                                                  (len(last["ce"]), len(last["gap"])), metric=name)
     a_ce, a_gap = (_read(adamw.get(k), f"{iou}.APr", root) for k in ("ce", "gap"))
     if a_ce is not None and a_gap is not None:
         values.update(adamw_ce=a_ce, adamw_gap=a_gap)
@@ -285,6 +281,6 @@ def _gain_answer(v: dict) -> str:
     return "unsettled"
 
 
-__all__ = ["Answer", "gap_alone", "eqlv2_below_ce", "gain", "omega_by_group", "dataset_facts", "seed_sd", "found_runs",
+__all__ = ["Answer", "gap_alone", "eqlv2_below_ce", "gain", "omega_by_group", "dataset_facts", "found_runs",
            "COMPARE", "declared", "compare",
            "schedule_state", "adamw_state"]
