@@ -19,16 +19,7 @@ HISTORY = re.compile(r"\b(sittings?|sessions?|issues? \d+|issue #?\d+|today's)\b
 
 def shown_markdown(path: Path) -> str:
     """What a reader sees as text of a notebook: its markdown cells and its Markdown outputs."""
-    notebook = json.loads(path.read_text())
-    parts = []
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "markdown":
-            parts.append("".join(cell["source"]))
-        for output in cell.get("outputs", []):
-            text = (output.get("data") or {}).get("text/markdown")
-            if text:
-                parts.append("".join(text) if isinstance(text, list) else text)
-    return "\n\n".join(parts)
+    return markdown.notebook_text(json.loads(path.read_text()))
 
 
 def test_the_committed_overview_is_an_abstract_under_the_word_cap():
@@ -38,9 +29,7 @@ def test_the_committed_overview_is_an_abstract_under_the_word_cap():
     assert "**The question.**" in text and "**Reproduced**" in text          # the question, the verdict lines
     assert "| claim | paper | pairs run | reproduced | within noise | opposite |" in text
     assert "## Does LT-Glyphs pose LVIS's problem?" in text                  # the fidelity table
-    figures = sum(1 for cell in json.loads((ROOT / "results/notebooks/overview.ipynb").read_text())["cells"]
-                  for o in cell.get("outputs", []) if "image/png" in (o.get("data") or {}))
-    assert figures >= 4
+    assert markdown.page_measures(json.loads((ROOT / "results/notebooks/overview.ipynb").read_text()))["figures"] >= 4
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT / "results" / "notebooks")))

@@ -40,3 +40,14 @@ def test_only_the_helper_writes_table_separators():
     found = [p.name for p in (ROOT / "rog/report").glob("*.py")
              if p.name != "markdown.py" and re.search(r'"\|-{3}\|', p.read_text())]
     assert found == []
+
+
+def test_page_measures_count_prose_tables_and_figures_as_a_reader_sees_them():
+    notebook = {"cells": [
+        {"cell_type": "markdown", "source": ["# Title\n", "\n", "Two words."]},
+        {"cell_type": "code", "source": [], "outputs": [
+            {"output_type": "display_data", "data": {"text/markdown": "| a | b | c |\n|---|---|---|\n| 1 | 2 | 3 |"}},
+            {"output_type": "display_data", "data": {"image/png": "iVBOR"}},
+            {"output_type": "stream", "name": "stdout", "text": "not prose of the page"}]}]}
+    assert markdown.notebook_text(notebook) == "# Title\n\nTwo words.\n\n| a | b | c |\n|---|---|---|\n| 1 | 2 | 3 |"
+    assert markdown.page_measures(notebook) == {"words": 3, "widest": 3, "figures": 1}

@@ -1,5 +1,5 @@
 """`python -m rog report pipeline [--check] | tables [NAME ...] | claims | projection [--jobs J] | html [--out DIR]
-| fidelity [--profile P] [--dataset-root DIR] | freshness`
+| fidelity [--profile P] [--dataset-root DIR] | freshness | pages`
 
 pipeline: write dvc.yaml from params.yaml's registry (--check: only say whether it is current; exit 1
 if not). tables: print the tables (ours beside the paper's) from results/experiments/*/metrics.json.
@@ -10,7 +10,9 @@ notebook below ROOT/results/notebooks as static HTML in --out, with index.html (
 fidelity: LT-Glyphs beside LVIS v1 on what decides whether the baselines behave as on LVIS (the profile's
 rendered training set, default out/pipeline/<profile>/dataset; the baselines' APr / APf from results/;
 rog.report.fidelity). freshness: write ROOT/results/freshness.json, whether each run in results/ was made
-with the params params.yaml gives now (rog.pipeline.freshness; the pages read it).
+with the params params.yaml gives now (rog.pipeline.freshness; the pages read it). pages: each executed
+notebook below ROOT/results/notebooks with its words of prose, widest table and figures (the overview's caps:
+rog.report.overview.MAX_WORDS, rog.report.markdown.MAX_COLUMNS).
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", choices=("pipeline", "tables", "claims", "projection", "html", "fidelity", "freshness"))
+    parser.add_argument("what", choices=("pipeline", "tables", "claims", "projection", "html", "fidelity", "freshness",
+                                                 "pages"))
     parser.add_argument("names", nargs="*", help="tables to print (default: all)")
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("--check", action="store_true", help="pipeline: compare only, exit 1 when stale")
@@ -79,6 +82,17 @@ def run(args: argparse.Namespace) -> int:
             root = args.dataset_root or f"out/pipeline/{profile}/dataset"
             table = fidelity.profile_rows(params, profile, root, args.root)
             print(f"Fidelity, profile {profile} (training set {root}):\n\n" + fidelity.markdown(table), end="")
+            return 0
+        if args.what == "pages":
+            from pathlib import Path
+
+            from rog.report import markdown
+
+            folder = Path(args.root) / "results" / "notebooks"
+            print(f"{'words':>6} {'widest':>6} {'figures':>7}  page")
+            for path in sorted(folder.rglob("*.ipynb")):
+                found = markdown.page_measures(json.loads(path.read_text()))
+                print(f"{found['words']:>6} {found['widest']:>6} {found['figures']:>7}  {path.relative_to(folder)}")
             return 0
         if args.what == "freshness":
             from rog.pipeline import freshness

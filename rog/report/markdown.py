@@ -68,3 +68,26 @@ def prose_words(text: str) -> int:
     """Words of `text` outside Markdown tables, headings' hashes and image links."""
     kept = [line for line in text.splitlines() if not line.lstrip().startswith("|") and not line.startswith("![")]
     return sum(1 for word in " ".join(kept).split() if any(ch.isalnum() for ch in word))
+
+
+def notebook_text(notebook: dict) -> str:
+    """What a reader sees as text of an executed notebook (its parsed .ipynb JSON): the markdown cells and the
+    Markdown outputs, in order."""
+    parts = []
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown":
+            parts.append("".join(cell["source"]))
+        for output in cell.get("outputs", []):
+            text = (output.get("data") or {}).get("text/markdown")
+            if text:
+                parts.append("".join(text) if isinstance(text, list) else text)
+    return "\n\n".join(parts)
+
+
+def page_measures(notebook: dict) -> dict:
+    """{words: prose words, widest: the widest table's columns (0 without one), figures: image outputs} of a
+    parsed notebook: the numbers the overview's caps are checked on (`rog report pages`)."""
+    text = notebook_text(notebook)
+    figures = sum(1 for cell in notebook["cells"] for output in cell.get("outputs", [])
+                  if "image/png" in (output.get("data") or {}))
+    return {"words": prose_words(text), "widest": max(widths(text), default=0), "figures": figures}
