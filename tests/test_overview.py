@@ -37,6 +37,15 @@ def write_headline_rows(root: Path, ce_apr=(0.03,) * 3, gap_apr=(0.08,) * 3, ce_
             write(root, name, fake(ap, apr=apr))
 
 
+def write_fresh(root: Path, *runs: str) -> None:
+    """results/freshness.json saying `runs` were made with the params params.yaml gives now."""
+    from rog.paths import FRESHNESS_FILE
+
+    path = Path(root) / FRESHNESS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({run: {"state": "same"} for run in runs}))
+
+
 @pytest.fixture(scope="module")
 def committed():
     return overview.build(ROOT)
@@ -171,6 +180,8 @@ def test_gap_alone_answer_follows_the_2x_runs(tmp_path, params, paper, at_2x, an
     assert found.answer == "pending" and (found.values["g1"], found.values["g0"], found.values["ap_loss"]) == (2.0, 22.0, 32.0)
     assert found.values["paper_apf"] == 25.2            # the paper's GAP-alone APf: Eq. 9's contradiction
     assert found.verdicts["at_1x"].status == "reproduced" and found.verdicts["at_1x"].difference == pytest.approx(20.0)
+    assert found.values["start"] == "unknown"           # no freshness record: the start is not trusted
+    write_fresh(tmp_path, "gap_only")
     write(tmp_path, "gap_only_2x", fake(at_2x[0] / 100))
     write(tmp_path, "gap_only_gamma0_2x", fake(at_2x[1] / 100))
     found = questions.gap_alone(params, tmp_path, paper)
@@ -179,6 +190,31 @@ def test_gap_alone_answer_follows_the_2x_runs(tmp_path, params, paper, at_2x, an
     assert found.verdicts["change"].threshold == pytest.approx(2 * 0.1 * 2)       # sqrt(1 + 1 + 1 + 1) = 2
     assert "**" in overview._gap_alone_text(found)       # its template fills from the record
     assert prose.say(f"gap_alone.{answer}", **found.values, **found.verdicts) in overview._gap_alone_text(found)
+    # the default profile starts pretrained, as the paper's run does: the start cannot explain the collapse
+    assert found.values["start"] == "pretrained"
+    assert prose.say("gap_alone.contradiction_pretrained", **found.values) in overview._gap_alone_text(found)
+
+
+@pytest.mark.parametrize("profile, start", [("default", "pretrained"), ("scratch", "scratch")])
+def test_gap_alone_level_with_or_above_gamma0_is_a_trade_not_starvation(tmp_path, params, paper, profile, start):
+    """Gamma 1 above gamma 0 at 1x (one seed each, sd floor 0.1: 2 x noise 0.28): omega trades APf for APr;
+    no 2x runs are needed, and the start (the run's profile's model.weights) is named."""
+    write(tmp_path, "gap_only", fake(0.30, apr=0.22, apf=0.36, run={"profile": profile}))
+    write(tmp_path, "gap_only_gamma0", fake(0.24, apr=0.02, apf=0.51, run={"profile": profile}))
+    write_fresh(tmp_path, "gap_only")
+    found = questions.gap_alone(params, tmp_path, paper)
+    assert found.answer == "trades" and found.values["start"] == start
+    assert found.verdicts["at_1x"].difference == pytest.approx(-6.0) and found.verdicts["at_1x"].real
+    assert (found.values["apf_g1"], found.values["apf_g0"], found.values["apr_g1"], found.values["apr_g0"]) == \
+        pytest.approx((36.0, 51.0, 22.0, 2.0))
+    text = overview._gap_alone_text(found)
+    assert prose.say(f"gap_alone.start_{start}") in text and "gamma 1 is above gamma 0 (30.0 vs 24.0" in text
+    assert "APf 36.0 against 51.0" in text and prose.say("gap_alone.contradiction", **found.values) not in text
+    write(tmp_path, "gap_only", fake(0.2405, run={"profile": profile}))          # within noise: level
+    assert "gamma 1 is level with gamma 0" in overview._gap_alone_text(questions.gap_alone(params, tmp_path, paper))
+    write_fresh(tmp_path)                                 # made with other params: the start is not named
+    assert "Ours, made with older params than params.yaml's," in overview._gap_alone_text(
+        questions.gap_alone(params, tmp_path, paper))
 
 
 def test_eqlv2_answer_reads_its_1x_runs_and_its_gradient_balance_on_the_claims_metric(tmp_path, params, paper):

@@ -10,7 +10,7 @@ from rog.report import provenance_table as pt
 
 def write(root: Path, run: str, found: dict | None, trained: dict | None = None) -> None:
     folder = root / "results" / "experiments" / run
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     metrics = {"bbox": {"metrics": {"AP": 0.1}}, **({"provenance": found} if found is not None else {}),
                **({"train_provenance": trained} if trained is not None else {})}
     (folder / "metrics.json").write_text(json.dumps(metrics))
@@ -49,8 +49,9 @@ def test_several_commits_environments_and_unknown_runs_are_flagged(tmp_path):
     assert [g["runs"] for g in found] == [["a"], ["b"], ["c"], ["d"]]
     verdict = pt.verdict(found)
     assert verdict.startswith("**Warning: results/ was made by 4 different commits or environments** "
-                              "(2 commit(s) recorded; 1 of 4 runs unknown (made before provenance was recorded))")
-    assert "uncommitted code (dirty)" in verdict and "differed from requirements.lock" in verdict
+                              "(2 commit(s) recorded; 1 of 4 runs unknown (made before provenance was recorded); "
+                              "environments differ in lock_mismatches, torch_threads)")
+    assert "differed from its commit (dirty" in verdict and "differed from requirements.lock" in verdict
     text = pt.markdown(["a", "b", "c", "d"], tmp_path)
     assert "| 1: c | cccccccccccc (dirty) | bbbbbbbbbbbb (3 packages differ) |" in text
 
@@ -81,3 +82,53 @@ def test_the_overview_stage_reruns_when_any_run_changes():
     params = read_params(Path(__file__).resolve().parents[1] / "params.yaml")
     deps = stages(params)["overview"]["deps"]
     assert {str(metrics_path(run)) for run in run_names(params)} <= set(deps)
+
+
+def _commit(repo: Path, path: str, text: str) -> str:
+    import subprocess
+
+    (repo / path).parent.mkdir(parents=True, exist_ok=True)
+    (repo / path).write_text(text)
+    run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True, text=True)
+    run("add", ".")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", path)
+    return run("rev-parse", "HEAD").stdout.strip()
+
+
+def test_commits_that_differ_outside_the_run_code_made_the_same_numbers(tmp_path):
+    """Two commits whose only difference is a report module: one environment, same run code, no warning;
+    a third that changes a training dependency brings the warning back."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    stage = {"stages": {"experiment": {"foreach": ["a"], "do": {
+        "cmd": "x", "deps": ["rog/engine/trainer.py", "out/pipeline/${profile}/dataset"]}}}}
+    (tmp_path / "dvc.yaml").write_text(json.dumps(stage))
+    first = _commit(tmp_path, "rog/engine/trainer.py", "lr = 1\n")
+    second = _commit(tmp_path, "rog/report/page.py", "words = 1\n")
+    assert pt.run_code_paths(tmp_path) == ["rog/engine/trainer.py"]
+    base = provenance("cpu", tmp_path)
+    base.update(dirty=False, lock_sha256="b" * 64, lock_mismatches=0)
+    write(tmp_path, "a", {**base, "commit": first}, {**base, "commit": first})
+    write(tmp_path, "b", {**base, "commit": second}, {**base, "commit": second})
+    text = pt.markdown(["a", "b"], tmp_path)
+    assert text.startswith(f"All 2 runs were made by 2 commits ({', '.join(sorted([first[:12], second[:12]]))}) "
+                           "with the same run code")
+    assert ", with the same run code." in text and "Warning" not in text and "in one environment." in text
+    write(tmp_path, "b", {**base, "commit": second, "torch_threads": base["torch_threads"] + 1})
+    assert "; their environments differ in torch_threads: compare" in pt.markdown(["a", "b"], tmp_path)
+
+    third = _commit(tmp_path, "rog/engine/trainer.py", "lr = 2\n")
+    write(tmp_path, "c", {**base, "commit": third})
+    assert pt.same_run_code([first, third], tmp_path) is False
+    assert pt.markdown(["a", "b", "c"], tmp_path).startswith("**Warning: results/ was made by 3 different commits")
+    assert pt.same_run_code([first, "f" * 40], tmp_path) is None  # a commit outside the history
+
+
+def test_a_dirty_run_names_its_changed_files(tmp_path):
+    base = provenance("cpu", tmp_path)
+    base.update(commit="a" * 40, dirty=True, dirty_files=["repro.log"], lock_sha256="b" * 64, lock_mismatches=0)
+    write(tmp_path, "a", base, base)
+    text = pt.markdown(["a"], tmp_path)
+    assert "| 1: a | aaaaaaaaaaaa (dirty: repro.log) |" in text
+    assert "Trained at aaaaaaaaaaaa (dirty: repro.log) (1 run)." in text

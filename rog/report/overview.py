@@ -250,7 +250,14 @@ def _gap_alone_text(found: questions.Answer) -> str:
     if found.answer == "not_run":
         return say("gap_alone.not_run", **v)
     parts = [say("gap_alone.numbers", **v)] if None not in (v["apf_g1"], v["apf_g0"], v["omega_f"]) else []
-    parts.append(say("gap_alone.contradiction", **v))
+    if found.answer == "trades":
+        at_1x = found.verdicts["at_1x"]
+        parts.append(say("gap_alone.trades", **v, at_1x=at_1x, start_words=say(f"gap_alone.start_{v['start']}"),
+                         level=say("gap_alone.level_" + ("above" if at_1x.difference < -at_1x.threshold else "level"))))
+        if "g1_2x" in v:
+            parts.append(say("gap_alone.trades_2x", **v))
+        return " ".join(parts)
+    parts.append(say("gap_alone.contradiction" + ("_pretrained" if v["start"] == "pretrained" else ""), **v))
     parts.append(say(f"gap_alone.{found.answer}", **v, **found.verdicts))
     return " ".join(parts)
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
+from rog.provenance import _git
 from rog.report import markdown as md
 from rog.report.results import load_metrics
 
@@ -19,11 +22,38 @@ KEYS = ("commit", "dirty", "lock_sha256", "lock_mismatches", "python", "torch", 
         "device", "device_name", "torch_threads", "processes", "machine")
 
 
-def environment(found: dict | None) -> tuple | None:
-    """The hashable identity of one run's provenance; None when the run has none."""
+def environment(found: dict | None, keys: tuple[str, ...] = KEYS) -> tuple | None:
+    """The hashable identity of one run's provenance over `keys`; None when the run has none."""
     if not found:
         return None
-    return tuple((key, repr(found.get(key))) for key in KEYS)
+    return tuple((key, repr(found.get(key))) for key in keys)
+
+
+def run_code_paths(root: str | Path = ".") -> list[str]:
+    """The code a run's numbers come from: the experiment stage's dependencies in dvc.yaml, less the
+    pipeline's folders (dataset, pretrained start); [] without a dvc.yaml."""
+    path = Path(root) / "dvc.yaml"
+    if not path.is_file():
+        return []
+    stage = (yaml.safe_load(path.read_text()).get("stages") or {}).get("experiment") or {}
+    deps = (stage.get("do") or stage).get("deps") or []
+    return [d for d in deps if "${" not in d and not d.startswith(("out/", "results/"))]
+
+
+def same_run_code(commits: list[str], root: str | Path = ".") -> bool | None:
+    """Whether `commits` hold the same run code (run_code_paths): `git diff --name-only` of the first
+    against each other is empty. None when git cannot tell (no checkout, a commit outside its history,
+    no dvc.yaml)."""
+    paths = run_code_paths(root)
+    if not commits or not paths:
+        return None
+    for other in commits[1:]:
+        changed = _git(Path(root), "diff", "--name-only", commits[0], other, "--", *paths)
+        if changed is None:
+            return None
+        if changed.strip():
+            return False
+    return True
 
 
 def groups(runs: list[str], root: str | Path = ".") -> list[dict]:
@@ -44,13 +74,21 @@ def _short(value, n: int = 12) -> str:
     return "–" if value is None else str(value)[:n]
 
 
+def _dirty(found: dict) -> str:
+    """" (dirty: the changed files)" for a run made from a working tree that differed from its commit."""
+    if not found.get("dirty"):
+        return ""
+    files = found.get("dirty_files") or []
+    return f" (dirty: {', '.join(files)})" if files else " (dirty)"
+
+
 def _row(group: dict) -> list[str]:
     names = group["runs"]
     runs = f"{len(names)}: " + ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
     p = group["provenance"]
     if p is None:
         return [runs, UNKNOWN] + ["–"] * 5
-    commit = _short(p.get("commit")) + (" (dirty)" if p.get("dirty") else "")
+    commit = _short(p.get("commit")) + _dirty(p)
     lock = _short(p.get("lock_sha256"))
     if p.get("lock_mismatches"):
         lock += f" ({p['lock_mismatches']} packages differ)"
@@ -62,42 +100,57 @@ def _row(group: dict) -> list[str]:
             f"{machine.get('cpu_count')} CPUs, {machine.get('platform')}"]
 
 
-def verdict(found: list[dict]) -> str:
-    """One line: all runs from one commit and environment, or a warning that names how many."""
+def verdict(found: list[dict], root: str | Path = ".") -> str:
+    """One line: all runs from one commit and environment; from several commits with the same run code
+    (same_run_code, checked in the checkout at `root`), naming the environment fields that differ; or a
+    warning that names how many groups and which environment fields differ."""
     total = sum(len(g["runs"]) for g in found)
     known = [g["provenance"] for g in found if g["provenance"] is not None]
     if not found:
         return "No run has results yet."
     if not known:
         return f"All {total} runs: {UNKNOWN}."
+    commits = sorted({p.get("commit") for p in known if p.get("commit")})
+    differing = [k for k in KEYS[2:] if len({repr(p.get(k)) for p in known}) > 1]
     if len(found) == 1:
         text = f"All {total} runs were made by one commit ({_short(known[0].get('commit'))}) in one environment."
+    elif (len(commits) > 1 and len(known) == len(found) and not any(p.get("dirty") for p in known)
+          and same_run_code(commits, root)):
+        text = (f"All {total} runs were made by {len(commits)} commits ({', '.join(_short(c) for c in commits)}) "
+                "with the same run code (`git diff` of the experiment stage's code dependencies between them is "
+                "empty)" + (f"; their environments differ in {', '.join(differing)}: compare numbers across "
+                            "them with care." if differing else ", in one environment."))
     else:
         unknown = total - sum(len(g["runs"]) for g in found if g["provenance"] is not None)
-        commits = {p.get("commit") for p in known}
         text = (f"**Warning: results/ was made by {len(found)} different commits or environments** "
                 f"({len(commits)} commit(s) recorded" + (f"; {unknown} of {total} runs {UNKNOWN}" if unknown else "")
+                + (f"; environments differ in {', '.join(differing)}" if differing else "")
                 + "): compare numbers across them with care.")
     if any(p.get("dirty") for p in known):
-        text += " Some runs were made from uncommitted code (dirty)."
+        text += " Some runs were made from a working tree that differed from its commit (dirty; the table names the files)."
     if any(p.get("lock_mismatches") for p in known):
         text += " Some runs were made in an environment that differed from requirements.lock."
     return text
 
 
 def training_commits(runs: list[str], root: str | Path = ".") -> str:
-    """One line: the commits that trained the runs (train_provenance), with run counts, most runs first;
-    "" when no run records its training's provenance."""
+    """One line: the commits that trained the runs (train_provenance), with run counts, most runs first,
+    and whether their run code is the same (same_run_code); "" when no run records its training's
+    provenance."""
     counts: dict[str, int] = {}
+    commits: set[str] = set()
     for run in runs:
         found = (load_metrics(run, root) or {}).get("train_provenance")
         if found:
-            key = _short(found.get("commit")) + (" (dirty)" if found.get("dirty") else "")
+            key = _short(found.get("commit")) + _dirty(found)
             counts[key] = counts.get(key, 0) + 1
+            commits.add(found.get("commit"))
     if not counts:
         return ""
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return "Trained at " + ", ".join(f"{commit} ({n} run{'s' if n > 1 else ''})" for commit, n in ordered) + "."
+    same = len(commits) > 1 and None not in commits and same_run_code(sorted(commits), root)
+    return ("Trained at " + ", ".join(f"{commit} ({n} run{'s' if n > 1 else ''})" for commit, n in ordered)
+            + (", with the same run code" if same else "") + ".")
 
 
 def markdown(runs: list[str], root: str | Path = ".") -> str:
@@ -106,5 +159,5 @@ def markdown(runs: list[str], root: str | Path = ".") -> str:
     found = groups(runs, root)
     head = ["runs", "commit", "lock (sha256)", "versions", "device", "threads × processes", "machine"]
     trained = training_commits(runs, root)
-    return (verdict(found) + (" " + trained if trained else "") + "\n\n"
+    return (verdict(found, root) + (" " + trained if trained else "") + "\n\n"
             + md.table(head, [[cell.replace("|", "/") for cell in _row(g)] for g in found]))

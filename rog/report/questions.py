@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rog.pipeline.registry import question, row_runs, run_names, sections
 from rog.report import claims, figures, stats, tables
+from rog.report.regime import recorded_freshness
 from rog.report.results import aggregate, load_diagnostics, load_metrics, value
 
 EQLV2_MU = 0.8  # EQLv2's target positive/negative gradient ratio (its paper's default)
@@ -108,13 +109,31 @@ def dataset_facts(runs: list[str], root: str | Path) -> dict | None:
     return None
 
 
+def pretrained_start(params: dict, run: str, root: str | Path) -> bool | None:
+    """Whether `run` started from a trained detector: model.weights of its profile and overlay in
+    params.yaml, trusted only where the freshness stage found the run made with those params (a run of an
+    older regime may have started otherwise under the same profile name); None when it cannot tell."""
+    from rog.config import resolve_run
+
+    metrics = load_metrics(run, root)
+    if metrics is None or (recorded_freshness(root).get(run) or {}).get("state") != "same":
+        return None
+    profile = (metrics.get("run") or {}).get("profile") or params.get("profile")
+    return bool(resolve_run(params, profile, run)["model"].get("weights"))
+
+
 def gap_alone(params: dict, root: str | Path, paper: dict) -> Answer:
     """GAP alone (no classification loss): omega starvation or learning speed? questions.gap_alone's runs:
-    GAP at gamma 1 (g1) and gamma 0 (g0), their 2x runs, AP loss alone (ap). Answers: not_run, pending (no 2x
-    runs), schedule_ahead / schedule (gamma 1 catches up by 2x), both (the gap shrinks beyond noise but stays),
-    starvation (it does not shrink). Values also hold the paper's GAP-alone APf (Eq. 9's contradiction)."""
+    GAP at gamma 1 (g1) and gamma 0 (g0), their 2x runs, AP loss alone (ap).
+
+    Answers: not_run; trades (gamma 1 is level with or above gamma 0 at 1x: Eq. 9 moves AP from frequent
+    to rare classes, no collapse); else, gamma 1 below gamma 0 beyond noise: pending (no 2x runs),
+    schedule_ahead / schedule (gamma 1 catches up by 2x), both (the gap shrinks beyond noise but stays),
+    starvation (it does not shrink). values["start"]: 'pretrained', 'scratch' or 'unknown' (gamma 1's run), which
+    decides the Eq. 9 contradiction's wording (the paper's GAP-alone APf, values["paper_apf"])."""
     runs = question(params, "gap_alone")["runs"]
     iou = claims.choose_iou(list(runs.values()), root)[0]
+    rare_iou = claims.choose_iou([runs["g1"], runs["g0"]], root, "APr")[0]
     ap = {k: _read(r, f"{iou}.AP", root) for k, r in runs.items()}
     apf = {k: _read(r, f"{iou}.APf", root) for k, r in runs.items()}
     values = {**{f"{k}_run": r for k, r in runs.items()}, "name": claims.metric_name(f"{iou}.AP")}
@@ -126,14 +145,24 @@ def gap_alone(params: dict, root: str | Path, paper: dict) -> Answer:
     spec = paper[paper_table]
     paper_apf = spec["rows"][paper_row]["values"][list(spec["columns"]).index("APf")]
     values.update(g1=ap["g1"], g0=ap["g0"], ap_loss=ap.get("ap"), apf_g1=apf["g1"], apf_g0=apf["g0"],
-                  omega_f=omega.get("f"), omega_r=omega.get("r"), paper_apf=paper_apf)
+                  apr_g1=_read(runs["g1"], f"{rare_iou}.APr", root), apr_g0=_read(runs["g0"], f"{rare_iou}.APr", root),
+                  rare_name=claims.metric_name(f"{rare_iou}.APr"), omega_f=omega.get("f"), omega_r=omega.get("r"),
+                  paper_apf=paper_apf,
+                  start={True: "pretrained", False: "scratch", None: "unknown"}[pretrained_start(params, runs["g1"], root)])
     sd = claims.seed_sd(params, f"{iou}.AP", root)
     at_1x = stats.verdict(ap["g0"] - ap["g1"], sd, (1, 1), metric=values["name"])
-    if ap.get("g1_2x") is None or ap.get("g0_2x") is None:
+    longer = ap.get("g1_2x") is not None and ap.get("g0_2x") is not None
+    if longer:
+        values.update(g1_2x=ap["g1_2x"], g0_2x=ap["g0_2x"])
+    if not at_1x.difference > at_1x.threshold:
+        verdicts = {"at_1x": at_1x}
+        if longer:
+            verdicts["at_2x"] = stats.verdict(ap["g0_2x"] - ap["g1_2x"], sd, (1, 1), metric=values["name"])
+        return Answer("gap_alone", "trades", values, verdicts)
+    if not longer:
         return Answer("gap_alone", "pending", values, {"at_1x": at_1x})
     at_2x = stats.verdict(ap["g0_2x"] - ap["g1_2x"], sd, (1, 1), metric=values["name"])
     change = stats.change_verdict(at_1x.difference, at_2x.difference, sd, (1, 1), (1, 1), metric=values["name"])
-    values.update(g1_2x=ap["g1_2x"], g0_2x=ap["g0_2x"])
     if at_2x.difference < -at_2x.threshold:
         answer = "schedule_ahead"
     elif not at_2x.real:
