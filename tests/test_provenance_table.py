@@ -115,12 +115,15 @@ def test_commits_that_differ_outside_the_run_code_made_the_same_numbers(tmp_path
     assert text.startswith(f"All 2 runs were made by 2 commits ({', '.join(sorted([first[:12], second[:12]]))}) "
                            "with the same run code")
     assert ", with the same run code." in text and "Warning" not in text and "in one environment." in text
+    assert pt.training_code(["a", "b"], tmp_path) == ", ".join(sorted([first[:7], second[:7]])) + ", identical between them"
     write(tmp_path, "b", {**base, "commit": second, "torch_threads": base["torch_threads"] + 1})
     assert "; their environments differ in torch_threads: compare" in pt.markdown(["a", "b"], tmp_path)
 
     third = _commit(tmp_path, "rog/engine/trainer.py", "lr = 2\n")
     write(tmp_path, "c", {**base, "commit": third})
     assert pt.same_run_code([first, third], tmp_path) is False
+    write(tmp_path, "c", {**base, "commit": third}, {**base, "commit": third})
+    assert pt.training_code(["a", "c"], tmp_path) == ", ".join(sorted([first[:7], third[:7]]))
     assert pt.markdown(["a", "b", "c"], tmp_path).startswith("**Warning: results/ was made by 3 different commits")
     assert pt.same_run_code([first, "f" * 40], tmp_path) is None  # a commit outside the history
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 from rog.report import markdown as md
+from rog.report import provenance_table
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_metrics, paper_numbers, profiles_of, value
 
@@ -136,10 +137,8 @@ def rows(params: dict, run_params: dict, dataset_root: str | Path, root: str | P
             for key, label in TRAINING_ROWS]
     paper = paper_numbers()["table1"]["rows"]
     all_runs = [r for b in lvis["baselines"] for r in baseline_runs(params, b["row"])]
-    commits = sorted({str(((load_metrics(r, root) or {}).get("train_provenance") or {}).get("commit", ""))[:7]
-                      for r in all_runs} - {""})
-    made = (", ".join(profiles_of(all_runs, root)) or "none yet") + (f" (training code {', '.join(commits)})"
-                                                                     if commits else "")
+    commits = provenance_table.training_code(all_runs, root)
+    made = (", ".join(profiles_of(all_runs, root)) or "none yet") + (f" (training code {commits})" if commits else "")
     found = regime(params, root, all_runs)
     if found["runs"] and len(found["same"]) < len(found["runs"]):
         made += (f"; {len(found['runs']) - len(found['same'])} of {len(found['runs'])} not made with the params the "

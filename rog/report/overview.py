@@ -21,7 +21,8 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from rog.pipeline.registry import pair_runs, question, read_params, run_names, sections
-from rog.report import claims, fidelity, figures, lookalike, markdown, plots, questions, stats, tables
+from rog.report import (claims, fidelity, figures, lookalike, markdown, plots, provenance_table, questions, stats,
+                        tables)
 from rog.report.limits import learning_speed_markdown, regime_markdown
 from rog.report.prose import say
 from rog.report.regime import regime
@@ -347,12 +348,12 @@ def footer_markdown(params: dict, root: str | Path, runs: list[str], found_regim
     recorded = [m for m in (load_metrics(r, root) for r in runs) if m]
     seconds = sum(float((m.get("run") or {}).get(k) or 0) for m in recorded
                   for k in ("train_seconds", "eval_seconds", "curve_seconds"))
-    commits = sorted({str((m.get("train_provenance") or {}).get("commit", ""))[:7] for m in recorded} - {""})
+    commits = provenance_table.training_code(runs, root)
     spread = claims.pooled_spread(params, "bbox.AP", root)
     seeds = (say("overview.seeds", rows=spread["rows"], seeds="/".join(map(str, sorted(set(spread["seeds"])))))
              if spread["sd"] is not None else say("overview.one_seed"))
     return "---\n\n" + say("overview.footer", regime=regime_markdown(found_regime, "on this page"),
-                           runs=len(recorded), core_hours=seconds / 3600, commits=", ".join(commits) or "unrecorded",
+                           runs=len(recorded), core_hours=seconds / 3600, commits=commits or "unrecorded",
                            speed=learning_speed_markdown(params, root, runs, brief=True), seeds=seeds)
 
 

@@ -153,6 +153,15 @@ def training_commits(runs: list[str], root: str | Path = ".") -> str:
             + (", with the same run code" if same else "") + ".")
 
 
+def training_code(runs: list[str], root: str | Path = ".") -> str:
+    """The commits that trained `runs`, short, and whether their run code is identical, e.g. "9922343,
+    f828abe, identical between them"; "" when no run records its training's provenance."""
+    commits = sorted({str(((load_metrics(r, root) or {}).get("train_provenance") or {}).get("commit") or "")
+                      for r in runs} - {""})
+    text = ", ".join(c[:7] for c in commits)
+    return text + (", identical between them" if len(commits) > 1 and same_run_code(commits, root) else "")
+
+
 def markdown(runs: list[str], root: str | Path = ".") -> str:
     """The verdict and the training commits, then one table row per group (runs, commit, lock digest,
     versions, device, threads × processes, machine)."""
