@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rog.pipeline import freshness, registry
-from rog.report import claims, figures, limits, markdown, pages, plots, regime, tables, toy
+from rog.report import claims, figures, limits, markdown, pages, plots, prose, regime, tables, toy
 from rog.report.results import aggregate, paper_numbers, value
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -402,7 +402,7 @@ def test_k_sweep_table_gives_ap_points_where_the_smallest_k_has_no_ap(tmp_path, 
     page_text = pages.render("table3", tmp_path, params, paper).markdown()
     assert "Box AP per frequency group and overall" in page_text
     page = pages.render("table3", tmp_path, params, paper).markdown()
-    assert tables.K_GAIN_NOTE in page and "evaluate.max_dets_sweep goes up to K = 1000" in page
+    assert prose.say("tables.k_gain") in page and "evaluate.max_dets_sweep goes up to K = 1000" in page
 
 
 def test_sweeps_plot_a_panel_per_knob_and_scale_with_the_papers_setting_and_gap_off(tmp_path, params):

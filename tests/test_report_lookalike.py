@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from rog.report import detections, lookalike, runs
+from rog.report import detections, lookalike, prose, runs
 
 ROOT = Path(__file__).resolve().parents[1]
 CATEGORIES = {"1": {"name": "latin_capital_letter_v", "glyph": "V", "frequency": "r"},
@@ -132,7 +132,7 @@ def test_run_page_before_and_after_the_rerun(project):
     assert not [p for p in parts if isinstance(p, Figure)]
     text = "\n".join(parts)
     for file in ("losses.json", "lookalike.json", "detections.json"):
-        assert runs.RERUN.format(file=file) in text
+        assert prose.say("run_page.rerun", file=file) in text
     assert "- Trained: no provenance recorded" in text and "- Cost" not in text
     made = {"commit": "0123456789abcdef", "dirty": True, "python": "3.11.7", "torch": "2.14.1", "torchvision": "0.29.1",
             "device": "cpu", "device_name": "Xeon", "torch_threads": 1, "processes": 1, "lock_mismatches": 2}

@@ -22,6 +22,7 @@ import yaml
 
 from rog.report import markdown as md
 from rog.report import provenance_table
+from rog.report.prose import say
 from rog.report.regime import regime
 from rog.report.results import aggregate, load_metrics, paper_numbers, profiles_of, value
 
@@ -138,11 +139,11 @@ def rows(params: dict, run_params: dict, dataset_root: str | Path, root: str | P
     paper = paper_numbers()["table1"]["rows"]
     all_runs = [r for b in lvis["baselines"] for r in baseline_runs(params, b["row"])]
     commits = provenance_table.training_code(all_runs, root)
-    made = (", ".join(profiles_of(all_runs, root)) or "none yet") + (f" (training code {commits})" if commits else "")
+    made = (", ".join(profiles_of(all_runs, root)) or "none yet") + (" " + say("fidelity.code", commits=commits)
+                                                                     if commits else "")
     found = regime(params, root, all_runs)
     if found["runs"] and len(found["same"]) < len(found["runs"]):
-        made += (f"; {len(found['runs']) - len(found['same'])} of {len(found['runs'])} not made with the params the "
-                 "profile gives now (results/freshness.json), so the rows above are not their training set")
+        made += say("fidelity.not_current", other=len(found["runs"]) - len(found["same"]), runs=len(found["runs"]))
     out.append(Row("phenomena", "results/ made with profile", made, "ROG paper, Table 1"))
     for baseline in lvis["baselines"]:
         runs = baseline_runs(params, baseline["row"])

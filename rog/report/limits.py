@@ -38,9 +38,9 @@ def epochs_text(params: dict, root: str | Path, runs: list[str]) -> str:
     epochs = sorted({float(r["epochs"]) for r in recorded if r.get("epochs")})
     missing = sum(1 for r in recorded if not r.get("epochs"))
     if not epochs:
-        return "an unrecorded number of" if missing else "?"
-    text = f"{epochs[0]:.1f}" + (f" (the 2x runs {epochs[-1]:.1f})" if len(epochs) > 1 else "")
-    return text + (f" ({missing} runs' epochs unrecorded)" if missing else "")
+        return say("epochs.none_recorded" if missing else "epochs.unknown")
+    text = f"{epochs[0]:.1f}" + (" " + say("epochs.longer", epochs=epochs[-1]) if len(epochs) > 1 else "")
+    return text + (" " + say("epochs.missing", n=missing) if missing else "")
 
 
 def shortest_runs(runs: list[str], root: str | Path) -> list[str]:

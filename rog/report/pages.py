@@ -213,7 +213,7 @@ def k_sweep_page(params: dict, name: str, root: str | Path, paper: dict) -> Page
     later = ([f"Our runs reach K = {reached}; params.yaml's evaluate.max_dets_sweep goes up to K = {wanted}."]
              if sweep["k"] and reached < wanted else [])
     return Page(name, [*_head(params, name, sweep["source"], root, paper[name].get("title")), f"Note: {sweep['note']}",
-                       "## Ours beside the paper's", tables.k_sweep_markdown(sweep), tables.K_GAIN_NOTE,
+                       "## Ours beside the paper's", tables.k_sweep_markdown(sweep), say("tables.k_gain"),
                        "## AP against K", f"{_capitalized(figures.IOU_NAMES[sweep['iou']])} per frequency group and overall; "
                        "line: the mean over seeds, band: min to max over seeds.", *later,
                        "## What reproduced", claims.k_sweep_claim(sweep, root, paper)],

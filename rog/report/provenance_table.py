@@ -74,7 +74,7 @@ def _short(value, n: int = 12) -> str:
     return "–" if value is None else str(value)[:n]
 
 
-def _dirty(found: dict) -> str:
+def dirty_note(found: dict) -> str:
     """" (dirty: the changed files)" for a run made from a working tree that differed from its commit."""
     if not found.get("dirty"):
         return ""
@@ -88,7 +88,7 @@ def _row(group: dict) -> list[str]:
     p = group["provenance"]
     if p is None:
         return [runs, UNKNOWN] + ["–"] * 5
-    commit = _short(p.get("commit")) + _dirty(p)
+    commit = _short(p.get("commit")) + dirty_note(p)
     lock = _short(p.get("lock_sha256"))
     if p.get("lock_mismatches"):
         lock += f" ({p['lock_mismatches']} packages differ)"
@@ -142,7 +142,7 @@ def training_commits(runs: list[str], root: str | Path = ".") -> str:
     for run in runs:
         found = (load_metrics(run, root) or {}).get("train_provenance")
         if found:
-            key = _short(found.get("commit")) + _dirty(found)
+            key = _short(found.get("commit")) + dirty_note(found)
             counts[key] = counts.get(key, 0) + 1
             commits.add(found.get("commit"))
     if not counts:

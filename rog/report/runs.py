@@ -20,11 +20,12 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 from rog.pipeline.registry import RESULTS, read_params
 from rog.report import markdown
 from rog.report.claims import IOU_NAMES
+from rog.report.prose import say
+from rog.report.provenance_table import dirty_note
 
 METRICS = ("AP", "AP50", "APr", "APc", "APf", "AR")
 SWEEP_METRICS = ("AP", "APr", "APc", "APf")
 SMOOTH_POINTS = 9  # moving-average window over losses.json's points (each already a window mean)
-RERUN = "No {file} in these results: `rog evaluate` (or `rog train`) of the current code writes it."
 
 
 def _read(run: str, file: str, root: str | Path):
@@ -48,7 +49,7 @@ def sweep_markdown(metrics: dict) -> str:
     them: masks are pasted for fewer detections than boxes are kept, so they saturate at a smaller K)."""
     types = [t for t in ("bbox", "segm") if metrics.get(t, {}).get("max_dets_sweep")]
     if not types:
-        return "No max-detections sweep in this run's metrics.\n"
+        return say("run_page.no_sweep") + "\n"
     ks = sorted({int(k) for t in types for k in metrics[t]["max_dets_sweep"]})
     head = [f"{t} {m}" for t in types for m in SWEEP_METRICS]
     lines = []
@@ -67,8 +68,8 @@ def groups_markdown(metrics: dict) -> str:
     """The five frequency groups (rarest first): training images per category, categories, box and mask AP."""
     groups = metrics.get("bbox", {}).get("frequency_groups")
     if not groups:
-        return "No frequency groups in this run's metrics (" + metrics.get("protocol", {}).get(
-            "train_image_counts", "no training counts") + ").\n"
+        return say("run_page.no_groups", why=metrics.get("protocol", {}).get(
+            "train_image_counts", "no training counts")) + "\n"
     segm = {g["group"]: g for g in metrics.get("segm", {}).get("frequency_groups") or []}
     head = ["group", "training images per category", "categories (with val GT)", "box AP", "mask AP"]
     return markdown.table(head, [[g["group"], "{}-{}".format(*g["train_image_count_range"]),
@@ -118,8 +119,7 @@ def losses_figure(losses: dict, title: str, window: int = SMOOTH_POINTS) -> Figu
         ax.set_xlabel("iteration", fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_axis_off()
-    fig.suptitle(f"training losses of {title}: faint, the logged means; solid, their moving average over "
-                 f"{window} points", fontsize=8)
+    fig.suptitle(say("run_page.losses_title", title=title, window=window), fontsize=8)
     return fig
 
 
@@ -134,7 +134,7 @@ def curve_figure(curve: list[dict], title: str) -> Figure:
     ax.set_xlabel("iteration")
     ax.set_ylabel("AP (%)")
     ax.legend(fontsize=7)
-    ax.set_title(f"learning curve: {title}")
+    ax.set_title(say("run_page.curve_title", title=title))
     return fig
 
 
@@ -144,9 +144,9 @@ def lookalike_markdown(analysis: dict) -> str:
 
     n = analysis["counts"]["instances"]
     if not n:
-        return "The evaluation split holds no rare object.\n"
+        return say("run_page.no_rare") + "\n"
     fractions = outcome_fractions(analysis)
-    return (f"{n} rare objects in the validation split; {analysis['rule']}.\n\n"
+    return (say("run_page.rare_objects", n=n, rule=analysis["rule"]) + "\n\n"
             + markdown.table(["outcome", "share of rare objects"],
                              [[label, f"{100 * fractions[key]:.1f} %"] for key, label in OUTCOME_ROWS]))
 
@@ -160,24 +160,22 @@ def provenance_markdown(metrics: dict) -> str:
     for phase, key in (("Trained", "train_provenance"), ("Evaluated", "provenance")):
         p = metrics.get(key)
         if not p:
-            lines.append(f"- {phase}: no provenance recorded (made before it was).")
+            lines.append(say("run_page.no_provenance", phase=phase))
             continue
-        lines.append(f"- {phase} at commit {str(p.get('commit'))[:12]}" + (" (dirty)" if p.get("dirty") else "")
-                     + f", python {p.get('python')}, torch {p.get('torch')}, torchvision {p.get('torchvision')}, "
-                       f"{p.get('device')} ({p.get('device_name')}), {p.get('torch_threads')} thread(s) x "
-                       f"{p.get('processes')} process(es)"
-                     + (f"; {p['lock_mismatches']} packages differ from requirements.lock"
-                        if p.get("lock_mismatches") else "") + ".")
+        mismatches = say("run_page.mismatches", n=p["lock_mismatches"]) if p.get("lock_mismatches") else ""
+        lines.append(say("run_page.made", phase=phase, commit=str(p.get("commit"))[:12], dirty=dirty_note(p),
+                         python=p.get("python"), torch=p.get("torch"), torchvision=p.get("torchvision"),
+                         device=p.get("device"), device_name=p.get("device_name"), threads=p.get("torch_threads"),
+                         processes=p.get("processes"), mismatches=mismatches))
     train, iterations, jobs = run.get("train_seconds"), run.get("iterations"), run.get("jobs")
     if train:
-        lines.append(f"- Cost: training {train:,.0f} s (its iterations' seconds summed, so the time a stopped run "
-                     "waited is not counted" + (f"; {train / iterations:.2f} s/iteration)" if iterations else ")")
-                     + f", evaluation {run.get('eval_seconds', 0):,.0f} s"
-                     + (f", learning curve {run['curve_seconds']:,.0f} s" if run.get("curve_seconds") else "")
-                     + (f"; {jobs} runs side by side" if jobs else "") + ".")
+        lines.append(say("run_page.cost", train=train, evaluate=run.get("eval_seconds", 0),
+                         per_iteration=say("run_page.per_iteration", seconds=train / iterations) if iterations else "",
+                         curve=say("run_page.curve_cost", seconds=run["curve_seconds"]) if run.get("curve_seconds") else "",
+                         jobs=say("run_page.jobs", jobs=jobs) if jobs else ""))
     if checkpoint.get("params_hash"):
-        lines.append(f"- Checkpoint: iteration {checkpoint.get('iteration')}, params hash {checkpoint['params_hash']} "
-                     "(the regime check compares it with params.yaml as it is).")
+        lines.append(say("run_page.checkpoint", iteration=checkpoint.get("iteration"),
+                         params_hash=checkpoint["params_hash"]))
     return "\n".join(lines) + "\n"
 
 
@@ -201,30 +199,31 @@ def render(name: str, root: str | Path = ".") -> list:
     overlay = (read_params(Path(root) / "params.yaml").get("experiments") or {}).get(name)
     run = metrics.get("run", {})
     parts: list = [
-        "\n\n".join([f"# {name}", "Overlay of the defaults in params.yaml: "
-                     + (f"\n\n```yaml\n{yaml.safe_dump(overlay, sort_keys=False)}```" if overlay else "none (the defaults)."),
-                     f"Profile {run.get('profile')}, {run.get('iterations')} iterations, seed {run.get('seed')}, "
-                     f"objective {run.get('objective', {}).get('name')}, ranking term {ranking_name(run)}, "
-                     f"sampler {run.get('sampler')}.", "## Metrics (percent)", metrics_markdown(metrics),
-                     "### AP at each per-image detection budget K", sweep_markdown(metrics),
-                     "### AP of five frequency groups (categories ranked by training images, rarest first)",
-                     groups_markdown(metrics), "## Provenance and cost", provenance_markdown(metrics)]),
-        "## Training losses"]
+        "\n\n".join([f"# {name}", say("run_page.overlay") + " "
+                     + (f"\n\n```yaml\n{yaml.safe_dump(overlay, sort_keys=False)}```" if overlay else say("run_page.overlay_none")),
+                     say("run_page.setup", profile=run.get("profile"), iterations=run.get("iterations"),
+                         seed=run.get("seed"), objective=run.get("objective", {}).get("name"),
+                         ranking=ranking_name(run), sampler=run.get("sampler")),
+                     say("run_page.metrics"), metrics_markdown(metrics),
+                     say("run_page.sweep"), sweep_markdown(metrics),
+                     say("run_page.groups"), groups_markdown(metrics),
+                     say("run_page.provenance"), provenance_markdown(metrics)]),
+        say("run_page.losses")]
     losses = _read(name, "losses.json", root)
     if losses and losses.get("iteration"):
         parts.append(losses_figure(losses, name))
     else:
-        parts.append(RERUN.format(file="losses.json"))
+        parts.append(say("run_page.rerun", file="losses.json"))
     curve = _read(name, "curve.json", root)
     if curve and len(curve) > 1:
-        parts += ["## Learning curve", curve_figure(curve, name)]
-    parts.append("## Rare objects: correct, a look-alike, another class or missed")
+        parts += [say("run_page.curve"), curve_figure(curve, name)]
+    parts.append(say("run_page.rare"))
     analysis = _read(name, "lookalike.json", root)
-    parts.append(lookalike_markdown(analysis) if analysis else RERUN.format(file="lookalike.json"))
-    parts.append("## Detections on four validation images that hold rare glyphs")
+    parts.append(lookalike_markdown(analysis) if analysis else say("run_page.rerun", file="lookalike.json"))
+    parts.append(say("run_page.detections"))
     sample = _read(name, "detections.json", root)
     if sample:
         parts += [sample["rule"] + ". " + shown_rule(), detections_figure(sample, name, root)]
     else:
-        parts.append(RERUN.format(file="detections.json"))
+        parts.append(say("run_page.rerun", file="detections.json"))
     return parts

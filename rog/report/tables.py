@@ -13,6 +13,7 @@ from pathlib import Path
 from rog.pipeline.registry import sections
 from rog.report.markdown import signed
 from rog.report.markdown import table as markdown_table
+from rog.report.prose import say
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
 
 @dataclass
@@ -148,8 +149,6 @@ def _relative(base: float | None, new: float | None) -> float | None:
     return 100.0 * (new - base) / base
 
 
-K_GAIN_NOTE = ("In brackets: the change from the smallest K, in percent of the AP there; where that AP is 0 the "
-               "percentage is undefined and the bracket gives the change in AP points instead (\"pt\").")
 
 
 def _gain_cell(value: float | None, gain: float | None, points: float | None) -> str:
@@ -190,9 +189,6 @@ def k_sweep_markdown(sweep: dict) -> str:
 def profile_note(profiles: list[str]) -> str:
     """One sentence on the profile(s) the runs were made with (smoke numbers mean nothing)."""
     if not profiles:
-        return "No run of this table has results yet."
-    text = f"Runs made with profile {', '.join(profiles)}."
-    if "smoke" in profiles:
-        text += (" The smoke profile trains for a handful of iterations on a tiny dataset to test the pipeline: "
-                 "its numbers say nothing about the paper.")
-    return text
+        return say("tables.no_results")
+    text = say("tables.profiles", profiles=", ".join(profiles))
+    return text + (" " + say("tables.smoke") if "smoke" in profiles else "")
