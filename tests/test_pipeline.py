@@ -330,7 +330,14 @@ def test_parallel_retries_dvc_lock_refusals_and_keeps_going_after_failures(monke
     def fake_run(cmd, cwd, env, text, capture_output):
         target = cmd[-1]
         calls.append(target)
+        assert cmd[3] == "--wait-for-lock"  # the relock after a command waits instead of failing
+        if cmd[4] == "commit":
+            commits.append(target)
+            return subprocess.CompletedProcess(cmd, 0, "", "")
         assert cmd[-2] == "-s"  # single stage: concurrent workers never touch the shared upstream
+        if target == "experiment@d":  # the command ran, then the lock refused its record: commit, not retrain
+            return subprocess.CompletedProcess(cmd, 255, f"Running stage '{target}':\n> papermill ...",
+                                               "ERROR: Unable to acquire lock. Most likely ...")
         if target == "experiment@a" and calls.count(target) == 1:
             return subprocess.CompletedProcess(cmd, 255, "", "ERROR: Unable to acquire lock. Most likely ...")
         if target == "experiment@a" and calls.count(target) == 2:
@@ -341,10 +348,12 @@ def test_parallel_retries_dvc_lock_refusals_and_keeps_going_after_failures(monke
 
     monkeypatch.setattr(parallel.subprocess, "run", fake_run)
     monkeypatch.setattr(parallel.time, "sleep", lambda s: None)
-    failures = parallel.run_parallel(["experiment@a", "experiment@b", "experiment@c"], 2, tmp_path, None,
-                                     log=lambda s: None)
+    commits = []
+    failures = parallel.run_parallel(["experiment@a", "experiment@b", "experiment@c", "experiment@d"], 2, tmp_path,
+                                     None, log=lambda s: None)
     assert calls.count("experiment@a") == 3 and calls.count("experiment@b") == 1 and "experiment@c" in calls
     assert len(failures) == 1 and "experiment@b" in failures[0]
+    assert commits == ["experiment@d"] and calls.count("experiment@d") == 2   # one repro, one commit
 
 
 def test_posthoc_without_its_source_checkpoint_says_how_to_get_it(tmp_path):

@@ -8,9 +8,15 @@ post-hoc evaluation next in line once its source experiment is done, then one pl
 everything else (tables, figures, notebooks). The concurrent processes get ROG_JOBS=JOBS in their
 environment, which each experiment records in its metrics.json (run.jobs: its timings were taken with
 that many side by side; see rog.pipeline.projection). A stage already up to date is skipped as usual,
-so an interrupted run resumes where it stopped. DVC's short repository lock sometimes refuses a process
-that starts while another one writes dvc.lock ("Unable to acquire lock"); nothing has run then, so that
-command is simply retried.
+so an interrupted run resumes where it stopped.
+
+Locks: DVC releases its repository lock while a stage's command runs and takes it again afterwards, for 3 s
+at most by default. Two experiments of equal length end together, so the second one's relock used to fail
+while the first wrote dvc.lock: the command had run but was not recorded, and a retry trained it again
+(a finished run directory restarts). Every dvc call therefore waits for the repository lock
+(`dvc --wait-for-lock`). A stage whose outputs another process holds is refused before it runs ("is busy"):
+that command is retried. Should a refusal still come after the command ran (its output names the stage as
+running), the outputs are recorded with `dvc commit` instead of trained again.
 """
 from __future__ import annotations
 
@@ -27,21 +33,40 @@ from rog.pipeline.stage import JOBS_ENV
 from rog.pipeline.dvcyaml import uses_pretraining
 from rog.pipeline.registry import read_params
 
-LOCKED = ("Unable to acquire lock", "is busy, it is being blocked by")  # nothing ran: retry
+LOCKED = ("Unable to acquire lock", "is busy, it is being blocked by")  # refused by a lock
+DVC = (sys.executable, "-m", "dvc", "--wait-for-lock")  # wait for the repository lock, never fail on it
 
 
 def dvc_repro(target: str | None, cwd: Path, env: dict | None, retries: int = 20, log=print,
               single: bool = False) -> None:
-    """`dvc repro [-s] [target]`, retried while DVC's locks are busy; RuntimeError on failure."""
-    cmd = [sys.executable, "-m", "dvc", "repro"] + (["-s"] if single else []) + ([target] if target else [])
+    """`dvc repro [-s] [target]`, retried while DVC's locks refuse it before anything ran; a refusal after the
+    stage's command ran commits its outputs (`dvc commit -f target`) instead. RuntimeError on failure."""
+    cmd = [*DVC, "repro"] + (["-s"] if single else []) + ([target] if target else [])
     for attempt in range(retries + 1):
         result = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True)
         if result.returncode == 0:
             log(result.stdout.strip())
             return
-        if not any(text in result.stdout + result.stderr for text in LOCKED) or attempt == retries:
+        refused = any(text in result.stdout + result.stderr for text in LOCKED)
+        if refused and target and f"Running stage '{target}'" in result.stdout:
+            log(result.stdout.strip() + f"\n(ran, but DVC's lock refused its record: `dvc commit -f {target}`)")
+            return dvc_commit(target, cwd, env, retries)
+        if not refused or attempt == retries:
             raise RuntimeError(f"dvc repro {target or ''} failed ({result.returncode}):\n"
                                f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+        time.sleep(2.0 + attempt)
+
+
+def dvc_commit(target: str, cwd: Path, env: dict | None, retries: int = 20) -> None:
+    """`dvc commit -f target`: record a stage whose command ran in dvc.lock; RuntimeError when it fails (an
+    output missing: the command did not finish)."""
+    for attempt in range(retries + 1):
+        result = subprocess.run([*DVC, "commit", "-f", target], cwd=cwd, env=env, text=True, capture_output=True)
+        if result.returncode == 0:
+            return
+        if not any(text in result.stdout + result.stderr for text in LOCKED) or attempt == retries:
+            raise RuntimeError(f"dvc commit -f {target} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+                               f"{result.stderr[-4000:]}")
         time.sleep(2.0 + attempt)
 
 
