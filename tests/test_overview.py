@@ -210,8 +210,10 @@ def test_gap_alone_level_with_or_above_gamma0_is_a_trade_not_starvation(tmp_path
     text = overview._gap_alone_text(found)
     assert prose.say(f"gap_alone.start_{start}") in text and "gamma 1 is above gamma 0 (30.0 vs 24.0" in text
     assert "APf 36.0 against 51.0" in text and prose.say("gap_alone.contradiction", **found.values) not in text
-    write(tmp_path, "gap_only", fake(0.2405, run={"profile": profile}))          # within noise: level
-    assert "gamma 1 is level with gamma 0" in overview._gap_alone_text(questions.gap_alone(params, tmp_path, paper))
+    assert found.verdicts["apf"].status == "reproduced" and prose.say("gap_alone.trades_cost") in text
+    write(tmp_path, "gap_only", fake(0.2405, apf=0.51, run={"profile": profile}))   # within noise: level,
+    text = overview._gap_alone_text(questions.gap_alone(params, tmp_path, paper))      # APf as gamma 0's
+    assert "gamma 1 is level with gamma 0" in text and prose.say("gap_alone.trades_free") in text
     write_fresh(tmp_path)                                 # made with other params: the start is not named
     assert "Ours, made with older params than params.yaml's," in overview._gap_alone_text(
         questions.gap_alone(params, tmp_path, paper))

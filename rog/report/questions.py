@@ -126,8 +126,8 @@ def gap_alone(params: dict, root: str | Path, paper: dict) -> Answer:
     """GAP alone (no classification loss): omega starvation or learning speed? questions.gap_alone's runs:
     GAP at gamma 1 (g1) and gamma 0 (g0), their 2x runs, AP loss alone (ap).
 
-    Answers: not_run; trades (gamma 1 is level with or above gamma 0 at 1x: Eq. 9 moves AP from frequent
-    to rare classes, no collapse); else, gamma 1 below gamma 0 beyond noise: pending (no 2x runs),
+    Answers: not_run; trades (gamma 1 is level with or above gamma 0 at 1x: no collapse; verdicts["apf"] says
+    whether Eq. 9 costs the frequent classes AP beyond noise); else, gamma 1 below gamma 0 beyond noise: pending (no 2x runs),
     schedule_ahead / schedule (gamma 1 catches up by 2x), both (the gap shrinks beyond noise but stays),
     starvation (it does not shrink). values["start"]: 'pretrained', 'scratch' or 'unknown' (gamma 1's run), which
     decides the Eq. 9 contradiction's wording (the paper's GAP-alone APf, values["paper_apf"])."""
@@ -155,7 +155,8 @@ def gap_alone(params: dict, root: str | Path, paper: dict) -> Answer:
     if longer:
         values.update(g1_2x=ap["g1_2x"], g0_2x=ap["g0_2x"])
     if not at_1x.difference > at_1x.threshold:
-        verdicts = {"at_1x": at_1x}
+        verdicts = {"at_1x": at_1x, "apf": stats.verdict(apf["g0"] - apf["g1"], claims.seed_sd(params, f"{iou}.APf", root),
+                                                         (1, 1), metric=claims.metric_name(f"{iou}.APf"))}
         if longer:
             verdicts["at_2x"] = stats.verdict(ap["g0_2x"] - ap["g1_2x"], sd, (1, 1), metric=values["name"])
         return Answer("gap_alone", "trades", values, verdicts)
