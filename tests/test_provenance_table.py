@@ -84,48 +84,39 @@ def test_the_overview_stage_reruns_when_any_run_changes():
     assert {str(metrics_path(run)) for run in run_names(params)} <= set(deps)
 
 
-def _commit(repo: Path, path: str, text: str) -> str:
-    import subprocess
-
-    (repo / path).parent.mkdir(parents=True, exist_ok=True)
-    (repo / path).write_text(text)
-    run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True, text=True)
-    run("add", ".")
-    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", path)
-    return run("rev-parse", "HEAD").stdout.strip()
+def write_lock(root: Path, code: dict[str, str]) -> None:
+    """dvc.lock whose experiment@RUN stages depended on code file rog/engine/trainer.py with hash code[RUN]
+    (and on the dataset folder, which is not code)."""
+    stages = {f"experiment@{run}": {"cmd": "x", "deps": [
+        {"path": "rog/engine/trainer.py", "hash": "md5", "md5": md5},
+        {"path": "out/pipeline/default/dataset", "hash": "md5", "md5": f"{run}.dir"}]} for run, md5 in code.items()}
+    (root / "dvc.lock").write_text(json.dumps({"schema": "2.0", "stages": stages}))
 
 
 def test_commits_that_differ_outside_the_run_code_made_the_same_numbers(tmp_path):
-    """Two commits whose only difference is a report module: one environment, same run code, no warning;
-    a third that changes a training dependency brings the warning back."""
-    import subprocess
-
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    stage = {"stages": {"experiment": {"foreach": ["a"], "do": {
-        "cmd": "x", "deps": ["rog/engine/trainer.py", "out/pipeline/${profile}/dataset"]}}}}
-    (tmp_path / "dvc.yaml").write_text(json.dumps(stage))
-    first = _commit(tmp_path, "rog/engine/trainer.py", "lr = 1\n")
-    second = _commit(tmp_path, "rog/report/page.py", "words = 1\n")
-    assert pt.run_code_paths(tmp_path) == ["rog/engine/trainer.py"]
+    """Two commits whose runs' stages recorded the same code in dvc.lock (they differ in report code only):
+    no warning, and no git history is read; a run whose recorded code differs brings the warning back."""
     base = provenance("cpu", tmp_path)
     base.update(dirty=False, lock_sha256="b" * 64, lock_mismatches=0)
-    write(tmp_path, "a", {**base, "commit": first}, {**base, "commit": first})
-    write(tmp_path, "b", {**base, "commit": second}, {**base, "commit": second})
+    write(tmp_path, "a", {**base, "commit": "1" * 40}, {**base, "commit": "1" * 40})
+    write(tmp_path, "b", {**base, "commit": "2" * 40}, {**base, "commit": "2" * 40})
+    write_lock(tmp_path, {"a": "same", "b": "same"})
+    assert pt.recorded_code(["a"], tmp_path) == {"a": {"rog/engine/trainer.py": "same"}}
     text = pt.markdown(["a", "b"], tmp_path)
-    assert text.startswith(f"All 2 runs were made by 2 commits ({', '.join(sorted([first[:12], second[:12]]))}) "
-                           "with the same run code")
+    assert text.startswith("All 2 runs were made by 2 commits (111111111111, 222222222222) with the same run code")
     assert ", with the same run code." in text and "Warning" not in text and "in one environment." in text
-    assert pt.training_code(["a", "b"], tmp_path) == ", ".join(sorted([first[:7], second[:7]])) + ", identical between them"
-    write(tmp_path, "b", {**base, "commit": second, "torch_threads": base["torch_threads"] + 1})
+    assert pt.training_code(["a", "b"], tmp_path) == "1111111, 2222222, identical between them"
+    write(tmp_path, "b", {**base, "commit": "2" * 40, "torch_threads": base["torch_threads"] + 1})
     assert "; their environments differ in torch_threads: compare" in pt.markdown(["a", "b"], tmp_path)
 
-    third = _commit(tmp_path, "rog/engine/trainer.py", "lr = 2\n")
-    write(tmp_path, "c", {**base, "commit": third})
-    assert pt.same_run_code([first, third], tmp_path) is False
-    write(tmp_path, "c", {**base, "commit": third}, {**base, "commit": third})
-    assert pt.training_code(["a", "c"], tmp_path) == ", ".join(sorted([first[:7], third[:7]]))
+    write(tmp_path, "c", {**base, "commit": "3" * 40}, {**base, "commit": "3" * 40})
+    write_lock(tmp_path, {"a": "same", "b": "same", "c": "changed"})
+    assert pt.same_run_code(["a", "c"], tmp_path) is False
+    assert pt.training_code(["a", "c"], tmp_path) == "1111111, 3333333"
     assert pt.markdown(["a", "b", "c"], tmp_path).startswith("**Warning: results/ was made by 3 different commits")
-    assert pt.same_run_code([first, "f" * 40], tmp_path) is None  # a commit outside the history
+    assert pt.same_run_code(["a", "not_in_the_lock"], tmp_path) is None
+    (tmp_path / "dvc.lock").unlink()
+    assert pt.same_run_code(["a", "b"], tmp_path) is None
 
 
 def test_a_dirty_run_names_its_changed_files(tmp_path):

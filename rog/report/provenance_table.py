@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 
-from rog.provenance import _git
 from rog.report import markdown as md
 from rog.report.results import load_metrics
 
@@ -29,31 +28,35 @@ def environment(found: dict | None, keys: tuple[str, ...] = KEYS) -> tuple | Non
     return tuple((key, repr(found.get(key))) for key in keys)
 
 
-def run_code_paths(root: str | Path = ".") -> list[str]:
-    """The code a run's numbers come from: the experiment stage's dependencies in dvc.yaml, less the
-    pipeline's folders (dataset, pretrained start); [] without a dvc.yaml."""
-    path = Path(root) / "dvc.yaml"
+def recorded_code(runs: list[str], root: str | Path = ".") -> dict[str, dict[str, str]] | None:
+    """{run: {path: md5}}: the code each run's stage (experiment@RUN or posthoc@RUN) depended on when it
+    ran, as dvc.lock records it (the pipeline's folders under out/ and results/ left out); None without a
+    dvc.lock or when it does not record every run."""
+    path = Path(root) / "dvc.lock"
     if not path.is_file():
-        return []
-    stage = (yaml.safe_load(path.read_text()).get("stages") or {}).get("experiment") or {}
-    deps = (stage.get("do") or stage).get("deps") or []
-    return [d for d in deps if "${" not in d and not d.startswith(("out/", "results/"))]
-
-
-def same_run_code(commits: list[str], root: str | Path = ".") -> bool | None:
-    """Whether `commits` hold the same run code (run_code_paths): `git diff --name-only` of the first
-    against each other is empty. None when git cannot tell (no checkout, a commit outside its history,
-    no dvc.yaml)."""
-    paths = run_code_paths(root)
-    if not commits or not paths:
         return None
-    for other in commits[1:]:
-        changed = _git(Path(root), "diff", "--name-only", commits[0], other, "--", *paths)
-        if changed is None:
+    stages = yaml.safe_load(path.read_text()).get("stages") or {}
+    out = {}
+    for run in runs:
+        entry = stages.get(f"experiment@{run}") or stages.get(f"posthoc@{run}")
+        if entry is None:
             return None
-        if changed.strip():
-            return False
-    return True
+        out[run] = {d["path"]: d.get("md5") for d in entry.get("deps") or []
+                    if not d["path"].startswith(("out/", "results/"))}
+    return out
+
+
+def same_run_code(runs: list[str], root: str | Path = ".") -> bool | None:
+    """Whether `runs` were made by the same code, whatever commits they name: every code path their stages
+    depended on has one hash across them in dvc.lock (recorded_code). None when dvc.lock cannot tell."""
+    recorded = recorded_code(runs, root)
+    if not recorded:
+        return None
+    hashes: dict[str, set] = {}
+    for deps in recorded.values():
+        for path, md5 in deps.items():
+            hashes.setdefault(path, set()).add(md5)
+    return all(len(found) == 1 for found in hashes.values())
 
 
 def groups(runs: list[str], root: str | Path = ".") -> list[dict]:
@@ -102,7 +105,7 @@ def _row(group: dict) -> list[str]:
 
 def verdict(found: list[dict], root: str | Path = ".") -> str:
     """One line: all runs from one commit and environment; from several commits with the same run code
-    (same_run_code, checked in the checkout at `root`), naming the environment fields that differ; or a
+    (same_run_code: dvc.lock below `root`), naming the environment fields that differ; or a
     warning that names how many groups and which environment fields differ."""
     total = sum(len(g["runs"]) for g in found)
     known = [g["provenance"] for g in found if g["provenance"] is not None]
@@ -115,10 +118,9 @@ def verdict(found: list[dict], root: str | Path = ".") -> str:
     if len(found) == 1:
         text = f"All {total} runs were made by one commit ({_short(known[0].get('commit'))}) in one environment."
     elif (len(commits) > 1 and len(known) == len(found) and not any(p.get("dirty") for p in known)
-          and same_run_code(commits, root)):
+          and same_run_code([run for g in found for run in g["runs"]], root)):
         text = (f"All {total} runs were made by {len(commits)} commits ({', '.join(_short(c) for c in commits)}) "
-                "with the same run code (`git diff` of the experiment stage's code dependencies between them is "
-                "empty)" + (f"; their environments differ in {', '.join(differing)}: compare numbers across "
+                "with the same run code (dvc.lock records one hash for each code file their stages depend on)" + (f"; their environments differ in {', '.join(differing)}: compare numbers across "
                             "them with care." if differing else ", in one environment."))
     else:
         unknown = total - sum(len(g["runs"]) for g in found if g["provenance"] is not None)
@@ -139,16 +141,18 @@ def training_commits(runs: list[str], root: str | Path = ".") -> str:
     provenance."""
     counts: dict[str, int] = {}
     commits: set[str] = set()
+    trained = []
     for run in runs:
         found = (load_metrics(run, root) or {}).get("train_provenance")
         if found:
             key = _short(found.get("commit")) + dirty_note(found)
             counts[key] = counts.get(key, 0) + 1
             commits.add(found.get("commit"))
+            trained.append(run)
     if not counts:
         return ""
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    same = len(commits) > 1 and None not in commits and same_run_code(sorted(commits), root)
+    same = len(commits) > 1 and same_run_code(trained, root)
     return ("Trained at " + ", ".join(f"{commit} ({n} run{'s' if n > 1 else ''})" for commit, n in ordered)
             + (", with the same run code" if same else "") + ".")
 
@@ -156,10 +160,10 @@ def training_commits(runs: list[str], root: str | Path = ".") -> str:
 def training_code(runs: list[str], root: str | Path = ".") -> str:
     """The commits that trained `runs`, short, and whether their run code is identical, e.g. "9922343,
     f828abe, identical between them"; "" when no run records its training's provenance."""
-    commits = sorted({str(((load_metrics(r, root) or {}).get("train_provenance") or {}).get("commit") or "")
-                      for r in runs} - {""})
-    text = ", ".join(c[:7] for c in commits)
-    return text + (", identical between them" if len(commits) > 1 and same_run_code(commits, root) else "")
+    commit = {r: str(((load_metrics(r, root) or {}).get("train_provenance") or {}).get("commit") or "") for r in runs}
+    commits = sorted(set(commit.values()) - {""})
+    same = len(commits) > 1 and same_run_code([r for r, c in commit.items() if c], root)
+    return ", ".join(c[:7] for c in commits) + (", identical between them" if same else "")
 
 
 def markdown(runs: list[str], root: str | Path = ".") -> str:
