@@ -356,6 +356,27 @@ def test_parallel_retries_dvc_lock_refusals_and_keeps_going_after_failures(monke
     assert commits == ["experiment@d"] and calls.count("experiment@d") == 2   # one repro, one commit
 
 
+def test_parallel_logs_each_start_end_and_failure_with_the_time_as_it_happens(monkeypatch, tmp_path):
+    import re
+    import subprocess
+
+    from rog.pipeline import parallel
+
+    def fake_run(cmd, cwd, env, text, capture_output):
+        code = 1 if cmd[-1] == "experiment@b" else 0
+        return subprocess.CompletedProcess(cmd, code, "", "ERROR: failed to reproduce 'experiment@b'" if code else "")
+
+    monkeypatch.setattr(parallel.subprocess, "run", fake_run)
+    monkeypatch.setattr(parallel.time, "sleep", lambda s: None)
+    lines: list[str] = []
+    failures = parallel.run_parallel(["experiment@a", "experiment@b"], 1, tmp_path, None, log=lines.append)
+    stamp = r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\] "
+    events = [re.sub(stamp, "", line).split(" in ")[0].split(" after ")[0] for line in lines if re.match(stamp, line)]
+    assert events == ["start experiment@a", "done experiment@a", "start experiment@b", "failed experiment@b"]
+    failed = next(line for line in lines if "failed experiment@b" in line)
+    assert "failed to reproduce 'experiment@b'" in failed and len(failures) == 1
+
+
 def test_posthoc_without_its_source_checkpoint_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"dvc repro -f -s experiment@softmax_ce"):
         stage.run_posthoc("softmax_ce_norcal", "smoke", None, tmp_path / "runs", results_root=tmp_path / "results")

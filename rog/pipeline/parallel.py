@@ -37,7 +37,17 @@ LOCKED = ("Unable to acquire lock", "is busy, it is being blocked by")  # refuse
 DVC = (sys.executable, "-m", "dvc", "--wait-for-lock")  # wait for the repository lock, never fail on it
 
 
-def dvc_repro(target: str | None, cwd: Path, env: dict | None, retries: int = 20, log=print,
+def _print(text: str) -> None:
+    """print, flushed: the log is a file (make repro >> repro.log) and a stop kills the process."""
+    print(text, flush=True)
+
+
+def _clock() -> str:
+    """The UTC time of day, for the log of a run that spans stops."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+
+
+def dvc_repro(target: str | None, cwd: Path, env: dict | None, retries: int = 20, log=_print,
               single: bool = False) -> None:
     """`dvc repro [-s] [target]`, retried while DVC's locks refuse it before anything ran; a refusal after the
     stage's command ran commits its outputs (`dvc commit -f target`) instead. RuntimeError on failure."""
@@ -70,14 +80,15 @@ def dvc_commit(target: str, cwd: Path, env: dict | None, retries: int = 20) -> N
         time.sleep(2.0 + attempt)
 
 
-def run_parallel(targets: list[str], jobs: int, cwd: Path, env: dict | None, log=print,
+def run_parallel(targets: list[str], jobs: int, cwd: Path, env: dict | None, log=_print,
                  followers: dict[str, list[str]] | None = None) -> list[str]:
     """Reproduce `targets` with `jobs` concurrent workers; returns the failure messages (all targets are
     attempted even when one fails, so every finished experiment is kept).
 
     followers: target -> targets that need it; they run as soon as it has succeeded (next in line), so
     that a post-hoc evaluation finds its source's checkpoint even when the pipeline is cut short.
-    The children get ROG_JOBS=jobs added to `env` (os.environ when None).
+    The children get ROG_JOBS=jobs added to `env` (os.environ when None). Each target's start, end and
+    failure are logged with the UTC time as they happen.
     """
     env = {**(os.environ if env is None else env), JOBS_ENV: str(max(1, jobs))}
     followers = followers or {}
@@ -92,12 +103,16 @@ def run_parallel(targets: list[str], jobs: int, cwd: Path, env: dict | None, log
                 if not queue:
                     return
                 target = queue.popleft()
+            started = time.monotonic()
+            log(f"[{_clock()}] start {target}")
             try:
                 dvc_repro(target, cwd, env, log=log, single=True)  # upstream is done: no shared locks
             except RuntimeError as err:
-                with lock:
+                log(f"[{_clock()}] failed {target} after {time.monotonic() - started:.0f} s:\n{err}")  # now, not
+                with lock:                                                   # only at the end: a stop loses it
                     failures.append(str(err))
                 continue
+            log(f"[{_clock()}] done {target} in {time.monotonic() - started:.0f} s")
             with lock:
                 queue.extendleft(reversed(followers.get(target, [])))
 
@@ -109,7 +124,7 @@ def run_parallel(targets: list[str], jobs: int, cwd: Path, env: dict | None, log
     return failures
 
 
-def reproduce(root: str | Path = ".", jobs: int = 2, env: dict | None = None, log=print) -> float:
+def reproduce(root: str | Path = ".", jobs: int = 2, env: dict | None = None, log=_print) -> float:
     """The whole pipeline in `root` (see the module docstring); returns the wall time in seconds."""
     root = Path(root)
     start = time.perf_counter()
