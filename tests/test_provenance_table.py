@@ -86,10 +86,17 @@ def test_the_overview_stage_reruns_when_any_run_changes():
 
 def write_lock(root: Path, code: dict[str, str]) -> None:
     """dvc.lock whose experiment@RUN stages depended on code file rog/engine/trainer.py with hash code[RUN]
-    (and on the dataset folder, which is not code)."""
+    (and on the dataset folder, which is not code) and wrote the metrics.json results/ holds now."""
+    import hashlib
+
+    def outs(run: str) -> list[dict]:
+        path = Path("results") / "experiments" / run / "metrics.json"
+        return [{"path": path.as_posix(), "hash": "md5", "md5": hashlib.md5((root / path).read_bytes()).hexdigest()}]
+
     stages = {f"experiment@{run}": {"cmd": "x", "deps": [
         {"path": "rog/engine/trainer.py", "hash": "md5", "md5": md5},
-        {"path": "out/pipeline/default/dataset", "hash": "md5", "md5": f"{run}.dir"}]} for run, md5 in code.items()}
+        {"path": "out/pipeline/default/dataset", "hash": "md5", "md5": f"{run}.dir"}], "outs": outs(run)}
+        for run, md5 in code.items()}
     (root / "dvc.lock").write_text(json.dumps({"schema": "2.0", "stages": stages}))
 
 
@@ -107,6 +114,8 @@ def test_commits_that_differ_outside_the_run_code_made_the_same_numbers(tmp_path
     assert ", with the same run code." in text and "Warning" not in text and "in one environment." in text
     assert pt.training_code(["a", "b"], tmp_path) == "1111111, 2222222, identical between them"
     write(tmp_path, "b", {**base, "commit": "2" * 40, "torch_threads": base["torch_threads"] + 1})
+    assert pt.same_run_code(["a", "b"], tmp_path) is None      # b's metrics.json is not the one dvc.lock records
+    write_lock(tmp_path, {"a": "same", "b": "same"})
     assert "; their environments differ in torch_threads: compare" in pt.markdown(["a", "b"], tmp_path)
 
     write(tmp_path, "c", {**base, "commit": "3" * 40}, {**base, "commit": "3" * 40})

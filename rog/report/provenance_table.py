@@ -8,9 +8,12 @@ provenance form one group, "unknown (made before provenance was recorded)".
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import yaml
+
+from rog.pipeline.registry import metrics_path
 
 from rog.report import markdown as md
 from rog.report.results import load_metrics
@@ -21,17 +24,18 @@ KEYS = ("commit", "dirty", "lock_sha256", "lock_mismatches", "python", "torch", 
         "device", "device_name", "torch_threads", "processes", "machine")
 
 
-def environment(found: dict | None, keys: tuple[str, ...] = KEYS) -> tuple | None:
-    """The hashable identity of one run's provenance over `keys`; None when the run has none."""
+def environment(found: dict | None) -> tuple | None:
+    """The hashable identity of one run's provenance; None when the run has none."""
     if not found:
         return None
-    return tuple((key, repr(found.get(key))) for key in keys)
+    return tuple((key, repr(found.get(key))) for key in KEYS)
 
 
 def recorded_code(runs: list[str], root: str | Path = ".") -> dict[str, dict[str, str]] | None:
     """{run: {path: md5}}: the code each run's stage (experiment@RUN or posthoc@RUN) depended on when it
     ran, as dvc.lock records it (the pipeline's folders under out/ and results/ left out); None without a
-    dvc.lock or when it does not record every run."""
+    dvc.lock, or when it does not record every run or records another metrics.json than results/ holds
+    (dvc.lock then describes other runs than these)."""
     path = Path(root) / "dvc.lock"
     if not path.is_file():
         return None
@@ -39,7 +43,9 @@ def recorded_code(runs: list[str], root: str | Path = ".") -> dict[str, dict[str
     out = {}
     for run in runs:
         entry = stages.get(f"experiment@{run}") or stages.get(f"posthoc@{run}")
-        if entry is None:
+        metrics = Path(root) / metrics_path(run)
+        recorded = [o.get("md5") for o in (entry or {}).get("outs") or [] if o["path"] == metrics_path(run).as_posix()]
+        if not recorded or not metrics.is_file() or hashlib.md5(metrics.read_bytes()).hexdigest() != recorded[0]:
             return None
         out[run] = {d["path"]: d.get("md5") for d in entry.get("deps") or []
                     if not d["path"].startswith(("out/", "results/"))}
@@ -120,8 +126,9 @@ def verdict(found: list[dict], root: str | Path = ".") -> str:
     elif (len(commits) > 1 and len(known) == len(found) and not any(p.get("dirty") for p in known)
           and same_run_code([run for g in found for run in g["runs"]], root)):
         text = (f"All {total} runs were made by {len(commits)} commits ({', '.join(_short(c) for c in commits)}) "
-                "with the same run code (dvc.lock records one hash for each code file their stages depend on)" + (f"; their environments differ in {', '.join(differing)}: compare numbers across "
-                            "them with care." if differing else ", in one environment."))
+                "with the same run code (dvc.lock records one hash for each code file their stages depend on)"
+                + (f"; their environments differ in {', '.join(differing)}: compare numbers across them with care."
+                   if differing else ", in one environment."))
     else:
         unknown = total - sum(len(g["runs"]) for g in found if g["provenance"] is not None)
         text = (f"**Warning: results/ was made by {len(found)} different commits or environments** "
@@ -135,42 +142,50 @@ def verdict(found: list[dict], root: str | Path = ".") -> str:
     return text
 
 
+def _trained(runs: list[str], root: str | Path) -> dict[str, dict]:
+    """{run: its train_provenance} of the runs that record one."""
+    found = {r: (load_metrics(r, root) or {}).get("train_provenance") for r in runs}
+    return {r: p for r, p in found.items() if p}
+
+
+def _same_training_code(trained: dict[str, dict], root: str | Path) -> bool:
+    """Several commits trained these runs, and dvc.lock shows their run code is the same (same_run_code)."""
+    return len({p.get("commit") for p in trained.values()}) > 1 and bool(same_run_code(list(trained), root))
+
+
 def training_commits(runs: list[str], root: str | Path = ".") -> str:
     """One line: the commits that trained the runs (train_provenance), with run counts, most runs first,
     and whether their run code is the same (same_run_code); "" when no run records its training's
     provenance."""
-    counts: dict[str, int] = {}
-    commits: set[str] = set()
-    trained = []
-    for run in runs:
-        found = (load_metrics(run, root) or {}).get("train_provenance")
-        if found:
-            key = _short(found.get("commit")) + dirty_note(found)
-            counts[key] = counts.get(key, 0) + 1
-            commits.add(found.get("commit"))
-            trained.append(run)
-    if not counts:
+    trained = _trained(runs, root)
+    if not trained:
         return ""
+    counts: dict[str, int] = {}
+    for p in trained.values():
+        key = _short(p.get("commit")) + dirty_note(p)
+        counts[key] = counts.get(key, 0) + 1
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    same = len(commits) > 1 and same_run_code(trained, root)
     return ("Trained at " + ", ".join(f"{commit} ({n} run{'s' if n > 1 else ''})" for commit, n in ordered)
-            + (", with the same run code" if same else "") + ".")
+            + (", with the same run code" if _same_training_code(trained, root) else "") + ".")
 
 
 def training_code(runs: list[str], root: str | Path = ".") -> str:
     """The commits that trained `runs`, short, and whether their run code is identical, e.g. "9922343,
     f828abe, identical between them"; "" when no run records its training's provenance."""
-    commit = {r: str(((load_metrics(r, root) or {}).get("train_provenance") or {}).get("commit") or "") for r in runs}
-    commits = sorted(set(commit.values()) - {""})
-    same = len(commits) > 1 and same_run_code([r for r, c in commit.items() if c], root)
-    return ", ".join(c[:7] for c in commits) + (", identical between them" if same else "")
+    trained = _trained(runs, root)
+    commits = sorted({str(p.get("commit")) for p in trained.values() if p.get("commit")})
+    return ", ".join(c[:7] for c in commits) + (", identical between them" if _same_training_code(trained, root) else "")
+
+
+def summary(runs: list[str], root: str | Path = ".") -> str:
+    """The verdict and the training commits in one line (the README's state, the table's caption)."""
+    trained = training_commits(runs, root)
+    return verdict(groups(runs, root), root) + (" " + trained if trained else "")
 
 
 def markdown(runs: list[str], root: str | Path = ".") -> str:
     """The verdict and the training commits, then one table row per group (runs, commit, lock digest,
     versions, device, threads × processes, machine)."""
-    found = groups(runs, root)
     head = ["runs", "commit", "lock (sha256)", "versions", "device", "threads × processes", "machine"]
-    trained = training_commits(runs, root)
-    return (verdict(found, root) + (" " + trained if trained else "") + "\n\n"
-            + md.table(head, [[cell.replace("|", "/") for cell in _row(g)] for g in found]))
+    return (summary(runs, root) + "\n\n"
+            + md.table(head, [[cell.replace("|", "/") for cell in _row(g)] for g in groups(runs, root)]))

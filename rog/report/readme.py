@@ -43,8 +43,7 @@ def cost(params: dict, root: str | Path = ".") -> str:
 def state(params: dict, root: str | Path = ".") -> str:
     """Which regime (the overview's params-hash check), which code (provenance) and what cost results/ holds."""
     runs = [r for r in run_names(params) if load_metrics(r, root) is not None]
-    trained = provenance_table.training_commits(runs, root)
-    made = provenance_table.verdict(provenance_table.groups(runs, root), root) + (" " + trained if trained else "")
+    made = provenance_table.summary(runs, root)
     return " ".join([limits.regime_markdown(regime.regime(params, root)), made, cost(params, root)])
 
 
