@@ -47,37 +47,48 @@ def _clock() -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
 
 
+def _dvc(args: list[str], cwd: Path, env: dict | None, retries: int) -> subprocess.CompletedProcess:
+    """`dvc --wait-for-lock ARGS`, retried while a lock refuses it; the last result, whatever its exit."""
+    attempt = 0
+    while True:
+        result = subprocess.run([*DVC, *args], cwd=cwd, env=env, text=True, capture_output=True)
+        if result.returncode == 0 or not _refused(result) or _ran(result, args[-1]) or attempt == retries:
+            return result
+        time.sleep(2.0 + attempt)
+        attempt += 1
+
+
+def _refused(result: subprocess.CompletedProcess) -> bool:
+    """Whether a lock refused the dvc command (LOCKED)."""
+    return any(text in result.stdout + result.stderr for text in LOCKED)
+
+
+def _ran(result: subprocess.CompletedProcess, target: str) -> bool:
+    """Whether a `dvc repro` refused by a lock had already run `target`'s command (its output says so)."""
+    return f"Running stage '{target}'" in result.stdout
+
+
+def _failed(args: list[str], result: subprocess.CompletedProcess) -> RuntimeError:
+    return RuntimeError(f"dvc {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-6000:]}\n"
+                        f"{result.stderr[-6000:]}")
+
+
 def dvc_repro(target: str | None, cwd: Path, env: dict | None, retries: int = 20, log=_print,
               single: bool = False) -> None:
     """`dvc repro [-s] [target]`, retried while DVC's locks refuse it before anything ran; a refusal after the
     stage's command ran commits its outputs (`dvc commit -f target`) instead. RuntimeError on failure."""
-    cmd = [*DVC, "repro"] + (["-s"] if single else []) + ([target] if target else [])
-    for attempt in range(retries + 1):
-        result = subprocess.run(cmd, cwd=cwd, env=env, text=True, capture_output=True)
-        if result.returncode == 0:
-            log(result.stdout.strip())
+    args = ["repro"] + (["-s"] if single else []) + ([target] if target else [])
+    result = _dvc(args, cwd, env, retries)
+    if result.returncode == 0:
+        log(result.stdout.strip())
+        return
+    if target and _ran(result, target) and _refused(result):
+        log(result.stdout.strip() + f"\n(ran, but DVC's lock refused its record: `dvc commit -f {target}`)")
+        committed = _dvc(["commit", "-f", target], cwd, env, retries)
+        if committed.returncode == 0:
             return
-        refused = any(text in result.stdout + result.stderr for text in LOCKED)
-        if refused and target and f"Running stage '{target}'" in result.stdout:
-            log(result.stdout.strip() + f"\n(ran, but DVC's lock refused its record: `dvc commit -f {target}`)")
-            return dvc_commit(target, cwd, env, retries)
-        if not refused or attempt == retries:
-            raise RuntimeError(f"dvc repro {target or ''} failed ({result.returncode}):\n"
-                               f"{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
-        time.sleep(2.0 + attempt)
-
-
-def dvc_commit(target: str, cwd: Path, env: dict | None, retries: int = 20) -> None:
-    """`dvc commit -f target`: record a stage whose command ran in dvc.lock; RuntimeError when it fails (an
-    output missing: the command did not finish)."""
-    for attempt in range(retries + 1):
-        result = subprocess.run([*DVC, "commit", "-f", target], cwd=cwd, env=env, text=True, capture_output=True)
-        if result.returncode == 0:
-            return
-        if not any(text in result.stdout + result.stderr for text in LOCKED) or attempt == retries:
-            raise RuntimeError(f"dvc commit -f {target} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
-                               f"{result.stderr[-4000:]}")
-        time.sleep(2.0 + attempt)
+        raise _failed(["commit", "-f", target], committed)   # an output missing: the command did not finish
+    raise _failed(args, result)
 
 
 def run_parallel(targets: list[str], jobs: int, cwd: Path, env: dict | None, log=_print,
