@@ -254,7 +254,7 @@ def _gap_alone_text(found: questions.Answer) -> str:
     if found.answer == "trades":
         at_1x = found.verdicts["at_1x"]
         parts.append(say("gap_alone.trades", **v, at_1x=at_1x, start_words=say(f"gap_alone.start_{v['start']}"),
-                         level=say("gap_alone.level_" + ("above" if at_1x.difference < -at_1x.threshold else "level")),
+                         level=say("gap_alone.level_" + ("above" if at_1x.status == "opposite" else "level")),
                          conclusion=say("gap_alone.trades_" + ("cost" if found.verdicts["apf"].status == "reproduced"
                                                                else "free"))))
         if "g1_2x" in v:
