@@ -94,6 +94,22 @@ def test_verdict_lines_and_counts_follow_the_pairs_and_mark_one_seed_verdicts(tm
     assert counts[-1].split("|")[4:7] == [" **" + str(sum(r["status"] == s for r in rows)) + "** " for s in claims.VERDICTS]
 
 
+def test_a_claim_whose_pairs_share_their_better_row_names_each_worse_row_on_every_verdict_line(tmp_path, params,
+                                                                                            paper):
+    """GAP alone below AP loss (opposite) and level with RS loss (within noise): the two lines name the rows GAP
+    alone was compared with, not GAP alone twice."""
+    write_headline_rows(tmp_path)
+    for name, apr in (("gap_only", 0.05), ("ap_loss_only", 0.10), ("rs_loss_only", 0.05)):
+        write(tmp_path, name, fake(0.3, apr=apr))
+    rows = [r for r in overview.judged_claims(params, tmp_path, paper)
+            if r["status"] in claims.VERDICTS and r["table"] == "table2"]
+    assert sorted(r["status"] for r in rows) == ["opposite", "within noise"]
+    lines = {line.split("**")[1]: line for line in overview.verdict_lines(rows)}
+    assert f"vs N/A, AP loss{overview.ONE_SEED}" in lines["Opposite"]
+    assert f"vs N/A, RS loss{overview.ONE_SEED}" in lines["Unresolved (within noise)"]
+    assert "GAP loss" not in lines["Opposite"].split("(", 1)[1]
+
+
 def test_the_headline_counts_the_objectives_whose_rare_ap_gap_raises(tmp_path, params, paper):
     """Sigmoid CE pair: GAP up; softmax CE pair: GAP down; NorCal: no + GAP run. The paper: up in both pairs."""
     for name, apr in (("sigmoid_ce", 0.03), ("sigmoid_ce_gap", 0.08), ("softmax_ce", 0.05), ("softmax_ce_gap", 0.04),

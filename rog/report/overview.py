@@ -120,6 +120,9 @@ def verdict_lines(rows: list[dict]) -> list[str]:
     the pairs' better rows), one-seed verdicts marked."""
     judged = [r for r in rows if r["status"] in stats.VERDICTS]
     whole = {r["short"]: sum(x["short"] == r["short"] for x in judged) for r in judged}   # pairs per claim
+    # a claim whose pairs share their better row (GAP alone vs AP loss, vs RS loss) names each pair's worse row,
+    # decided over all its pairs: split across statuses, each line would otherwise name the shared row alone
+    shared = {short: len({r["better"] for r in judged if r["short"] == short}) < n for short, n in whole.items()}
     lines = []
     for status, word in STATUS_LINES:
         mine = [r for r in judged if r["status"] == status]
@@ -130,8 +133,7 @@ def verdict_lines(rows: list[dict]) -> list[str]:
             by_claim.setdefault(r["short"], []).append(r)
         named = []
         for short, pairs in by_claim.items():
-            same = len({p["better"] for p in pairs}) < len(pairs)   # one row against several: name those
-            marks = [(f"vs {p['worse']}" if same else p["better"].removesuffix(" + GAP")) + (ONE_SEED if p["one_seed"] else "")
+            marks = [(f"vs {p['worse']}" if shared[short] else p["better"].removesuffix(" + GAP")) + (ONE_SEED if p["one_seed"] else "")
                      for p in pairs]
             named.append(short if whole[short] == 1 and not pairs[0]["one_seed"] else f"{short} ({'; '.join(marks)})")
         lines.append(say("overview.verdict_line", status=word, pairs=len(mine), total=len(judged),
