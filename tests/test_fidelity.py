@@ -149,6 +149,12 @@ def test_fidelity_table_on_smoke(tmp_path):
     assert cells["sigmoid CE: box APr / APf"].ours == "0.20"
     assert cells["results/ made with profile"].ours.startswith(
         "scratch; 1 of 1 not made with the params the profile gives now")
+    # one whose hash was never recorded is unchecked, not said to differ
+    metrics.write_text(json.dumps({"bbox": {"metrics": {"APr": 0.1, "APf": 0.5}}, "run": {"profile": "scratch"}}))
+    freshness.write(params, tmp_path)
+    made = {r.label: r for r in fidelity.rows(params, run_params, tmp_path / "data", root=tmp_path)}[
+        "results/ made with profile"].ours
+    assert made.startswith("scratch; 1 of 1 not checked against the params") and "not made with" not in made
 
 
 def test_cli_fidelity_needs_the_rendered_set(tmp_path, capsys):

@@ -66,6 +66,7 @@ def test_training_commits_are_counted_beside_the_evaluation_verdict(tmp_path):
     text = pt.markdown(["a", "b", "c", "d"], tmp_path)
     assert text.startswith("All 4 runs were made by one commit (aaaaaaaaaaaa) in one environment. "
                            "Trained at aaaaaaaaaaaa (2 runs), eeeeeeeeeeee (1 run).\n")
+    assert "| runs | evaluated at | lock (sha256) |" in text       # the rows' commit is the evaluation's, not a's training's
     assert pt.training_commits(["d"], tmp_path) == ""
 
 

@@ -142,8 +142,10 @@ def rows(params: dict, run_params: dict, dataset_root: str | Path, root: str | P
     made = (", ".join(profiles_of(all_runs, root)) or "none yet") + (" " + say("fidelity.code", commits=commits)
                                                                      if commits else "")
     found = regime(params, root, all_runs)
-    if found["runs"] and len(found["same"]) < len(found["runs"]):
-        made += say("fidelity.not_current", other=len(found["runs"]) - len(found["same"]), runs=len(found["runs"]))
+    if found["other"]:
+        made += say("fidelity.not_current", other=len(found["other"]), runs=len(found["runs"]))
+    if found["unknown"]:   # no hash recorded, or the pretrained detector is absent: not known to differ
+        made += say("fidelity.unchecked", unknown=len(found["unknown"]), runs=len(found["runs"]))
     out.append(Row("phenomena", "results/ made with profile", made, "ROG paper, Table 1"))
     for baseline in lvis["baselines"]:
         runs = baseline_runs(params, baseline["row"])

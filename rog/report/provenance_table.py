@@ -184,8 +184,9 @@ def summary(runs: list[str], root: str | Path = ".") -> str:
 
 
 def markdown(runs: list[str], root: str | Path = ".") -> str:
-    """The verdict and the training commits, then one table row per group (runs, commit, lock digest,
-    versions, device, threads × processes, machine)."""
-    head = ["runs", "commit", "lock (sha256)", "versions", "device", "threads × processes", "machine"]
+    """The verdict and the training commits, then one table row per group: runs, the commit that evaluated
+    them (metrics.json "provenance"; the line above names the training's), lock digest, versions, device,
+    threads × processes, machine."""
+    head = ["runs", "evaluated at", "lock (sha256)", "versions", "device", "threads × processes", "machine"]
     return (summary(runs, root) + "\n\n"
             + md.table(head, [[cell.replace("|", "/") for cell in _row(g)] for g in groups(runs, root)]))
