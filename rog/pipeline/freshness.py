@@ -7,7 +7,7 @@ nothing, so a page says the same on any machine, and re-runs when params.yaml or
 A run is `same` when its checkpoint's params hash (metrics.json's checkpoint.params_hash) equals
 rog.engine.rundir.params_hash of what `rog train` would resolve for it now (its profile, the stage's
 dataset root); `other` when they differ; `unknown` when no hash was recorded, when the params no longer
-resolve (a run removed from the registry), or when today's params start from a pretrained detector that
+resolve (a run removed from the registry), or when params.yaml starts it from a pretrained detector that
 is not on this machine (the hash reads its digest).
 """
 from __future__ import annotations
@@ -34,16 +34,16 @@ def run_freshness(params: dict, run: str, metrics: dict, root: str | Path = ".")
     if not recorded:
         return {**out, "why": "no params hash recorded"}
     if source not in experiments:
-        return {**out, "why": "not in today's registry"}
+        return {**out, "why": "not in the registry params.yaml holds now"}
     try:
         now = resolve_run(params, profile, source, [f"dataset.root={dataset_dir(profile)}"])
     except (ValueError, KeyError) as err:
-        return {**out, "why": f"today's params do not resolve: {err}"}
+        return {**out, "why": f"params.yaml no longer resolves it: {err}"}
     weights = now["model"].get("weights")
     if weights:  # the hash reads the pretrained detector's digest; a relative path is below `root`
         located = Path(weights) if Path(weights).is_absolute() else Path(root) / weights
         if not located.is_file():
-            return {**out, "why": "the pretrained detector today's params start from is not on this machine"}
+            return {**out, "why": "the pretrained detector params.yaml starts it from is not on this machine"}
         now["model"]["weights"] = str(located)
     digest = params_hash(now)
     return {**out, "state": "same" if digest == recorded else "other", "now": digest}
