@@ -769,6 +769,38 @@ def test_a_pair_across_two_regimes_is_not_comparable(tmp_path, params, paper):
     assert claims.claims(params, tmp_path, paper, tables=["table5"])[0]["verdict"] == "within noise"
 
 
+def test_sweep_settings_across_two_regimes_are_not_judged(tmp_path, params):
+    """The paper's setting made with the current params (3 seeds, AP 30.0), delta 1.0 with older ones (AP 35.0,
+    far beyond noise), delta 0.25 current (AP 25.0): delta 1.0 is named, not judged, in the best-setting line
+    and in the figure's drops; delta 0.25 is judged as before."""
+    from rog.config import resolve_run
+    from rog.engine.rundir import params_hash
+
+    def made(name: str, ap: float, current: bool) -> None:
+        metrics = fake_metrics(ap, 0.1)
+        metrics["run"]["profile"] = "scratch"  # no pretrained detector to read
+        now = resolve_run(params, "scratch", name, ["dataset.root=out/pipeline/scratch/dataset"])
+        metrics["checkpoint"] = {"params_hash": params_hash(now) if current else "0" * 16}
+        write_run(tmp_path, name, metrics)
+
+    for name in ("sigmoid_ce_gap", "sigmoid_ce_gap_seed1", "sigmoid_ce_gap_seed2"):
+        made(name, 0.30, True)
+    made("gap_delta_1p0", 0.35, False)
+    made("gap_delta_0p25", 0.25, True)
+    freshness.write(params, tmp_path)
+    text = pages.best_per_knob(tables.build(params, "sweeps", tmp_path), params, tmp_path)
+    line = next(x for x in text.splitlines() if x.startswith("- delta"))
+    assert line.endswith("delta 1.0 against delta 0.5 (paper's) not judged: gap_delta_1p0 made with older "
+                         "parameters than the other runs") and "noise" not in line
+    series = figures.sweep_series(params, tmp_path, "segm", "sweeps")
+    sds = {m: 0.1 for m in ("APr", "APc", "APf")}
+    found = figures.sweep_drops(series, sds, regime.regime(params, tmp_path))
+    assert {"knob": "delta", "value": 1.0, "older": ["gap_delta_1p0"]} in found
+    assert {(d["value"], d["metric"]) for d in found if "older" not in d} == {(0.25, "APc"), (0.25, "APf")}
+    # without the regime record every setting is judged, delta 1.0 (above the paper's setting) among none
+    assert all("older" not in d for d in figures.sweep_drops(series, sds))
+
+
 def test_each_pair_is_judged_on_its_own_runs_metric(tmp_path, params, paper):
     """Table 1's 'GAP improves every objective': the sigmoid CE pair learned masks, the ECM pair did not
     (mask AP 0.02 at box AP 0.38): the first is judged on mask AP, the second on box AP."""

@@ -35,7 +35,7 @@ from pathlib import Path
 from rog.pipeline.registry import sections
 from rog.report.markdown import signed
 from rog.report.prose import say
-from rog.report.regime import regime
+from rog.report.regime import older_runs, regime
 from rog.report.results import aggregate, load_metrics, paper_numbers, value
 from rog.report.stats import MIN_EFFECT, NOISE_K, VERDICTS, floor, judge, noise, pooled, threshold, verdict  # noqa: F401 (re-exported)
 from rog.report.tables import Table, build
@@ -142,8 +142,8 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
             "paper_metric": metric_name(paper_metric or metric), "threshold": None, "status": "not run"}
     paper_path, paper_diff = paper_difference(table, b, w, judged, paper_metric or metric)
     runs = b.found + w.found
-    if found_regime and any(r in found_regime["same"] for r in runs) and any(r in found_regime["other"] for r in runs):
-        older = [r for r in runs if r in found_regime["other"]]
+    older = older_runs(found_regime, runs) if found_regime else []
+    if older:
         return "not comparable", say("pair.not_comparable", better=b.label, worse=w.label, older=", ".join(older)), {
             "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": None,
             "paper": paper_diff, "paper_metric": metric_name(paper_path), "threshold": None,

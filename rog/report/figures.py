@@ -21,6 +21,7 @@ import numpy as np
 from rog.pipeline.registry import pair_runs, question, row_runs, sections
 from rog.report import claims, markdown, stats
 from rog.report.markdown import signed
+from rog.report.regime import older_runs
 from rog.report.results import load_curve, load_diagnostics, load_lookalike, load_metrics, value
 
 GROUPS = ("r", "c", "f")
@@ -356,9 +357,11 @@ def sweep_series(params: dict, root: str | Path = ".", iou: str = "bbox", name: 
     return out
 
 
-def sweep_drops(series: dict, sds: dict[str, float]) -> list[dict]:
+def sweep_drops(series: dict, sds: dict[str, float], found_regime: dict | None = None) -> list[dict]:
     """Each swept setting's frequency-group AP against the paper's setting, by the noise rule (sds: the seed sd
-    per metric): [{knob, value, metric, ours, paper, verdict}] for the settings beyond noise below it."""
+    per metric): [{knob, value, metric, ours, paper, verdict}] for the settings beyond noise below it, and
+    {knob, value, older} for a setting not compared because `found_regime` (regime.regime) puts its runs and
+    the paper's setting's in two regimes (older: the runs made with older params)."""
     default = series.get("default")
     if default is None:
         return []
@@ -366,6 +369,10 @@ def sweep_drops(series: dict, sds: dict[str, float]) -> list[dict]:
     for knob in SWEEP_KNOBS:
         for point in series.get(knob) or []:
             if point["paper"] or point["value"] == 0:
+                continue
+            older = older_runs(found_regime, point["runs"] + default["runs"]) if found_regime else []
+            if older:
+                out.append({"knob": knob, "value": point["value"], "older": older})
                 continue
             for metric in ("APr", "APc", "APf"):
                 if not point[metric] or not default[metric]:

@@ -24,7 +24,7 @@ from rog.report import claims, figures, plots, stats, tables
 from rog.report.openimages import openimages_section
 from rog.report.prose import say
 from rog.report.limits import learning_speed_markdown, regime_markdown
-from rog.report.regime import regime
+from rog.report.regime import older_runs, regime
 from rog.report.results import paper_numbers, profiles_of
 
 GRADIENT_TOTALS = (
@@ -135,11 +135,15 @@ def sweep_figure_section(params: dict, name: str, root: str | Path, paper: dict,
     series = figures.sweep_series(params, root, iou, name)
     default = series["default"]
     sds = {m: claims.seed_sd(params, f"{iou}.{m}", root) for m in ("APr", "APc", "APf")}
-    drops = figures.sweep_drops(series, sds)
+    found = figures.sweep_drops(series, sds, regime(params, root))
+    drops, apart = [d for d in found if "older" not in d], [d for d in found if "older" in d]
     seeds = say("sweeps.seeds", n=len(default["runs"])) if default else say("sweeps.no_seeds")
     text = _iou_sentence(iou, why) + " " + say("sweeps.figure", seeds=seeds)
     lines = [say("sweeps.drop", k=f"{stats.NOISE_K:g}", **d) for d in drops]
     fallen = (say("sweeps.drops") + "\n\n" + "\n".join(lines) if lines else say("sweeps.no_drops"))
+    if apart:
+        fallen += "\n\n" + say("sweeps.not_comparable", settings="; ".join(
+            f"{d['knob']} {d['value']:g} ({', '.join(d['older'])})" for d in apart))
     return ["## AP against each knob", text, fallen], plots.plot_sweeps(series, iou)
 
 
@@ -177,6 +181,7 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
     path = f"{iou}.AP"
     col, name = table.metrics.index(path), claims.metric_name(path)
     sd = claims.seed_sd(params, path, root)
+    found_regime = regime(params, root)
     lines = []
     for knob in knobs:
         rows = [r for r in table.rows if r.key.startswith(knob + "/") and r.ours[col] is not None]
@@ -194,6 +199,11 @@ def best_per_knob(table: tables.Table, params: dict, root: str | Path,
             lines.append(head)
             continue
         rival = best if best is not paper else max(others, key=lambda r: r.ours[col])
+        older = older_runs(found_regime, rival.found + paper.found)
+        if older:   # two regimes: not like with like, so no verdict
+            lines.append(say("knobs.not_comparable", head=head, rival=rival.label, paper=paper.label,
+                             older=", ".join(older)))
+            continue
         diff = rival.ours[col] - paper.ours[col]
         found = stats.verdict(diff, sd, (len(rival.found), len(paper.found)))
         judged = say("knobs.judged", where="beyond" if found.real else "within", k=f"{stats.NOISE_K:g}",

@@ -31,3 +31,11 @@ def regime(params: dict, root: str | Path = ".", runs: list[str] | None = None) 
         out["runs"].append(run)
         out[(recorded.get(run) or {}).get("state", "unknown")].append(run)
     return out
+
+
+def older_runs(found: dict, runs: list[str]) -> list[str]:
+    """The runs of one comparison made with older params than the others (`found`: regime()), in `runs`
+    order; [] when none of them is current or none older: then they share a regime, or none is known."""
+    if any(r in found["same"] for r in runs) and any(r in found["other"] for r in runs):
+        return [r for r in runs if r in found["other"]]
+    return []
