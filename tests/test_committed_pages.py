@@ -45,3 +45,14 @@ def test_no_page_or_readme_line_speaks_of_how_it_was_made():
         found += [f"{path.relative_to(ROOT)}: ...{m.string[max(0, m.start() - 40):m.end() + 20]}..."
                   for m in HISTORY.finditer(text)]
     assert not found, "\n".join(found[:20])
+
+
+def test_the_committed_readme_headline_is_what_the_report_code_writes_from_the_committed_results():
+    """README's generated part (between the HEADLINE markers) equals rog.report.readme's from results/: a change
+    of the report code or of prose.yaml that moves its wording must regenerate it (python -m rog.report.readme)."""
+    from rog.pipeline.registry import read_params
+    from rog.report import readme
+
+    old, new = readme.update(ROOT / "README.md", readme.headline(read_params(ROOT / "params.yaml"), ROOT))
+    assert old == new, "README.md's headline is stale: run python -m rog.report.readme"
+
