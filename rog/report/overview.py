@@ -378,7 +378,8 @@ def build(root: str | Path = ".", params: dict | None = None, paper: dict | None
     page = Overview()
     page.blocks.append(say("overview.question") + "\n\n"
                        + "\n".join(f"- {line}" for line in verdict_lines(rows)))
-    older = "" if len(found_regime["same"]) == len(found_regime["runs"]) else " " + say("overview.older_regime")
+    other = len(found_regime["runs"]) - len(found_regime["same"])
+    older = " " + say("overview.older_regime", older=other, runs=len(found_regime["runs"])) if other else ""
     page.blocks.append(say("overview.counts_intro", k=f"{stats.NOISE_K:g}") + older + "\n\n" + counts_markdown(rows))
     fidelity = fidelity_markdown(root)
     if fidelity:
