@@ -142,7 +142,7 @@ def _pair_verdict(table: Table, better: str, worse: str, metric: str, paper_metr
             "paper_metric": metric_name(paper_metric or metric), "threshold": None, "status": "not run"}
     paper_path, paper_diff = paper_difference(table, b, w, judged, paper_metric or metric)
     runs = b.found + w.found
-    older = older_runs(found_regime, runs) if found_regime else []
+    older = older_runs(found_regime, runs)
     if older:
         return "not comparable", say("pair.not_comparable", better=b.label, worse=w.label, older=", ".join(older)), {
             "better": b.label, "worse": w.label, "keys": (better, worse), "iou": iou, "metric": metric_name(judged), "ours": None,

@@ -33,9 +33,10 @@ def regime(params: dict, root: str | Path = ".", runs: list[str] | None = None) 
     return out
 
 
-def older_runs(found: dict, runs: list[str]) -> list[str]:
-    """The runs of one comparison made with older params than the others (`found`: regime()), in `runs`
-    order; [] when none of them is current or none older: then they share a regime, or none is known."""
-    if any(r in found["same"] for r in runs) and any(r in found["other"] for r in runs):
+def older_runs(found: dict | None, runs: list[str]) -> list[str]:
+    """The runs of one comparison made with older params than the others (`found`: regime(); None: not
+    known), in `runs` order; [] when none of them is current or none older: then they share a regime, or
+    none is known."""
+    if found and any(r in found["same"] for r in runs) and any(r in found["other"] for r in runs):
         return [r for r in runs if r in found["other"]]
     return []
