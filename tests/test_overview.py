@@ -115,6 +115,25 @@ def test_a_claim_whose_pairs_share_their_better_row_names_each_worse_row_on_ever
     assert "GAP loss" not in lines["Opposite"].split("(", 1)[1]
 
 
+def test_gap_alone_below_ap_loss_on_rare_ap_is_explained_by_a_weaker_detector_with_a_larger_rare_share(
+        tmp_path, params, paper):
+    """GAP alone AP 30, APr 20 (share 0.67); AP loss alone AP 50, APr 28 (share 0.56): opposite on APr, and the
+    why names the weaker detector (beyond noise) and the larger rare share. With AP loss's share the larger, the
+    pair stays unexplained."""
+    write_headline_rows(tmp_path)
+    write(tmp_path, "gap_only", fake(0.30, apr=0.20))
+    write(tmp_path, "ap_loss_only", fake(0.50, apr=0.28))
+    rows = overview.judged_claims(params, tmp_path, paper)
+    pair = next(r for r in rows if r["pair"] == "N/A, GAP loss vs N/A, AP loss")
+    assert pair["status"] == "opposite"
+    why = overview._why(pair, params, tmp_path)
+    assert why.startswith("GAP alone trains a weaker detector here (30.0 vs 50.0 mask AP for N/A, AP loss")
+    assert "(APr / AP 0.67 vs 0.56)" in why
+    write(tmp_path, "ap_loss_only", fake(0.50, apr=0.40))          # share 0.80: AP loss keeps more on rare
+    pair = next(r for r in overview.judged_claims(params, tmp_path, paper) if r["pair"] == "N/A, GAP loss vs N/A, AP loss")
+    assert overview._why(pair, params, tmp_path) == prose.say("overview.unexplained")
+
+
 def test_the_headline_counts_the_objectives_whose_rare_ap_gap_raises(tmp_path, params, paper):
     """Sigmoid CE pair: GAP up; softmax CE pair: GAP down; NorCal: no + GAP run. The paper: up in both pairs."""
     for name, apr in (("sigmoid_ce", 0.03), ("sigmoid_ce_gap", 0.08), ("softmax_ce", 0.05), ("softmax_ce_gap", 0.04),

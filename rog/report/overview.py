@@ -217,6 +217,24 @@ def rare_ap_markdown(rows: list[dict]) -> str:
 
 
 # ---- where we disagree ---------------------------------------------------------------------------------
+def _weaker_but_rarer(r: dict, params: dict, root: str | Path) -> dict | None:
+    """For a rare-AP pair the better row lost: {alone, other, alone_share, other_share, worse, verdict} when
+    the better row's AP is below the worse row's beyond noise while a larger share of it is rare AP (APr / AP):
+    its rare-class weighting works and the detector under it lags. None otherwise."""
+    table = tables.build(params, r["table"], root)
+    rows = [table.row(k) for k in r["keys"]]
+    ap, apr = ([aggregate([value(load_metrics(x, root), f"{r['iou']}.{m}") for x in row.found]) for row in rows]
+               for m in ("AP", "APr"))
+    if any(a[0] is None or not a[0] for a in ap) or any(a[0] is None for a in apr):
+        return None
+    found = stats.verdict(ap[0][0] - ap[1][0], claims.seed_sd(params, f"{r['iou']}.AP", root), (ap[0][2], ap[1][2]))
+    shares = [apr[i][0] / ap[i][0] for i in (0, 1)]
+    if found.status != "opposite" or shares[0] <= shares[1]:
+        return None
+    return {"alone": ap[0][0], "other": ap[1][0], "alone_share": shares[0], "other_share": shares[1],
+            "worse": r["worse"], "verdict": found}
+
+
 def _why(r: dict, params: dict, root: str | Path) -> str:
     """An explanation of an opposite verdict backed by runs, or the template saying none is."""
     metric = claims.metric_name(f"{r['iou']}.AP")
@@ -226,6 +244,9 @@ def _why(r: dict, params: dict, root: str | Path) -> str:
                           for k in ("g1", "ap"))
         if alone is not None and ap_loss is not None and alone < claims.MASK_SHARE * ap_loss:
             return say("overview.weak_alone", alone=alone, ap_loss=ap_loss, metric=metric)
+        weaker = _weaker_but_rarer(r, params, root)
+        if weaker:
+            return say("overview.weaker_overall", metric=metric, **weaker)
     if r["id"] == "gap_helps_every_objective" and r["keys"]:
         table = tables.build(params, r["table"], root)
         sampler = r["keys"][1].split("/")[0]
