@@ -443,8 +443,8 @@ def test_sweeps_plot_a_panel_per_knob_and_scale_with_the_papers_setting_and_gap_
 def test_a_swept_setting_below_the_papers_setting_beyond_noise_is_named():
     series = {"default": {"runs": ["a", "b"], "APr": [10.0, 10.0], "APc": [20.0, 20.0], "APf": [30.0, 30.0]},
               "delta": [], "lambda": [],
-              "gamma": [{"value": 2.0, "paper": False, "APr": [10.0], "APc": [17.0], "APf": [30.2]},
-                        {"value": 1.0, "paper": True, "APr": [10.0, 10.0], "APc": [20.0, 20.0], "APf": [30.0, 30.0]}]}
+              "gamma": [{"value": 2.0, "paper": False, "runs": ["c"], "APr": [10.0], "APc": [17.0], "APf": [30.2]},
+                        {"value": 1.0, "paper": True, "runs": ["a", "b"], "APr": [10.0, 10.0], "APc": [20.0, 20.0], "APf": [30.0, 30.0]}]}
     drops = figures.sweep_drops(series, {"APr": 1.0, "APc": 1.0, "APf": 1.0})   # 2 x noise = 2 x sqrt(1.5) = 2.45
     assert [(d["knob"], d["value"], d["metric"], d["ours"]) for d in drops] == [("gamma", 2.0, "APc", 17.0)]
     assert drops[0]["verdict"].threshold == pytest.approx(2 * 1.5 ** 0.5)

@@ -370,7 +370,7 @@ def sweep_drops(series: dict, sds: dict[str, float], found_regime: dict | None =
         for point in series.get(knob) or []:
             if point["paper"] or point["value"] == 0:
                 continue
-            older = older_runs(found_regime, point["runs"] + default["runs"]) if found_regime else []
+            older = older_runs(found_regime, point["runs"] + default["runs"])
             if older:
                 out.append({"knob": knob, "value": point["value"], "older": older})
                 continue

@@ -225,7 +225,7 @@ def _weaker_but_rarer(r: dict, params: dict, root: str | Path) -> dict | None:
     rows = [table.row(k) for k in r["keys"]]
     ap, apr = ([aggregate([value(load_metrics(x, root), f"{r['iou']}.{m}") for x in row.found]) for row in rows]
                for m in ("AP", "APr"))
-    if any(a[0] is None or not a[0] for a in ap) or any(a[0] is None for a in apr):
+    if not all(a[0] for a in ap) or any(a[0] is None for a in apr):   # no AP (or 0): no share
         return None
     found = stats.verdict(ap[0][0] - ap[1][0], claims.seed_sd(params, f"{r['iou']}.AP", root), (ap[0][2], ap[1][2]))
     shares = [apr[i][0] / ap[i][0] for i in (0, 1)]
