@@ -218,8 +218,13 @@ def test_every_page_opens_with_its_runs_regime_and_what_a_1x_number_means(tmp_pa
     assert limits.epochs_text({}, tmp_path, ["sigmoid_ce", "sigmoid_ce_2x"]) == "3.2 (the 2x runs 6.4)"
     unrecorded = fake_metrics(0.3, 0.1)
     write_run(tmp_path, "old_run", unrecorded)
-    assert limits.epochs_text(params, tmp_path, ["sigmoid_ce", "old_run"]) == "3.2 (1 runs' epochs unrecorded)"
+    assert limits.epochs_text(params, tmp_path, ["sigmoid_ce", "old_run"]) == "3.2 (unrecorded for 1 of them)"
     assert limits.epochs_text(params, tmp_path, ["old_run"]) == "an unrecorded number of"
+    # a post-hoc evaluation trains nothing (no run.epochs): it is neither counted as unrecorded nor as a length
+    posthoc = fake_metrics(0.3, 0.1)
+    posthoc["run"] = {"iterations": 1200, "posthoc": {"source": "sigmoid_ce", "norcal_gamma": 1.0}}
+    write_run(tmp_path, "sigmoid_ce_norcal", posthoc)
+    assert limits.epochs_text(params, tmp_path, ["sigmoid_ce", "sigmoid_ce_norcal"]) == "3.2"
 
 
 def test_table2_rows_without_runs_say_so(tmp_path, params, paper):

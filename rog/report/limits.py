@@ -33,8 +33,10 @@ def regime_markdown(found: dict, where: str = "in results/") -> str:
 
 def epochs_text(params: dict, root: str | Path, runs: list[str]) -> str:
     """Epochs the runs trained, as their records state (run.epochs), e.g. "1.6 (the 2x runs 3.2)"; runs
-    recorded before run.epochs existed say so rather than borrow params.yaml's."""
+    recorded before run.epochs existed say so rather than borrow params.yaml's. Post-hoc evaluations
+    (run.posthoc) train nothing: their model is their source's, counted under its own name."""
     recorded = [(m.get("run") or {}) for m in (load_metrics(r, root) for r in runs) if m]
+    recorded = [r for r in recorded if not r.get("posthoc")]
     epochs = sorted({float(r["epochs"]) for r in recorded if r.get("epochs")})
     missing = sum(1 for r in recorded if not r.get("epochs"))
     if not epochs:
