@@ -29,7 +29,8 @@ NOTEBOOKS = ("overview", "table1", "table2", "table3", "table4", "table5", "tabl
 def executed(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     copy = tmp_path_factory.mktemp("narrative") / "rog"
     copy.mkdir()
-    for name in ("dvc.yaml", "params.yaml"):
+    # dvc.lock too: the provenance footer reads the code each run's stage recorded there (same run code?)
+    for name in ("dvc.yaml", "dvc.lock", "params.yaml"):
         shutil.copy(ROOT / name, copy / name)
     shutil.copytree(ROOT / "results", copy / "results")
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # MPLBACKEND drops inline figures
