@@ -161,6 +161,8 @@ def test_prose_words_leave_tables_and_images_out():
 
 def test_a_template_fills_signed_numbers_without_minus_zero_and_names_a_missing_field():
     assert prose._Formatter().format("{x:+.1f} {y:+.2f} {z:.1f}", x=-0.04, y=1.234, z=2.0) == "+0.0 +1.23 2.0"
+    # unsigned too: Table 3's "ROG -0 %" (a share of -0.3 % at {rog:.0f}) reads "ROG 0 %"
+    assert prose._Formatter().format("{a:.0f} % {b:.1f} {c:.0f}", a=-0.3, b=-0.04, c=-0.6) == "0 % 0.0 -1"
     borderline = stats.verdict(2.71, 0.955, (1, 1))        # threshold 2 x 0.955 x sqrt(2) = 2.70
     assert prose._Formatter().format("{v:+apart}, real above {v:apart}", v=borderline) == "+2.71, real above 2.70"
     clear = stats.verdict(5.0, 0.955, (1, 1))

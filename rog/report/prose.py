@@ -3,9 +3,9 @@
     say("gap_alone.starvation", **answer.values)   # one template, its {fields} filled
 
 Fields use str.format's syntax ({x:.1f}, {verdict.threshold:.1f}) plus specs of ours: {x:+.1f} prints a
-signed number that never reads -0.0 (rog.report.markdown.signed); for a stats.Verdict v, {v:+apart} and
-{v:apart} print its difference and its threshold at the decimals that tell them apart (a borderline verdict
-never reads "+2.7, real above 2.7"). A missing field raises KeyError naming
+signed number that never reads -0.0 (rog.report.markdown.signed), and no {x:.0f} reads -0 either; for a
+stats.Verdict v, {v:+apart} and {v:apart} print its difference and its threshold at the decimals that tell
+them apart (a borderline verdict never reads "+2.7, real above 2.7"). A missing field raises KeyError naming
 the template, so a renamed value cannot print a stale sentence.
 """
 from __future__ import annotations
@@ -28,7 +28,10 @@ class _Formatter(string.Formatter):
             return markdown.signed(value.difference, digits) if spec == "+apart" else f"{value.threshold:.{digits}f}"
         if spec.startswith("+") and isinstance(value, (int, float)) and spec.endswith("f"):
             return markdown.signed(float(value), int(spec[2:-1]) if spec.startswith("+.") else 1)
-        return super().format_field(value, spec)
+        text = super().format_field(value, spec)
+        if isinstance(value, float) and spec.endswith("f") and text.lstrip().startswith("-") and float(text) == 0:
+            return super().format_field(0.0, spec)     # "-0 %": a small negative that rounds to zero, unsigned
+        return text
 
 
 def templates() -> dict:
